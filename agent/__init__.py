@@ -1,0 +1,1 @@
+"""idstation.agent: the daemon, its pipeline (QR, chip, verification), and the command line."""

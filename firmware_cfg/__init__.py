@@ -1,0 +1,1 @@
+"""idstation.firmware_cfg: reader and camera profiles, Raspberry Pi OS settings (package data)."""

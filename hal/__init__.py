@@ -1,0 +1,1 @@
+"""idstation.hal: hardware behind small ports (card reader, camera, indicators), real and simulated."""

@@ -1,0 +1,1 @@
+"""idstation.mqtt: identity events on the wire (schema, seal), the durable outbox, the client, the central side."""

@@ -1,0 +1,1 @@
+"""idstation.provisioning: device keys, enrolment, bundles and self-test for field technicians."""
