@@ -1,0 +1,1 @@
+"""ICAO 9303 eMRTD: access control, secure messaging, LDS parsing, verification (pure code)."""

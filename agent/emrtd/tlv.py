@@ -1,0 +1,135 @@
+"""BER-TLV as ICAO 9303-10 §4 and ISO 7816-4 §5.2 use it: pure decode/encode.
+
+Tags are kept as the integer of their raw bytes (``0x5F1F``, ``0x7F49``), so a tag compares the
+way the spec prints it. Lengths: short form and long forms 81/82/83/84. Indefinite length is not
+allowed in the LDS and is rejected. Every malformed input raises ``TlvError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from idstation.agent.errors import TlvError
+
+MAX_LENGTH_BYTES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Tlv:
+    tag: int
+    value: bytes
+
+    @property
+    def constructed(self) -> bool:
+        first = self.tag.to_bytes((self.tag.bit_length() + 7) // 8 or 1, "big")[0]
+        return bool(first & 0x20)
+
+    def children(self) -> list[Tlv]:
+        """Decode the value as a sequence of TLVs (for constructed objects)."""
+        return decode_all(self.value)
+
+    def find(self, tag: int) -> Tlv | None:
+        """First direct child with ``tag``."""
+        return next((c for c in self.children() if c.tag == tag), None)
+
+    def encode(self) -> bytes:
+        return encode(self.tag, self.value)
+
+
+def read_tag(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """Return (tag, next position)."""
+    if pos >= len(data):
+        raise TlvError("TLV truncated: no tag")
+    first = data[pos]
+    tag = first
+    pos += 1
+    if first & 0x1F == 0x1F:
+        for count in range(3):
+            if pos >= len(data):
+                raise TlvError("TLV truncated inside a multi-byte tag")
+            byte = data[pos]
+            tag = (tag << 8) | byte
+            pos += 1
+            if not byte & 0x80:
+                break
+            if count == 2:
+                raise TlvError("TLV tag longer than 4 bytes")
+    return tag, pos
+
+
+def read_length(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """Return (length, next position)."""
+    if pos >= len(data):
+        raise TlvError("TLV truncated: no length")
+    first = data[pos]
+    pos += 1
+    if first < 0x80:
+        return first, pos
+    count = first & 0x7F
+    if count == 0:
+        raise TlvError("indefinite TLV length is not allowed")
+    if count > MAX_LENGTH_BYTES:
+        raise TlvError(f"TLV length field of {count} bytes is too long")
+    if pos + count > len(data):
+        raise TlvError("TLV truncated inside the length")
+    return int.from_bytes(bytes(data[pos : pos + count]), "big"), pos + count
+
+
+def decode_one(data: bytes | memoryview, pos: int = 0) -> tuple[Tlv, int]:
+    """Decode one TLV at ``pos``; return it and the position after it."""
+    tag, pos = read_tag(data, pos)
+    length, pos = read_length(data, pos)
+    end = pos + length
+    if end > len(data):
+        raise TlvError(f"TLV {tag:X} claims {length} bytes, {len(data) - pos} present")
+    return Tlv(tag, bytes(data[pos:end])), end
+
+
+def iter_tlv(data: bytes | memoryview) -> Iterator[Tlv]:
+    pos = 0
+    while pos < len(data):
+        item, pos = decode_one(data, pos)
+        yield item
+
+
+def decode_all(data: bytes | memoryview) -> list[Tlv]:
+    """Decode a concatenation of TLVs (the whole input must be consumed)."""
+    return list(iter_tlv(data))
+
+
+def decode(data: bytes | memoryview, expected_tag: int | None = None) -> Tlv:
+    """Decode exactly one TLV filling ``data`` (trailing bytes are an error, except 00/FF padding)."""
+    item, end = decode_one(data, 0)
+    rest = bytes(data[end:])
+    if rest.strip(b"\x00") and rest.strip(b"\xff"):
+        raise TlvError(f"{len(rest)} unexpected bytes after TLV {item.tag:X}")
+    if expected_tag is not None and item.tag != expected_tag:
+        raise TlvError(f"expected tag {expected_tag:X}, found {item.tag:X}")
+    return item
+
+
+def total_length(header: bytes) -> int:
+    """Total size of the TLV whose first bytes are ``header`` (to size a file from its first read)."""
+    _tag, pos = read_tag(header, 0)
+    length, pos = read_length(header, pos)
+    return pos + length
+
+
+def encode_length(length: int) -> bytes:
+    if length < 0:
+        raise TypeError("negative TLV length")
+    if length < 0x80:
+        return bytes([length])
+    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    if len(raw) > MAX_LENGTH_BYTES:
+        raise TypeError("TLV value too long")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def encode_tag(tag: int) -> bytes:
+    return tag.to_bytes((tag.bit_length() + 7) // 8 or 1, "big")
+
+
+def encode(tag: int, value: bytes) -> bytes:
+    return encode_tag(tag) + encode_length(len(value)) + value
