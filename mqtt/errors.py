@@ -19,3 +19,15 @@ class OutboxCorrupt(PublishError):
 
 class SealError(IdstationError):
     """An event could not be signed/encrypted, or failed verification/decryption."""
+
+
+class RegistryError(IdstationError):
+    """The device registry could not be read or written (bad id, bad key, unwritable directory)."""
+
+
+class EventRejected(IdstationError):
+    """The central side refused an event (unknown/revoked device, bad signature, wrong topic, replay)."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        self.reason = reason
+        super().__init__(message or reason)

@@ -1,0 +1,270 @@
+"""The device registry: which devices the central side trusts, under which key, at which counter.
+
+Layout of the registry directory (written by ``idstation central enroll`` / ``revoke`` through
+this module, read by ``idstation central listen``)::
+
+    DIR/devices/<device_id>.json   {"device_id", "site", "counter", "key_id",
+                                    "public_key_pem", "certificate_pem" (optional), "enrolled_at"}
+    DIR/revoked/<device_id>.json   {"device_id", "revoked_at", "reason"}
+
+Every write is atomic (temporary file + rename), so a reader never sees half a record. A
+running listener reloads when a directory's mtime changes (and re-checks for a second after a
+change, since mtimes are coarse), so enrolments and revocations apply without a restart. An
+empty or missing registry trusts nothing. A revoked device stays revoked even if re-enrolled,
+until its revocation file is removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from idstation.mqtt.errors import RegistryError
+from idstation.mqtt.seal import SealError, key_id_for, load_verify_key
+
+log = structlog.get_logger(__name__)
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_RACY_NS = 100_000_000
+
+__all__ = ["DeviceRecord", "Registry", "valid_name"]
+
+
+def valid_name(value: str) -> bool:
+    """A device id, site or counter: 1-128 of ``A-Z a-z 0-9 . _ -`` (safe as a file name and a topic level)."""
+    return isinstance(value, str) and bool(_ID_RE.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """One enrolled device."""
+
+    device_id: str
+    site: str
+    counter: str
+    key_id: str
+    public_key: Ed25519PublicKey = field(repr=False)
+    public_key_pem: str = field(repr=False)
+    certificate_pem: str | None = field(default=None, repr=False)
+    enrolled_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "site": self.site,
+            "counter": self.counter,
+            "key_id": self.key_id,
+            "public_key_pem": self.public_key_pem,
+            "certificate_pem": self.certificate_pem,
+            "enrolled_at": self.enrolled_at,
+        }
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _public_pem(key: Ed25519PublicKey | str | bytes) -> tuple[Ed25519PublicKey, str]:
+    if isinstance(key, Ed25519PublicKey):
+        pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return key, pem.decode("ascii")
+    raw = key.encode("ascii") if isinstance(key, str) else key
+    try:
+        loaded = load_verify_key(raw)
+    except SealError as exc:
+        raise RegistryError(f"device public key: {exc}") from None
+    return loaded, raw.decode("ascii")
+
+
+class Registry:
+    """A registry directory. Thread-safe; lookups reload changed directories automatically."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        self.devices_dir = self.path / "devices"
+        self.revoked_dir = self.path / "revoked"
+        if create:
+            self.devices_dir.mkdir(parents=True, exist_ok=True)
+            self.revoked_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._devices: dict[str, DeviceRecord] = {}
+        self._by_key: dict[str, DeviceRecord] = {}
+        self._revoked: dict[str, dict[str, Any]] = {}
+
+    # --- writing (enrolment tool) -----------------------------------------------------------------
+
+    def add_device(
+        self,
+        device_id: str,
+        site: str,
+        counter: str,
+        public_key: Ed25519PublicKey | str | bytes,
+        *,
+        certificate_pem: str | None = None,
+        key_id: str | None = None,
+    ) -> DeviceRecord:
+        """Enrol (or re-key) a device. ``key_id`` defaults to :func:`key_id_for` of the key."""
+        for label, value in (("device id", device_id), ("site", site), ("counter", counter)):
+            if not valid_name(value):
+                raise RegistryError(f"invalid {label}: use 1-128 of A-Z a-z 0-9 . _ -")
+        key, pem = _public_pem(public_key)
+        derived = key_id_for(key)
+        if key_id is not None and key_id != derived:
+            raise RegistryError("key id does not match the public key")
+        record = DeviceRecord(device_id, site, counter, derived, key, pem, certificate_pem, _now_iso())
+        _atomic_write(self.devices_dir / f"{device_id}.json", record.to_json())
+        self.revoked_dir.mkdir(parents=True, exist_ok=True)
+        log.info("registry_device_added", device_id=device_id, site=site, counter=counter, key_id=derived)
+        self._invalidate()
+        return record
+
+    def revoke(self, device_id: str, reason: str = "") -> None:
+        """Revoke a device: its events are rejected from the next lookup on."""
+        if not valid_name(device_id):
+            raise RegistryError("invalid device id")
+        _atomic_write(
+            self.revoked_dir / f"{device_id}.json",
+            {"device_id": device_id, "revoked_at": _now_iso(), "reason": reason},
+        )
+        log.info("registry_device_revoked", device_id=device_id)
+        self._invalidate()
+
+    def unrevoke(self, device_id: str) -> None:
+        """Remove a revocation (after an investigation cleared the device)."""
+        if valid_name(device_id):
+            (self.revoked_dir / f"{device_id}.json").unlink(missing_ok=True)
+            (self.revoked_dir / device_id).unlink(missing_ok=True)
+        self._invalidate()
+
+    # --- reading (central listener) ----------------------------------------------------------------
+
+    def lookup(self, device_id: str) -> DeviceRecord | None:
+        """The enrolled, non-revoked device with this id, or None."""
+        self.refresh()
+        if device_id in self._revoked:
+            return None
+        return self._devices.get(device_id)
+
+    def by_key_id(self, key_id: str) -> DeviceRecord | None:
+        """The enrolled, non-revoked device that holds this key id, or None."""
+        self.refresh()
+        record = self._by_key.get(key_id)
+        if record is None or record.device_id in self._revoked:
+            return None
+        return record
+
+    def is_revoked(self, device_id: str) -> bool:
+        self.refresh()
+        return device_id in self._revoked
+
+    def known(self, device_id: str) -> bool:
+        """Enrolled (revoked or not)."""
+        self.refresh()
+        return device_id in self._devices
+
+    def devices(self) -> list[DeviceRecord]:
+        self.refresh()
+        return sorted(self._devices.values(), key=lambda r: r.device_id)
+
+    def revoked(self) -> dict[str, dict[str, Any]]:
+        self.refresh()
+        return dict(self._revoked)
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload if a directory changed since the last load (cheap: two stat calls)."""
+        stamp = (self._mtime(self.devices_dir), self._mtime(self.revoked_dir))
+        if not force and stamp == self._stamp:
+            return
+        with self._lock:
+            self._load(stamp)
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _invalidate(self) -> None:
+        self._stamp = None
+
+    @staticmethod
+    def _mtime(path: Path) -> int:
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return -1
+
+    def _load(self, stamp: tuple[int, int]) -> None:
+        wall = time.time_ns()
+        devices: dict[str, DeviceRecord] = {}
+        by_key: dict[str, DeviceRecord] = {}
+        for path in sorted(self.devices_dir.glob("*.json")) if self.devices_dir.is_dir() else []:
+            record = self._read_device(path)
+            if record is not None:
+                devices[record.device_id] = record
+                by_key[record.key_id] = record
+        revoked: dict[str, dict[str, Any]] = {}
+        for path in sorted(self.revoked_dir.iterdir()) if self.revoked_dir.is_dir() else []:
+            if path.name.startswith("."):
+                continue
+            device_id = path.name.removesuffix(".json")
+            try:
+                info = json.loads(path.read_text(encoding="utf-8") or "{}")
+            except (OSError, ValueError):
+                info = {}
+            revoked[device_id] = info if isinstance(info, dict) else {}
+        self._devices, self._by_key, self._revoked = devices, by_key, revoked
+        # mtimes are coarse (a kernel tick): a change in the same tick as this load would keep the
+        # stamp, so a stamp that close to now is not trusted and the next lookup reloads again.
+        self._stamp = stamp if wall - max(stamp) > _RACY_NS else None
+        log.debug("registry_loaded", devices=len(devices), revoked=len(revoked))
+
+    @staticmethod
+    def _read_device(path: Path) -> DeviceRecord | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            device_id, site, counter = data["device_id"], data["site"], data["counter"]
+            key = load_verify_key(data["public_key_pem"].encode("ascii"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, SealError):
+            log.warning("registry_record_unreadable", file=path.name)
+            return None
+        if path.stem != device_id or not all(valid_name(v) for v in (device_id, site, counter)):
+            log.warning("registry_record_inconsistent", file=path.name)
+            return None
+        key_id = key_id_for(key)
+        if data.get("key_id") not in (None, key_id):
+            log.warning("registry_key_id_mismatch", file=path.name)
+            return None
+        return DeviceRecord(
+            device_id,
+            site,
+            counter,
+            key_id,
+            key,
+            data["public_key_pem"],
+            data.get("certificate_pem"),
+            str(data.get("enrolled_at", "")),
+        )

@@ -1,0 +1,242 @@
+"""Signing and sealing of events: the wire frame.
+
+Theory of operation
+-------------------
+An event travels as one binary *frame*, signed once on the device and never re-encoded::
+
+    b"IDS1" | key_id_len (1 byte) | key_id (ASCII) | header_len (4 bytes, big-endian)
+           | header (JSON, UTF-8, no personal data) | sealed (HPKE ciphertext, may be empty)
+           | signature (64 bytes, Ed25519 over every byte before it)
+
+* The signature covers the exact bytes sent (magic, key id, header, ciphertext), so the centre
+  verifies what it received, not a re-serialisation.
+* ``sealed`` is RFC 9180 HPKE base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+  ChaCha20-Poly1305, single shot: ``enc (32 bytes) || ciphertext``. Its ``info`` binds the device
+  and the event id (:func:`seal_info`), so a ciphertext cannot be moved to another event.
+* The plaintext of ``sealed`` is the JSON of the event's personal part (citizen, face, data
+  groups, EF.SOD, ...). The header never holds personal data.
+
+Key ids are derived from the public key (:func:`key_id_for`), so the device, the enrolment tool
+and the registry agree without a side channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from idstation.mqtt.errors import SealError
+
+MAGIC = b"IDS1"
+SIGNATURE_LEN = 64
+HPKE_SUITE_NAME = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/ChaCha20-Poly1305"
+MAX_FRAME = 4 * 1024 * 1024  # an identity event with a face is ~20-40 KB; anything huge is hostile
+
+__all__ = [
+    "HPKE_SUITE_NAME",
+    "Frame",
+    "Signer",
+    "decode_frame",
+    "encode_frame",
+    "key_id_for",
+    "load_central_private_key",
+    "load_central_public_key",
+    "load_signing_key",
+    "load_verify_key",
+    "open_private",
+    "seal_info",
+    "seal_private",
+    "verify_frame",
+]
+
+
+def key_id_for(public_key: Ed25519PublicKey) -> str:
+    """The key id of an Ed25519 public key: ``ed25519:`` + 16 hex digits of SHA-256(raw key)."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+# --- key files -----------------------------------------------------------------------------------
+
+
+def _read_pem(source: str | bytes | Path) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str) and source.lstrip().startswith("-----BEGIN"):
+        return source.encode("ascii")
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise SealError(f"cannot read key file {source}: {exc.strerror}") from None
+
+
+def load_signing_key(source: str | bytes | Path) -> Ed25519PrivateKey:
+    """An Ed25519 private key from a PKCS#8 PEM file (or PEM text/bytes)."""
+    try:
+        key = serialization.load_pem_private_key(_read_pem(source), password=None)
+    except (ValueError, TypeError) as exc:
+        raise SealError(f"not an unencrypted PEM private key: {type(exc).__name__}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SealError("the signing key is not an Ed25519 key")
+    return key
+
+
+def load_verify_key(source: str | bytes | Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM (SubjectPublicKeyInfo) text, bytes or file."""
+    try:
+        key = serialization.load_pem_public_key(_read_pem(source))
+    except (ValueError, TypeError) as exc:
+        raise SealError(f"not a PEM public key: {type(exc).__name__}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SealError("the device key is not an Ed25519 key")
+    return key
+
+
+def load_central_private_key(source: str | bytes | Path) -> X25519PrivateKey:
+    """The central X25519 private key, PKCS#8 PEM as ``openssl genpkey -algorithm X25519`` writes it."""
+    try:
+        key = serialization.load_pem_private_key(_read_pem(source), password=None)
+    except (ValueError, TypeError) as exc:
+        raise SealError(f"not an unencrypted PEM private key: {type(exc).__name__}") from None
+    if not isinstance(key, X25519PrivateKey):
+        raise SealError("the central key is not an X25519 key")
+    return key
+
+
+def load_central_public_key(source: str | bytes | Path) -> X25519PublicKey:
+    """The central X25519 public key (PEM SubjectPublicKeyInfo), the HPKE recipient on devices."""
+    try:
+        key = serialization.load_pem_public_key(_read_pem(source))
+    except (ValueError, TypeError) as exc:
+        raise SealError(f"not a PEM public key: {type(exc).__name__}") from None
+    if not isinstance(key, X25519PublicKey):
+        raise SealError("the central public key is not an X25519 key")
+    return key
+
+
+# --- HPKE ---------------------------------------------------------------------------------------
+
+
+def _suite():  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives import hpke
+
+    return hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+
+
+def seal_info(device_id: str, event_id: str) -> bytes:
+    """HPKE ``info``: binds the ciphertext to one device and one event."""
+    return b"idstation/v1 event\x00" + device_id.encode("utf-8") + b"\x00" + event_id.encode("ascii")
+
+
+def seal_private(private: dict[str, Any], recipient: X25519PublicKey, device_id: str, event_id: str) -> bytes:
+    """Encrypt the personal part of an event to the central server (``enc || ciphertext``)."""
+    try:
+        plaintext = json.dumps(private, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise SealError(f"the personal part is not JSON-serialisable: {type(exc).__name__}") from None
+    return _suite().encrypt(plaintext, recipient, info=seal_info(device_id, event_id))
+
+
+def open_private(sealed: bytes, key: X25519PrivateKey, device_id: str, event_id: str) -> dict[str, Any]:
+    """Decrypt and parse the personal part; any failure is a :class:`SealError` without details."""
+    try:
+        plaintext = _suite().decrypt(sealed, key, info=seal_info(device_id, event_id))
+    except (InvalidTag, ValueError, TypeError):
+        raise SealError("the sealed part does not decrypt for this device and event") from None
+    try:
+        value = json.loads(plaintext)
+    except ValueError:
+        raise SealError("the sealed part is not JSON") from None
+    if not isinstance(value, dict):
+        raise SealError("the sealed part is not a JSON object")
+    return value
+
+
+# --- frames -------------------------------------------------------------------------------------
+
+
+class Signer:
+    """An Ed25519 signing key with its key id."""
+
+    def __init__(self, key: Ed25519PrivateKey, key_id: str | None = None) -> None:
+        self.key = key
+        self.key_id = key_id or key_id_for(key.public_key())
+        if not self.key_id.isascii() or not 0 < len(self.key_id) < 256:
+            raise SealError("a key id is 1-255 ASCII characters")
+
+    def sign(self, data: bytes) -> bytes:
+        return self.key.sign(data)
+
+    def __repr__(self) -> str:
+        return f"Signer(key_id={self.key_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A decoded (not yet verified) frame."""
+
+    key_id: str
+    header_bytes: bytes
+    header: dict[str, Any]
+    sealed: bytes
+    signed_part: bytes
+    signature: bytes
+
+    def __repr__(self) -> str:
+        return f"Frame(key_id={self.key_id!r}, header_len={len(self.header_bytes)}, sealed_len={len(self.sealed)})"
+
+
+def encode_frame(header: dict[str, Any], sealed: bytes, signer: Signer) -> bytes:
+    """Serialise and sign one frame."""
+    header_bytes = json.dumps(header, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    key_id = signer.key_id.encode("ascii")
+    body = MAGIC + bytes([len(key_id)]) + key_id + struct.pack(">I", len(header_bytes)) + header_bytes + sealed
+    return body + signer.sign(body)
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Split a frame into its parts; malformed input is a :class:`SealError`."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("decode_frame takes bytes")
+    data = bytes(data)
+    if len(data) > MAX_FRAME:
+        raise SealError("frame too large")
+    if len(data) < len(MAGIC) + 1 + 4 + SIGNATURE_LEN or not data.startswith(MAGIC):
+        raise SealError("not an idstation frame")
+    pos = len(MAGIC)
+    kid_len = data[pos]
+    pos += 1
+    key_id_raw = data[pos : pos + kid_len]
+    pos += kid_len
+    if len(data) < pos + 4 + SIGNATURE_LEN:
+        raise SealError("truncated frame")
+    (header_len,) = struct.unpack_from(">I", data, pos)
+    pos += 4
+    end = len(data) - SIGNATURE_LEN
+    if pos + header_len > end:
+        raise SealError("truncated frame header")
+    header_bytes = data[pos : pos + header_len]
+    try:
+        key_id = key_id_raw.decode("ascii")
+        header = json.loads(header_bytes)
+    except (UnicodeDecodeError, ValueError):
+        raise SealError("frame header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise SealError("frame header is not a JSON object")
+    return Frame(key_id, header_bytes, header, data[pos + header_len : end], data[:end], data[end:])
+
+
+def verify_frame(frame: Frame, public_key: Ed25519PublicKey) -> None:
+    """Check the Ed25519 signature over the exact received bytes, or raise :class:`SealError`."""
+    try:
+        public_key.verify(frame.signature, frame.signed_part)
+    except InvalidSignature:
+        raise SealError("bad signature") from None

@@ -1,0 +1,44 @@
+"""MQTT topics: ``idstation/v1/{site}/{counter}/{kind}``.
+
+``kind`` is one of the event kinds (identity, read_failed, status, heartbeat). The status topic
+is retained and carries the last will. The central side subscribes to ``idstation/v1/+/+/+``
+(as ``$share/{group}/idstation/v1/+/+/+`` over MQTT 5, so several listeners share the load).
+"""
+
+from __future__ import annotations
+
+from idstation.mqtt.errors import EventRejected
+from idstation.mqtt.events import KINDS
+from idstation.mqtt.registry import valid_name
+
+PREFIX = "idstation/v1"
+SUBSCRIPTION = f"{PREFIX}/+/+/+"
+
+__all__ = ["PREFIX", "SUBSCRIPTION", "parse_topic", "shared_subscription", "topic_for"]
+
+
+def topic_for(site: str, counter: str, kind: str) -> str:
+    """The topic a device publishes an event of ``kind`` to."""
+    if not (valid_name(site) and valid_name(counter)):
+        raise TypeError("site and counter must be 1-128 of A-Z a-z 0-9 . _ -")
+    if kind not in KINDS:
+        raise TypeError(f"unknown event kind {kind!r}")
+    return f"{PREFIX}/{site}/{counter}/{kind}"
+
+
+def parse_topic(topic: str) -> tuple[str, str, str]:
+    """``(site, counter, kind)`` of an event topic, or :class:`EventRejected` ("bad_topic")."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != PREFIX:
+        raise EventRejected("bad_topic", "not an idstation v1 event topic")
+    site, counter, kind = parts[2:]
+    if not (valid_name(site) and valid_name(counter)) or kind not in KINDS:
+        raise EventRejected("bad_topic", "malformed idstation topic")
+    return site, counter, kind
+
+
+def shared_subscription(group: str) -> str:
+    """The MQTT 5 shared subscription of a listener group."""
+    if not valid_name(group):
+        raise TypeError("a group name is 1-128 of A-Z a-z 0-9 . _ -")
+    return f"$share/{group}/{SUBSCRIPTION}"
