@@ -31,6 +31,7 @@ class Faults:
     no_sfi: bool = False  # chip refuses READ BINARY by short EF identifier
     bad_response_mac: bool = False  # corrupts the MAC of protected responses after access control
     dead_after_access: bool = False  # chip stops answering (6F00) after access control
+    exact_le: bool = False  # READ BINARY with a short Le beyond the end of file answers 6Cxx (xx = bytes left)
 
 
 @dataclass(frozen=True, slots=True)
