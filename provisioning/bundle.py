@@ -1,0 +1,191 @@
+"""Enrolment bundles: what the central side gives a box, and installing it atomically.
+
+A bundle is one JSON document (a file on a USB stick for offline enrolment; the payload of the
+online enrolment response)::
+
+    {"format": "idstation-bundle/1", "device_id", "site", "counter", "broker_url",
+     "certificate_pem", "fleet_ca_pem", "central_public_key_pem", "issued_at",
+     "signature": base64(ECDSA-SHA256 by the fleet CA over the canonical JSON of every other key)}
+
+The box accepts it only when it names this device, the certificate is for this device's TLS key
+and is issued by the bundled fleet CA, the signature verifies with that CA, and, once a fleet CA is
+installed, the bundle comes from the same CA. ``apply_bundle`` builds the next identity generation
+and switches to it (statedir.py): a power cut leaves the old or the new identity, never a mix.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
+from idstation.provisioning import identity as ident
+from idstation.provisioning.errors import BundleError
+from idstation.provisioning.fleet_ca import verify_issued_by
+from idstation.provisioning.keys import FileKeyStore, spki_fingerprint
+from idstation.provisioning.statedir import StateDir, StepHook
+
+log = structlog.get_logger(__name__)
+
+FORMAT = "idstation-bundle/1"
+MAX_BUNDLE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    device_id: str
+    site: str
+    counter: str
+    broker_url: str
+    certificate_pem: str
+    fleet_ca_pem: str
+    central_public_key_pem: str
+    issued_at: str
+    signature: str = ""
+
+    def signed_part(self) -> bytes:
+        doc = asdict(self)
+        doc.pop("signature")
+        doc["format"] = FORMAT
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    def to_bytes(self) -> bytes:
+        doc = {"format": FORMAT, **asdict(self)}
+        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    def certificate(self) -> x509.Certificate:
+        return _load_cert(self.certificate_pem, "certificate")
+
+    def fleet_ca(self) -> x509.Certificate:
+        return _load_cert(self.fleet_ca_pem, "fleet CA certificate")
+
+
+def sign_bundle(bundle: Bundle, sign: Any) -> Bundle:
+    """Return ``bundle`` with its signature made by ``sign(bytes) -> DER`` (``FleetCA.sign_blob``)."""
+    signature = base64.b64encode(sign(bundle.signed_part())).decode("ascii")
+    return Bundle(**{**asdict(bundle), "signature": signature})
+
+
+def parse_bundle(data: bytes) -> Bundle:
+    """Parse a bundle's JSON; BundleError when it is not one."""
+    if len(data) > MAX_BUNDLE:
+        raise BundleError("bundle is too large")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BundleError("bundle is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BundleError(f"bundle format is not {FORMAT}")
+    fields = Bundle.__dataclass_fields__
+    missing = [name for name in fields if name not in doc]
+    if missing:
+        raise BundleError(f"bundle lacks {', '.join(sorted(missing))}")
+    if not all(isinstance(doc[name], str) for name in fields):
+        raise BundleError("bundle fields must be strings")
+    return Bundle(**{name: doc[name] for name in fields})
+
+
+def verify_bundle(bundle: Bundle, device: ident.DeviceInfo, *, tls_public: ec.EllipticCurvePublicKey) -> None:
+    """Check that ``bundle`` is for this device and this TLS key, and is signed by its fleet CA."""
+    if bundle.device_id != device.device_id:
+        raise BundleError("bundle is for another device")
+    cert, ca = bundle.certificate(), bundle.fleet_ca()
+    cns = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    if not cns or cns[0].value != device.device_id:
+        raise BundleError("bundle certificate names another device")
+    cert_key = cert.public_key()
+    if not isinstance(cert_key, ec.EllipticCurvePublicKey) or spki_fingerprint(cert_key) != spki_fingerprint(
+        tls_public
+    ):
+        raise BundleError("bundle certificate is not for this device's TLS key")
+    if not verify_issued_by(cert, ca):
+        raise BundleError("bundle certificate is not issued by the bundled fleet CA")
+    ca_key = ca.public_key()
+    if not isinstance(ca_key, ec.EllipticCurvePublicKey):
+        raise BundleError("fleet CA key is not an EC key")
+    try:
+        ca_key.verify(
+            base64.b64decode(bundle.signature, validate=True), bundle.signed_part(), ec.ECDSA(hashes.SHA256())
+        )
+    except (InvalidSignature, ValueError):
+        raise BundleError("bundle signature does not verify with its fleet CA") from None
+    installed = device.identity_dir / ident.FLEET_CA_FILE
+    if installed.exists() and installed.read_bytes().strip() != bundle.fleet_ca_pem.encode("ascii").strip():
+        raise BundleError("bundle comes from another fleet CA than the one installed")
+    try:
+        central = serialization.load_pem_public_key(bundle.central_public_key_pem.encode("ascii"))
+    except ValueError:
+        raise BundleError("bundle central key is not a PEM public key") from None
+    if not isinstance(central, x25519.X25519PublicKey):
+        raise BundleError("bundle central key is not an X25519 key")
+    if not bundle.broker_url.startswith(("mqtt://", "mqtts://")):
+        raise BundleError("bundle broker_url must be mqtt:// or mqtts://")
+
+
+def apply_bundle(
+    state_dir: Path | str,
+    data: bytes,
+    *,
+    on_step: StepHook | None = None,
+    new_tls_key_pem: bytes | None = None,
+) -> ident.DeviceIdentity:
+    """Verify a bundle and install it as the next identity generation; returns the new identity.
+
+    ``new_tls_key_pem`` (renewal with a rotated TLS key) goes into the new generation in place of
+    the current TLS key; the bundle's certificate must then be for that key.
+    """
+    bundle = parse_bundle(data)
+    device = ident.load_device(state_dir)
+    if new_tls_key_pem is not None:
+        tls_key = serialization.load_pem_private_key(new_tls_key_pem, password=None)
+        if not isinstance(tls_key, ec.EllipticCurvePrivateKey):
+            raise BundleError("renewal TLS key is not an EC key")
+        tls_public = tls_key.public_key()
+    else:
+        tls_public = FileKeyStore(device.identity_dir).tls_private_key().public_key()
+    verify_bundle(bundle, device, tls_public=tls_public)
+    state = StateDir(state_dir, on_step=on_step)
+    gen = state.begin()
+    try:
+        gen.carry(device.identity_dir, [ident.keys.SIGNING_KEY_FILE, ident.CSR_FILE])
+        if new_tls_key_pem is not None:
+            gen.write(ident.keys.TLS_KEY_FILE, new_tls_key_pem)
+        else:
+            gen.carry(device.identity_dir, [ident.keys.TLS_KEY_FILE])
+        device_doc = json.loads((device.identity_dir / ident.DEVICE_JSON).read_text(encoding="utf-8"))
+        device_doc.update(site=bundle.site, counter=bundle.counter, tls_fingerprint=spki_fingerprint(tls_public))
+        gen.write(ident.DEVICE_JSON, ident.dump_json(device_doc))
+        gen.write(ident.CERT_FILE, bundle.certificate_pem.encode("ascii"))
+        gen.write(ident.FLEET_CA_FILE, bundle.fleet_ca_pem.encode("ascii"))
+        gen.write(ident.CENTRAL_KEY_FILE, bundle.central_public_key_pem.encode("ascii"))
+        binding = {
+            "device_id": bundle.device_id,
+            "site": bundle.site,
+            "counter": bundle.counter,
+            "broker_url": bundle.broker_url,
+            "issued_at": bundle.issued_at,
+            "certificate_not_after": bundle.certificate().not_valid_after_utc.isoformat(),
+            "fleet_ca_sha256": bundle.fleet_ca().fingerprint(hashes.SHA256()).hex(),
+            "generation": gen.number,
+        }
+        gen.write(ident.BINDING_JSON, ident.dump_json(binding))
+    except BaseException:
+        state.abort(gen)
+        raise
+    state.commit(gen)
+    log.info("bundle_applied", device_id=bundle.device_id, site=bundle.site, counter=bundle.counter)
+    return ident.load_identity(state_dir)
+
+
+def _load_cert(pem: str, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise BundleError(f"bundle {what} is not a PEM certificate") from None

@@ -1,0 +1,116 @@
+"""The device's certificate signing request, and its verification on the central side.
+
+The CSR is signed by the device's P-256 TLS key (the key the certificate will certify) and has
+``CN = device_id``. A private, non-critical extension carries the device's Ed25519 signing public
+key and an Ed25519 signature over ``"idstation-csr-v1" 0x00 device_id 0x00 TLS-SPKI-DER``: the CA
+thereby learns the event-signing key, and the CSR proves possession of both keys and that they
+belong to the same device. The device id is derived from the signing key (see keys.py), so a CSR
+cannot claim another device's id.
+
+Extension value (DER): ``SEQUENCE { OCTET STRING ed25519_public(32), OCTET STRING signature(64) }``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+from idstation.provisioning.errors import CsrError
+from idstation.provisioning.keys import KeyStore, device_id_for, key_id_for, spki_fingerprint
+
+# 2.25.<UUID> arc (ITU-T X.667): needs no registration.
+DEVICE_KEY_OID = x509.ObjectIdentifier("2.25.285881517839315459957615877262376649672")
+_PROOF_LABEL = b"idstation-csr-v1"
+
+
+def _proof_message(device_id: str, tls_public: ec.EllipticCurvePublicKey) -> bytes:
+    spki = tls_public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _PROOF_LABEL + b"\x00" + device_id.encode("ascii") + b"\x00" + spki
+
+
+def _encode_ext(public_raw: bytes, signature: bytes) -> bytes:
+    body = b"\x04\x20" + public_raw + b"\x04\x40" + signature
+    return bytes([0x30, len(body)]) + body
+
+
+def _decode_ext(value: bytes) -> tuple[bytes, bytes]:
+    if len(value) != 2 + 2 + 32 + 2 + 64 or value[:4] != b"\x30\x64\x04\x20" or value[36:38] != b"\x04\x40":
+        raise CsrError("device key extension is malformed")
+    return value[4:36], value[38:102]
+
+
+def build_csr(store: KeyStore) -> bytes:
+    """A PEM CSR for the device whose keys are in ``store``."""
+    public_raw = store.signing_public_raw()
+    device_id = device_id_for(public_raw)
+    tls_key = store.tls_private_key()
+    proof = store.sign(_proof_message(device_id, tls_key.public_key()))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]))
+        .add_extension(x509.UnrecognizedExtension(DEVICE_KEY_OID, _encode_ext(public_raw, proof)), critical=False)
+        .sign(tls_key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True, slots=True)
+class CsrInfo:
+    """What a verified CSR says about the device."""
+
+    device_id: str
+    key_id: str
+    signing_public_raw: bytes
+    tls_public_key: ec.EllipticCurvePublicKey
+    tls_fingerprint: str
+    csr: x509.CertificateSigningRequest
+
+
+def verify_csr(data: bytes) -> CsrInfo:
+    """Parse and check a CSR (PEM or DER); CsrError names the first rule it breaks."""
+    csr = _load(data)
+    if not csr.is_signature_valid:
+        raise CsrError("CSR self-signature does not verify")
+    tls_public = csr.public_key()
+    if not isinstance(tls_public, ec.EllipticCurvePublicKey) or not isinstance(tls_public.curve, ec.SECP256R1):
+        raise CsrError("CSR key is not a P-256 key")
+    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(cns) != 1 or not isinstance(cns[0].value, str):
+        raise CsrError("CSR subject must hold exactly one common name")
+    device_id = cns[0].value
+    try:
+        ext = csr.extensions.get_extension_for_oid(DEVICE_KEY_OID).value
+    except x509.ExtensionNotFound:
+        raise CsrError("CSR lacks the device signing-key extension") from None
+    if not isinstance(ext, x509.UnrecognizedExtension):
+        raise CsrError("device key extension is malformed")
+    public_raw, proof = _decode_ext(ext.value)
+    if device_id_for(public_raw) != device_id:
+        raise CsrError("CSR common name is not the device id of its signing key")
+    try:
+        ed25519.Ed25519PublicKey.from_public_bytes(public_raw).verify(proof, _proof_message(device_id, tls_public))
+    except (InvalidSignature, ValueError):
+        raise CsrError("CSR signing-key proof does not verify") from None
+    return CsrInfo(
+        device_id=device_id,
+        key_id=key_id_for(public_raw),
+        signing_public_raw=public_raw,
+        tls_public_key=tls_public,
+        tls_fingerprint=spki_fingerprint(tls_public),
+        csr=csr,
+    )
+
+
+def _load(data: bytes) -> x509.CertificateSigningRequest:
+    if not isinstance(data, bytes | bytearray):
+        raise TypeError("CSR must be bytes")
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_csr(bytes(data))
+        return x509.load_der_x509_csr(bytes(data))
+    except ValueError:
+        raise CsrError("not a certificate signing request") from None

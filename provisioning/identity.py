@@ -1,0 +1,271 @@
+"""The device identity: made by ``provision init``, completed by ``provision apply``, read by the daemon.
+
+``load_identity(state_dir)`` is what the daemon and the demo call; it raises ``NotProvisioned``
+(a configuration-class error) unless the live generation holds a complete, consistent identity.
+The layout is in docs/architecture.md ("Device state directory").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from idstation.provisioning import keys
+from idstation.provisioning.errors import NotProvisioned, ProvisioningError, StateError
+from idstation.provisioning.pairing import PairingCode, new_token, valid_name
+from idstation.provisioning.statedir import DEFAULT_STATE_DIR, StateDir
+
+log = structlog.get_logger(__name__)
+
+DEVICE_JSON = "device.json"
+PAIRING_JSON = "pairing.json"
+CSR_FILE = "device.csr"
+CERT_FILE = "device.crt"
+FLEET_CA_FILE = "fleet_ca.crt"
+CENTRAL_KEY_FILE = "central.pub.pem"
+BINDING_JSON = "binding.json"
+KEY_FILES = [keys.SIGNING_KEY_FILE, keys.TLS_KEY_FILE]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What ``provision init`` made: ids, binding request and key locations (no certificate yet)."""
+
+    device_id: str
+    site: str
+    counter: str
+    key_id: str
+    tls_fingerprint: str
+    identity_dir: Path
+
+    @property
+    def store(self) -> keys.FileKeyStore:
+        return keys.FileKeyStore(self.identity_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """A provisioned box: everything the daemon needs to sign, seal and publish."""
+
+    device_id: str
+    site: str
+    counter: str
+    key_id: str
+    signing_key: ed25519.Ed25519PrivateKey = field(repr=False)
+    tls_key_path: Path
+    tls_cert_path: Path
+    fleet_ca_path: Path
+    central_public_key: x25519.X25519PublicKey = field(repr=False)
+    broker_url: str
+    state_dir: Path
+    identity_dir: Path
+    cert_not_after: datetime
+    binding: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+class InitResult:
+    def __init__(self, device: DeviceInfo, pairing: PairingCode, created: bool) -> None:
+        self.device = device
+        self.pairing = pairing
+        self.created = created
+
+
+def init_device(
+    state_dir: Path | str = DEFAULT_STATE_DIR, *, site: str, counter: str, force: bool = False
+) -> InitResult:
+    """Make keys, CSR and a pairing token (or re-show them: idempotent for the same site/counter).
+
+    An enrolled box is only re-keyed with ``force=True``; changing site/counter before enrolment
+    keeps the keys and issues a new pairing token.
+    """
+    for what, value in (("site", site), ("counter", counter)):
+        if not valid_name(value):
+            raise ProvisioningError(f"{what} must be 1-64 letters, digits, '.', '_' or '-'")
+    state = StateDir(state_dir)
+    live = state.current()
+    existing = _read_json(live / DEVICE_JSON) if live is not None and (live / DEVICE_JSON).exists() else None
+    enrolled = live is not None and (live / BINDING_JSON).exists()
+    if existing and not force:
+        if enrolled:
+            raise ProvisioningError("this box is already enrolled; use --force to make new keys (re-enrolment)")
+        if existing.get("site") == site and existing.get("counter") == counter and (live / PAIRING_JSON).exists():
+            device = load_device(state_dir)
+            return InitResult(device, pairing_code(device), created=False)
+    gen = state.begin()
+    try:
+        if existing and not force:
+            gen.carry(live, [*KEY_FILES, CSR_FILE])
+        else:
+            pems = keys.generate_pems()
+            gen.write(keys.SIGNING_KEY_FILE, pems.signing_pem)
+            gen.write(keys.TLS_KEY_FILE, pems.tls_pem)
+        store = keys.FileKeyStore(gen.path)
+        public_raw = store.signing_public_raw()
+        if not (gen.path / CSR_FILE).exists():
+            from idstation.provisioning.csr import build_csr
+
+            gen.write(CSR_FILE, build_csr(store))
+        device_doc = {
+            "device_id": keys.device_id_for(public_raw),
+            "site": site,
+            "counter": counter,
+            "key_id": keys.key_id_for(public_raw),
+            "tls_fingerprint": keys.spki_fingerprint(store.tls_private_key().public_key()),
+            "created_at": _now(),
+        }
+        gen.write(DEVICE_JSON, dump_json(device_doc))
+        gen.write(PAIRING_JSON, dump_json({"token": new_token(), "created_at": _now()}))
+    except BaseException:
+        state.abort(gen)
+        raise
+    state.commit(gen)
+    device = load_device(state_dir)
+    log.info("device_initialised", device_id=device.device_id, site=site, counter=counter)
+    return InitResult(device, pairing_code(device), created=True)
+
+
+def load_device(state_dir: Path | str = DEFAULT_STATE_DIR) -> DeviceInfo:
+    """The device as ``provision init`` left it (enrolled or not)."""
+    live = StateDir(state_dir).current()
+    if live is None or not (live / DEVICE_JSON).exists():
+        raise NotProvisioned(f"no device identity in {state_dir}: run `idstation provision init`")
+    doc = _read_json(live / DEVICE_JSON)
+    try:
+        return DeviceInfo(
+            device_id=str(doc["device_id"]),
+            site=str(doc["site"]),
+            counter=str(doc["counter"]),
+            key_id=str(doc["key_id"]),
+            tls_fingerprint=str(doc.get("tls_fingerprint", "")),
+            identity_dir=live,
+        )
+    except KeyError as exc:
+        raise StateError(f"{DEVICE_JSON} lacks {exc.args[0]!r}") from None
+
+
+def pairing_code(device: DeviceInfo) -> PairingCode:
+    path = device.identity_dir / PAIRING_JSON
+    if not path.exists():
+        raise ProvisioningError("no pairing token (already enrolled?): run `idstation provision init --force`")
+    token = str(_read_json(path)["token"])
+    return PairingCode(device.device_id, device.site, device.counter, token, device.tls_fingerprint[:32])
+
+
+def load_identity(state_dir: Path | str = DEFAULT_STATE_DIR) -> DeviceIdentity:
+    """The enrolled identity, checked for consistency; NotProvisioned when incomplete."""
+    device = load_device(state_dir)
+    live = device.identity_dir
+    for name in (CERT_FILE, FLEET_CA_FILE, CENTRAL_KEY_FILE, BINDING_JSON):
+        if not (live / name).exists():
+            raise NotProvisioned(f"device {device.device_id} is not enrolled ({name} missing): run `provision apply`")
+    binding = _read_json(live / BINDING_JSON)
+    if binding.get("device_id") != device.device_id:
+        raise StateError(f"{BINDING_JSON} names another device")
+    store = device.store
+    signing_key = store.signing_key()
+    if keys.key_id_for(keys.raw_public(signing_key.public_key())) != device.key_id:
+        raise StateError("signing key does not match device.json")
+    cert = _load_cert(live / CERT_FILE)
+    central = _load_central_key(live / CENTRAL_KEY_FILE)
+    return DeviceIdentity(
+        device_id=device.device_id,
+        site=str(binding.get("site", device.site)),
+        counter=str(binding.get("counter", device.counter)),
+        key_id=device.key_id,
+        signing_key=signing_key,
+        tls_key_path=store.tls_key_path(),
+        tls_cert_path=live / CERT_FILE,
+        fleet_ca_path=live / FLEET_CA_FILE,
+        central_public_key=central,
+        broker_url=str(binding.get("broker_url", "")),
+        state_dir=Path(state_dir),
+        identity_dir=live,
+        cert_not_after=cert.not_valid_after_utc,
+        binding=binding,
+    )
+
+
+def _load_cert(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError:
+        raise StateError(f"{path.name} is not a PEM certificate") from None
+
+
+def _load_central_key(path: Path) -> x25519.X25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except ValueError:
+        raise StateError(f"{path.name} is not a PEM public key") from None
+    if not isinstance(key, x25519.X25519PublicKey):
+        raise StateError(f"{path.name} is not an X25519 public key")
+    return key
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotProvisioned(f"{path} is missing") from None
+    except (ValueError, UnicodeDecodeError):
+        raise StateError(f"{path.name} is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise StateError(f"{path.name} is not a JSON object")
+    return doc
+
+
+def dump_json(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def provision_for_tests(  # noqa: PLR0917 (the contract with the demo is positional)
+    state_dir: Path | str,
+    site: str,
+    counter: str,
+    fleet_ca: Any,
+    central_public_key: Any,
+    broker_url: str,
+    *,
+    registry: Any = None,
+) -> DeviceIdentity:
+    """Init + fleet-CA signing + apply, in-process (demo and tests).
+
+    ``fleet_ca``: a ``FleetCA`` or its directory (created when empty). ``central_public_key``: an
+    X25519 public key or its PEM. ``registry``: a ``Registry``, its directory, or None for
+    ``<fleet CA dir>/registry``. Returns the enrolled identity.
+    """
+    from idstation.mqtt.registry import Registry
+    from idstation.provisioning.bundle import apply_bundle
+    from idstation.provisioning.enroller import Enroller, EnrolPolicy
+    from idstation.provisioning.fleet_ca import CA_KEY, FleetCA
+
+    if not isinstance(fleet_ca, FleetCA):
+        ca_dir = Path(fleet_ca)
+        fleet_ca = FleetCA(ca_dir) if (ca_dir / CA_KEY).exists() else FleetCA.create(ca_dir)
+    if isinstance(central_public_key, x25519.X25519PublicKey):
+        central_pem = central_public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
+    else:
+        central_pem = (
+            central_public_key.decode("ascii") if isinstance(central_public_key, bytes) else central_public_key
+        )
+    if not isinstance(registry, Registry):
+        registry = Registry(registry if registry is not None else fleet_ca.directory / "registry", create=True)
+    result = init_device(state_dir, site=site, counter=counter, force=True)
+    enroller = Enroller(fleet_ca, registry, EnrolPolicy(broker_url=broker_url, central_public_key_pem=central_pem))
+    enroller.expect(result.pairing)
+    csr = (result.device.identity_dir / CSR_FILE).read_bytes()
+    bundle = enroller.enroll(csr, token=result.pairing.token)
+    return apply_bundle(state_dir, bundle.to_bytes())

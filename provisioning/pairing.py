@@ -1,0 +1,94 @@
+"""The pairing code: what the box shows (as a QR code) so the central side can expect it.
+
+Text form (one line, ASCII, fits a version-6 QR code)::
+
+    IDSPAIR:1:<device_id>:<site>:<counter>:<token>:<tls_fp32>
+
+``token`` is a one-time secret (128 random bits, base64url) made at ``provision init``; the
+central side stores only its SHA-256. The device id (derived from the Ed25519 signing key) and
+``tls_fp32`` (first 32 hex chars of the TLS key fingerprint) let the central side refuse a CSR
+made with other keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from idstation.provisioning.errors import TokenError
+
+PREFIX = "IDSPAIR"
+VERSION = "1"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DEVICE_RE = re.compile(r"^ids-[0-9a-f]{16}$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_HEX_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def valid_name(value: str) -> bool:
+    """Site and counter names: letters, digits, '.', '_' and '-', 1-64 characters."""
+    return bool(NAME_RE.match(value))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(b"idstation-pairing-token\x00" + token.encode("ascii")).hexdigest()
+
+
+def token_matches(token: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(token_hash(token), stored_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class PairingCode:
+    device_id: str
+    site: str
+    counter: str
+    token: str
+    tls_fp: str  # first 32 hex chars of the TLS key's SPKI SHA-256
+
+    def __repr__(self) -> str:
+        return (
+            f"PairingCode(device_id={self.device_id!r}, site={self.site!r}, counter={self.counter!r}, token=<secret>)"
+        )
+
+    def text(self) -> str:
+        fields = (PREFIX, VERSION, self.device_id, self.site, self.counter, self.token, self.tls_fp)
+        return ":".join(fields)
+
+    @classmethod
+    def parse(cls, text: str) -> PairingCode:
+        parts = text.strip().split(":")
+        if len(parts) != 7 or parts[0] != PREFIX:
+            raise TokenError("not an idstation pairing code")
+        if parts[1] != VERSION:
+            raise TokenError(f"pairing code version {parts[1]!r} is not supported")
+        code = cls(*parts[2:])
+        checks = (
+            (_DEVICE_RE, code.device_id, "device id"),
+            (NAME_RE, code.site, "site"),
+            (NAME_RE, code.counter, "counter"),
+            (_TOKEN_RE, code.token, "token"),
+            (_HEX_RE, code.tls_fp, "TLS fingerprint"),
+        )
+        for pattern, value, what in checks:
+            if not pattern.match(value):
+                raise TokenError(f"pairing code has a malformed {what}")
+        return code
+
+
+def render_terminal(text: str) -> str:
+    """The pairing code as a QR code drawn with block characters (for a terminal)."""
+    import io
+
+    import segno
+
+    out = io.StringIO()
+    segno.make(text, error="m", micro=False).terminal(out=out, compact=True, border=2)
+    return out.getvalue()

@@ -1,0 +1,50 @@
+"""Fixtures: a fleet CA, a registry, an enroller and a freshly initialised box, all in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import x25519
+from idstation.mqtt.registry import Registry
+from idstation.provisioning.enroller import Enroller, EnrolPolicy
+from idstation.provisioning.fleet_ca import FleetCA
+from idstation.provisioning.identity import InitResult, init_device
+
+
+@pytest.fixture
+def central_key() -> x25519.X25519PrivateKey:
+    return x25519.X25519PrivateKey.generate()
+
+
+@pytest.fixture
+def fleet_ca(tmp_path: Path) -> FleetCA:
+    return FleetCA.create(tmp_path / "central" / "ca")
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "central" / "registry", create=True)
+
+
+@pytest.fixture
+def enroller(fleet_ca: FleetCA, registry: Registry, central_key: x25519.X25519PrivateKey) -> Enroller:
+    pem = central_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return Enroller(fleet_ca, registry, EnrolPolicy("mqtts://broker.example:8883", pem.decode("ascii")))
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "box"
+
+
+@pytest.fixture
+def box(state_dir: Path) -> InitResult:
+    return init_device(state_dir, site="hn-bd-001", counter="c01")
+
+
+def csr_of(result: InitResult) -> bytes:
+    return (result.device.identity_dir / "device.csr").read_bytes()
