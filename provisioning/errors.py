@@ -9,6 +9,7 @@ from __future__ import annotations
 from idstation.hal.errors import IdstationError
 
 __all__ = [
+    "BrokerError",
     "BundleError",
     "CaError",
     "CsrError",
@@ -54,3 +55,7 @@ class BundleError(ProvisioningError, ValueError):
 
 class CaError(ProvisioningError):
     """The fleet CA's state is missing or inconsistent."""
+
+
+class BrokerError(ProvisioningError):
+    """The broker could not be reached, refused us, or did not acknowledge in time."""

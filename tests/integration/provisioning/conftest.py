@@ -1,0 +1,139 @@
+"""A real mosquitto for provisioning: a claim listener (TLS, username/password, ACL limited to the
+provisioning topics) and a device listener (mTLS with fleet-CA certificates, identity as username),
+plus the central side (fleet CA, registry, enroller) in tmp_path. Loopback only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import x25519
+from idstation.mqtt.registry import Registry
+from idstation.provisioning.enroller import Enroller, EnrolPolicy
+from idstation.provisioning.fleet_ca import FleetCA
+from idstation.provisioning.mqttio import BrokerAccess
+
+CLAIM_ACL = """user claim
+topic write idstation/v1/provision/+/request
+topic read idstation/v1/provision/+/response
+
+user enroller
+topic readwrite idstation/v1/provision/#
+
+user central
+topic read idstation/v1/#
+"""
+
+DEVICE_ACL = """pattern write idstation/v1/provision/%u/request
+pattern read idstation/v1/provision/%u/response
+pattern write idstation/v1/+/+/+
+"""
+
+PASSWORDS = {"claim": "claim-secret", "enroller": "enroller-secret", "central": "central-secret"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Central:
+    """The central side plus the broker it runs."""
+
+    dir: Path
+    ca: FleetCA
+    registry: Registry
+    enroller: Enroller
+    central_key: x25519.X25519PrivateKey
+    claim_port: int
+    device_port: int
+
+    @property
+    def claim_url(self) -> str:
+        return f"mqtts://localhost:{self.claim_port}"
+
+    @property
+    def device_url(self) -> str:
+        return f"mqtts://localhost:{self.device_port}"
+
+    def access(self, user: str, *, password: str | None = None) -> BrokerAccess:
+        return BrokerAccess(
+            self.claim_url, user, PASSWORDS[user] if password is None else password, str(self.ca.directory / "ca.crt")
+        )
+
+
+def _mosquitto_conf(d: Path, central_ca: FleetCA, claim_port: int, device_port: int) -> str:
+    tls = [f"cafile {d / 'ca.crt'}", f"certfile {d / 'server.crt'}", f"keyfile {d / 'server.key'}"]
+    lines = ["per_listener_settings true", "log_dest stdout", "log_type all", "persistence false"]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    lines += [f"listener {claim_port} 127.0.0.1", *tls, f"password_file {d / 'passwords'}"]
+    lines += [f"acl_file {d / 'claim.acl'}", "allow_anonymous false"]
+    lines += [f"listener {device_port} 127.0.0.1", *tls, "require_certificate true", "use_identity_as_username true"]
+    lines += [f"crlfile {central_ca.directory / 'crl.pem'}", f"acl_file {d / 'device.acl'}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def central(tmp_path: Path) -> Iterator[Central]:
+    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto is not installed")
+    d = tmp_path / "central"
+    ca = FleetCA.create(d / "ca")
+    registry = Registry(d / "registry", create=True)
+    key_pem, cert_pem = ca.issue_server(["localhost", "127.0.0.1"])
+    broker_dir = d / "broker"
+    broker_dir.mkdir()
+    (broker_dir / "server.key").write_bytes(key_pem)
+    (broker_dir / "server.crt").write_bytes(cert_pem)
+    (broker_dir / "ca.crt").write_bytes(ca.cert_pem)
+    (broker_dir / "claim.acl").write_text(CLAIM_ACL)
+    (broker_dir / "device.acl").write_text(DEVICE_ACL)
+    pw = broker_dir / "passwords"
+    pw.write_text("".join(f"{u}:{p}\n" for u, p in PASSWORDS.items()))
+    subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)
+    claim_port, device_port = _free_port(), _free_port()
+    conf = broker_dir / "mosquitto.conf"
+    conf.write_text(_mosquitto_conf(broker_dir, ca, claim_port, device_port))
+    central_key = x25519.X25519PrivateKey.generate()
+    pub = central_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    policy = EnrolPolicy(f"mqtts://localhost:{device_port}", pub.decode("ascii"))
+    with (broker_dir / "broker.log").open("wb") as log:
+        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_listening(proc, [claim_port, device_port], broker_dir)
+            yield Central(d, ca, registry, Enroller(ca, registry, policy), central_key, claim_port, device_port)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], ports: list[int], broker_dir: Path) -> None:
+    deadline = time.monotonic() + 10
+    pending = list(ports)
+    while pending and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"mosquitto exited: {(broker_dir / 'broker.log').read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", pending[0]), timeout=0.2):
+                pending.pop(0)
+        except OSError:
+            time.sleep(0.05)
+    if pending:
+        pytest.fail("mosquitto did not listen in time")

@@ -1,0 +1,96 @@
+"""Online enrolment against a real mosquitto: claim credential, one-time token, mTLS afterwards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from idstation.provisioning.enroll import EnrolService, enroll_online
+from idstation.provisioning.errors import BrokerError, CsrError, TokenError
+from idstation.provisioning.identity import init_device, load_identity
+from idstation.provisioning.mqttio import BrokerAccess, MqttSession
+
+from .conftest import Central
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def service(central: Central):
+    svc = EnrolService(central.enroller, central.access("enroller"))
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+def test_box_enrols_online_and_then_connects_with_its_certificate(
+    tmp_path: Path, central: Central, service: EnrolService
+) -> None:
+    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    central.enroller.expect(box.pairing)
+    identity = enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
+    assert identity.broker_url == central.device_url
+    assert central.registry.lookup(identity.device_id) is not None
+    access = BrokerAccess(
+        identity.broker_url,
+        ca_file=str(identity.fleet_ca_path),
+        cert_file=str(identity.tls_cert_path),
+        key_file=str(identity.tls_key_path),
+    )
+    with MqttSession(access) as session:
+        session.publish("idstation/v1/hn-bd-001/c01/heartbeat", b"x")  # PUBACK came back
+
+
+def test_reused_token_is_refused_online(tmp_path: Path, central: Central, service: EnrolService) -> None:
+    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    central.enroller.expect(box.pairing)
+    enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
+    # a second box replaying the same token (its CSR differs: refused either way, state unchanged)
+    thief = init_device(tmp_path / "thief", site="hn-bd-001", counter="c01")
+    pairing = json.loads((thief.device.identity_dir / "pairing.json").read_text())
+    (thief.device.identity_dir / "pairing.json").unlink()
+    (thief.device.identity_dir / "pairing.json").write_text(json.dumps({**pairing, "token": box.pairing.token}))
+    with pytest.raises(TokenError, match="already used"):
+        enroll_online(tmp_path / "thief", central.access("claim"), timeout=20)
+    assert load_identity(tmp_path / "box").device_id == box.device.device_id
+
+
+def test_wrong_token_is_refused_online(tmp_path: Path, central: Central, service: EnrolService) -> None:
+    init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    with pytest.raises(TokenError, match="unknown"):
+        enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
+
+
+def test_csr_for_another_device_under_a_valid_token_is_refused(
+    tmp_path: Path, central: Central, service: EnrolService
+) -> None:
+    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    other = init_device(tmp_path / "other", site="hn-bd-001", counter="c01")
+    central.enroller.expect(box.pairing)
+    request = {
+        "version": 1,
+        "kind": "enroll",
+        "request_id": "r1",
+        "token": box.pairing.token,
+        "csr_pem": (other.device.identity_dir / "device.csr").read_text(),
+    }
+    reply = service.handle(f"idstation/v1/provision/{box.device.device_id}/request", json.dumps(request).encode())
+    assert reply is not None and b'"CsrError"' in reply[1]
+    with pytest.raises(CsrError):
+        central.enroller.enroll((other.device.identity_dir / "device.csr").read_bytes(), token=box.pairing.token)
+
+
+def test_wrong_claim_password_is_a_broker_error(tmp_path: Path, central: Central) -> None:
+    init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    with pytest.raises(BrokerError, match="refused"):
+        enroll_online(tmp_path / "box", central.access("claim", password="wrong"), timeout=5)
+
+
+def test_claim_credential_cannot_publish_events(central: Central) -> None:
+    with MqttSession(central.access("central")) as listener:
+        listener.subscribe("idstation/v1/#")
+        with MqttSession(central.access("claim")) as claim:
+            claim.publish("idstation/v1/hn-bd-001/c01/identity", b"forged")
+            claim.publish("idstation/v1/provision/ids-0000000000000000/response", b"forged")
+        assert listener.receive(1.0) is None
