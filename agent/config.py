@@ -67,8 +67,8 @@ class BrokerConfig(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if value and value.split("://", 1)[0] not in {"mqtt", "mqtts", "ws", "wss"}:
-            raise ValueError("must start with mqtt://, mqtts://, ws:// or wss://")
+        if value and (value.split("://", 1)[0] not in {"mqtt", "mqtts"} or "://" not in value):
+            raise ValueError("must be mqtt://host:port or mqtts://host:port")
         return value
 
 

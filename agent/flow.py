@@ -256,6 +256,12 @@ class Placement:
         self.state, self._removed = State.IDLE, False
         return [Indicate(Signal.IDLE, "ready: place a card")]
 
+    def crash(self) -> list[Action]:
+        """The caller's execution of an action failed unexpectedly: publish internal_error once."""
+        if self.state in {State.LOOKING, State.READING}:
+            return self._fail(INTERNAL_ERROR)
+        return []
+
     def forget(self) -> None:
         """Drop the remembered QR (personal data in memory) once its window is over or on stop."""
         self._seen_qr, self._seen_at = None, float("-inf")

@@ -217,3 +217,11 @@ def test_no_personal_data_in_the_repr_of_events_and_actions() -> None:
 )
 def test_reason_for_maps_exceptions_to_fixed_reasons(exc: BaseException, reason: str) -> None:
     assert flow.reason_for(exc) == reason
+
+
+def test_a_crash_while_reading_publishes_internal_error_once() -> None:
+    machine = Placement()
+    machine.handle(CardPresent(1.0))
+    machine.handle(QrDecoded(QR, 1.1))
+    assert published(machine.crash()) == [PublishReadFailed(flow.INTERNAL_ERROR)]
+    assert machine.crash() == []

@@ -1,0 +1,316 @@
+"""Wiring: turn a ``Config`` into a running agent's parts (reader, camera, indicators, sink, chip read).
+
+Every heavy or hardware library is imported inside the function that needs it, so a box imports
+only what its configuration uses (picamera2 or V4L2, pyscard or the simulator, never both).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from idstation.agent import flow
+from idstation.agent.app import Agent
+from idstation.agent.config import Config
+from idstation.agent.errors import ConfigError, QrError
+from idstation.hal.errors import DeviceError
+from idstation.hal.ports import Camera, CardConnection, CardReader
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Built:
+    """An agent and what must run once it is ready / when it stops."""
+
+    agent: Agent
+    on_ready: list[Callable[[], None]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- QR --------------------------------------------------------------------------------------------
+class QrFinder:
+    """Frame → citizen-card QR text, or None (other QR codes are ignored, never logged)."""
+
+    def __init__(self) -> None:
+        from idstation.agent.qr.decode import QrDecoder
+
+        self._decoder = QrDecoder()
+
+    def __call__(self, frame: Any) -> str | None:
+        from idstation.agent.qr.cccd import parse_cccd
+
+        hit = self._decoder.decode(frame)
+        if hit is None:
+            return None
+        try:
+            parse_cccd(hit.text)
+        except QrError:
+            log.info("qr_not_a_citizen_card")
+            return None
+        return hit.text
+
+
+# ---- the chip --------------------------------------------------------------------------------------
+class ChipReader:
+    """Reads and verifies the chip with the keys the QR gives: ``(verdict, result)``."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.trust = load_trust(cfg)
+
+    def __call__(self, conn: CardConnection, qr_text: str) -> tuple[str, object]:
+        from idstation.agent.emrtd.keys import candidates_from_qr
+        from idstation.agent.emrtd.read import read_document
+        from idstation.agent.qr.cccd import parse_cccd
+
+        citizen = parse_cccd(qr_text)
+        candidates = candidates_from_qr(citizen.id_number, citizen.date_of_birth, citizen.issue_date)
+        result = read_document(conn, candidates, trust=self.trust)
+        return classify(result), result
+
+
+def classify(result: Any) -> str:
+    """The flow's verdict for a completed read: verified, unknown_csca, or failed."""
+    if getattr(result, "verified", False):
+        return flow.VERDICT_VERIFIED
+    verification = _verification(result)
+    passive = verification.get("passive", {})
+    others_ok = all(v.get("result") != "failed" for k, v in verification.items() if k != "passive")
+    if others_ok and "unknown_csca" in " ".join(str(v) for v in _flat(passive)):
+        return flow.VERDICT_UNKNOWN_CSCA
+    return flow.VERDICT_FAILED
+
+
+def _verification(result: Any) -> dict[str, Any]:
+    try:
+        doc = result.to_json()
+    except AttributeError:
+        return {}
+    value = doc.get("verification") if isinstance(doc, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _flat(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _flat(v)]
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in _flat(v)]
+    return [value]
+
+
+def load_trust(cfg: Config) -> Any:
+    """The CSCA trust store: the configured directory, plus the test CSCA when asked (demo/tests)."""
+    from idstation.agent.emrtd.trust import TrustStore
+
+    extra: list[bytes] = []
+    if cfg.trust_test_csca:
+        from idstation.agent.emrtd.profiles import test_csca_pem
+
+        pem = test_csca_pem()
+        extra.append(pem.encode() if isinstance(pem, str) else pem)
+    return _make_trust(TrustStore, cfg.csca_dir, extra)
+
+
+def _make_trust(trust_cls: Any, csca_dir: Path, extra: list[bytes]) -> Any:
+    if hasattr(trust_cls, "from_sources"):
+        return trust_cls.from_sources(csca_dir if csca_dir.exists() else None, extra)
+    store = trust_cls.from_directory(csca_dir) if csca_dir.exists() else trust_cls()
+    for pem in extra:
+        store.add_pem(pem)
+    return store
+
+
+# ---- events ----------------------------------------------------------------------------------------
+def identity_private(status: str, qr_text: str | None, result: Any) -> dict[str, Any]:
+    """The sealed part of an identity event (mqtt.events.IdentityPrivate)."""
+    from idstation.agent.qr.cccd import parse_cccd
+
+    qr = parse_cccd(qr_text).to_json() if qr_text else None
+    if result is None:  # the chip could not be read: the QR alone, unverified
+        return {
+            "source": "qr_only",
+            "status": status,
+            "citizen": qr or {},
+            "verification": {"status": status, "reason": flow.CHIP_UNREADABLE},
+            "qr": qr,
+        }
+    doc = result.to_json()
+    private: dict[str, Any] = {
+        "source": "chip",
+        "status": status,
+        "citizen": doc.get("citizen", {}),
+        "verification": {**doc.get("verification", {}), "status": status},
+        "qr": qr,
+    }
+    for key in ("access", "face"):
+        if doc.get(key) is not None:
+            private[key] = doc[key]
+    raw_dgs = getattr(result, "data_groups", None) or getattr(result, "raw_dgs", None)
+    if isinstance(raw_dgs, dict):
+        private["data_groups"] = {_dg_name(k): base64.b64encode(v).decode() for k, v in raw_dgs.items()}
+    sod = getattr(result, "ef_sod", None) or getattr(result, "sod", None)
+    if isinstance(sod, bytes | bytearray):
+        private["ef_sod"] = base64.b64encode(sod).decode()
+    return private
+
+
+def _dg_name(key: Any) -> str:
+    return f"DG{key}" if isinstance(key, int) else str(key)
+
+
+class MqttSink:
+    """The agent's EventSink on top of mqtt.client.Publisher (durable outbox, signed, sealed)."""
+
+    def __init__(self, publisher: Any) -> None:
+        self.publisher = publisher
+
+    def identity(self, status: str, qr_text: str | None, result: object | None) -> None:
+        self.publisher.submit_identity(identity_private(status, qr_text, result))
+
+    def read_failed(self, reason: str) -> None:
+        self.publisher.submit_read_failed(reason, flow.MESSAGES.get(reason, ""))
+
+    def status(self, doc: dict[str, Any]) -> None:
+        self.publisher.set_status(doc, state="online")
+
+    def health(self) -> dict[str, Any]:
+        stats = self.publisher.stats()
+        outbox = stats.get("outbox") or {}
+        depth = outbox.get("total") if isinstance(outbox, dict) else outbox
+        return {"connected": stats.get("connected"), "protocol": stats.get("protocol"), "depth": depth, **outbox}
+
+    def close(self) -> None:
+        self.publisher.stop(timeout=5.0)
+
+
+def build_publisher(cfg: Config) -> Any:
+    """The device's Publisher from its provisioned identity and the broker configuration."""
+    from idstation.mqtt.client import Publisher, PublisherConfig, TlsOptions
+    from idstation.provisioning.identity import load_identity
+
+    ident = load_identity(cfg.state_dir)
+    url = cfg.broker.url or ident.broker_url
+    if not url:
+        raise ConfigError("broker.url: not set and binding.json names no broker")
+    tls = None
+    if url.startswith("mqtts://"):
+        tls = TlsOptions(
+            ca_file=str(cfg.broker.ca_file or ident.fleet_ca_path),
+            cert_file=str(cfg.broker.cert_file or ident.tls_cert_path),
+            key_file=str(cfg.broker.key_file or ident.tls_key_path),
+        )
+    publisher = Publisher(
+        PublisherConfig(
+            broker_url=url,
+            device_id=ident.device_id,
+            site=cfg.site or ident.site,
+            counter=cfg.counter or ident.counter,
+            signing_key=ident.signing_key,
+            central_public_key=ident.central_public_key,
+            outbox_path=cfg.outbox_path,
+            key_id=ident.key_id,
+            tls=tls,
+            protocol=cfg.broker.protocol,
+            max_bytes=cfg.outbox.max_bytes,
+            keepalive=cfg.broker.keepalive_s,
+            backlog_rate_bytes=cfg.outbox.backlog_rate_per_s * 2000,
+        )
+    )
+    publisher.start()
+    return publisher
+
+
+# ---- devices ---------------------------------------------------------------------------------------
+def build_reader(cfg: Config) -> CardReader:
+    from idstation.hal.indicator import load_reader_profile
+
+    profile = load_reader_profile(cfg.reader.profile)
+    from idstation.hal.reader_pcsc import PcscReader
+
+    return PcscReader(
+        cfg.reader.name or None, extended_length=profile.extended_length, max_response=profile.max_response
+    )
+
+
+def build_camera(cfg: Config) -> Camera | None:
+    """The configured real camera (sim cameras come from simulation.py); None for kind = none."""
+    kind = cfg.camera.kind
+    if kind == "none":
+        return None
+    if kind == "picamera2":
+        from idstation.hal import camera_picamera2
+
+        return camera_picamera2.Picamera2Camera.from_profile(cfg.camera.profile, cfg.camera.resolution)
+    if kind == "v4l2":
+        from idstation.hal import camera_v4l2
+
+        return camera_v4l2.V4l2Camera(cfg.camera.device, cfg.camera.resolution)
+    if kind == "replay":
+        from idstation.hal import camera_replay
+
+        if cfg.camera.replay_dir is None:
+            raise ConfigError("camera.replay_dir: required for camera.kind = replay")
+        return camera_replay.ReplayCamera(cfg.camera.replay_dir)
+    raise ConfigError(f"camera.kind: {kind} needs the simulator (reader.kind = sim)")
+
+
+def build_indicator(cfg: Config, reader: CardReader) -> Any:
+    from idstation.hal.indicator import (
+        ConsoleIndicator,
+        GpioIndicator,
+        MultiIndicator,
+        ReaderIndicator,
+        load_reader_profile,
+    )
+
+    items: list[Any] = []
+    ind = cfg.indicators
+    if ind.console:
+        items.append(ConsoleIndicator())
+    if ind.reader:
+        items.append(ReaderIndicator(reader, load_reader_profile(cfg.reader.profile)))
+    if any(p is not None for p in (ind.gpio_led_ok, ind.gpio_led_error, ind.gpio_buzzer)):
+        try:
+            items.append(GpioIndicator(ind.gpio_led_ok, ind.gpio_led_error, ind.gpio_buzzer))
+        except (ImportError, OSError, DeviceError) as exc:
+            log.warning("gpio_unavailable", error=type(exc).__name__)
+    return MultiIndicator(items)
+
+
+def build_agent(cfg: Config, publisher: Any = None) -> Built:
+    """Everything ``idstation run`` needs, from the configuration (and a provisioned state dir)."""
+    sink = MqttSink(publisher if publisher is not None else build_publisher(cfg))
+    try:
+        return _build_with_sink(cfg, sink)
+    except BaseException:
+        sink.close()
+        raise
+
+
+def _build_with_sink(cfg: Config, sink: MqttSink) -> Built:
+    series = None
+    if cfg.reader.kind == "sim":
+        from idstation.agent.simulation import build_simulation
+
+        series, reader, camera = build_simulation(cfg)
+    else:
+        reader = build_reader(cfg)
+        camera = build_camera(cfg)
+    indicator = build_indicator(cfg, reader)
+    agent = Agent(cfg, reader, camera, indicator, sink, ChipReader(cfg), QrFinder())
+    built = Built(agent)
+    built.on_stop.append(reader.close)
+    if camera is not None:
+        built.on_stop.append(camera.stop)
+    if series is not None:
+        agent.on_outcome = series.outcome
+        built.on_ready.append(series.start)
+        built.on_stop.insert(0, series.stop)
+        built.extras["series"] = series
+    return built
