@@ -84,8 +84,8 @@ def random_params(rng: np.random.Generator, width: int = 1280, height: int = 960
 
     ``hard`` scales how much of the set is degraded (0 = clean frames).
     """
-    small = rng.random() < 0.25 * hard
-    ppm = rng.uniform(2.2, 3.2) if small else rng.uniform(3.2, 7.0)
+    small = rng.random() < 0.3 * hard
+    ppm = rng.uniform(2.0, 3.0) if small else rng.uniform(3.0, 7.0)
     ppm *= width / 1280
     low = rng.random() < 0.25 * hard
     motion = rng.uniform(1.0, 3.0) if rng.random() < 0.15 * hard else 0.0
@@ -99,12 +99,12 @@ def random_params(rng: np.random.Generator, width: int = 1280, height: int = 960
         qr_x=rng.uniform(0.3, 0.7),
         qr_y=rng.uniform(0.3, 0.7),
         back_side=bool(rng.random() < 0.5),
-        defocus=rng.uniform(0.3, 0.6 + 0.7 * hard),
+        defocus=rng.uniform(0.3, 0.5 + 0.6 * hard),
         motion=motion,
         motion_angle=rng.uniform(0, 180),
         light=rng.uniform(0.2, 0.4) if low else rng.uniform(0.75, 1.1),
         noise=rng.uniform(1.0, 3.0),
-        glare=rng.uniform(0.6, 1.4) if rng.random() < 0.25 * hard else 0.0,
+        glare=rng.uniform(0.3, 0.9) if rng.random() < 0.25 * hard else 0.0,
         glare_x=rng.uniform(0.3, 0.7),
         glare_y=rng.uniform(0.3, 0.7),
         gradient=rng.uniform(0.0, 0.35),

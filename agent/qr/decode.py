@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from idstation.agent.qr.locate import candidate_regions, sharpen, stretch, upscale
 from idstation.hal.ports import Frame
 
 __all__ = ["DecoderConfig", "QrDecoder", "QrHit"]
@@ -37,10 +38,9 @@ class DecoderConfig:
     """How hard to try on a frame. ``budget_ms`` bounds the extra tries, not the first call."""
 
     budget_ms: float = 250.0
-    tries: tuple[str, ...] = ("full", "roi", "frame")
-    binarizers: tuple[str, ...] = ("GlobalHistogram", "LocalAverage", "FixedThreshold")
-    roi_margin: float = 0.25  # of the located symbol's size, on each side
-    upscale_below_px: int = 400  # upscale a region (or frame) whose symbol is smaller than this
+    tries: tuple[str, ...] = ("full", "roi", "locate", "frame")
+    roi_margin: float = 0.2  # of the located symbol's size, on each side
+    upscale_to_px: int = 480  # regions smaller than this are upscaled (and sharpened) towards it
     max_upscale: float = 3.0
     frame_upscale_max_px: int = 800  # upscale whole frames only up to this long side
     try_rotate: bool = True
@@ -106,50 +106,39 @@ class QrDecoder:
             yield "full", full, (1.0, 0.0, 0.0), "LocalAverage"
         source = full if full is not None else gray
         if "roi" in tries:
-            seen: list[np.ndarray] = []
-            for corners, size in list(attempt.regions or ()):
-                if any(np.abs(corners - other).max() < size * 0.2 for other in seen):
-                    continue
-                seen.append(corners)
-                yield from self._region_tries(source, corners, size)
-        if "frame" in tries and not attempt.regions:
+            margin = self.config.roi_margin
+            boxes = [_box(corners, size * margin, source.shape) for corners, size in attempt.regions or ()]
+            if "locate" in tries:
+                boxes += [_scale_box(box, scale, source.shape) for box in candidate_regions(gray)]
+            for box in _distinct(boxes):
+                yield from self._region_tries(source, box)
+        if "frame" in tries:
             yield from self._frame_tries(source)
 
     def _region_tries(
-        self, source: np.ndarray, corners: np.ndarray, size: float
+        self, source: np.ndarray, box: tuple[int, int, int, int]
     ) -> Iterator[tuple[str, np.ndarray, tuple[float, float, float], str]]:
         cfg = self.config
-        margin = size * cfg.roi_margin
-        h, w = source.shape
-        x0 = int(max(0, corners[:, 0].min() - margin))
-        y0 = int(max(0, corners[:, 1].min() - margin))
-        x1 = int(min(w, corners[:, 0].max() + margin + 1))
-        y1 = int(min(h, corners[:, 1].max() + margin + 1))
+        x0, y0, x1, y1 = box
         crop = source[y0:y1, x0:x1]
-        if crop.shape[0] < 8 or crop.shape[1] < 8:
+        if crop.shape[0] < 16 or crop.shape[1] < 16:
             return
-        stretched = _stretch(crop)
-        for binarizer in cfg.binarizers:
-            yield "roi", stretched, (1.0, x0, y0), binarizer
-        factor = min(cfg.max_upscale, max(2.0, cfg.upscale_below_px / max(size, 1.0)))
-        if size < cfg.upscale_below_px:
-            big = _upscale(stretched, factor)
-            for binarizer in cfg.binarizers[:2]:
-                yield "roi_upscaled", big, (1.0 / factor, x0, y0), binarizer
-            sharp = _sharpen(big)
-            yield "roi_sharpened", sharp, (1.0 / factor, x0, y0), "LocalAverage"
+        side = max(crop.shape)
+        factor = min(cfg.max_upscale, max(1.5, cfg.upscale_to_px / side))
+        if side < cfg.upscale_to_px:
+            big = sharpen(upscale(crop, factor), sigma=factor, amount=1.5)
+            yield "roi_upscaled", big, (1.0 / factor, x0, y0), "LocalAverage"
+            yield "roi_upscaled", stretch(big), (1.0 / factor, x0, y0), "FixedThreshold"
+        yield "roi", crop, (1.0, x0, y0), "GlobalHistogram"
+        yield "roi", stretch(crop), (1.0, x0, y0), "LocalAverage"
 
     def _frame_tries(self, source: np.ndarray) -> Iterator[tuple[str, np.ndarray, tuple[float, float, float], str]]:
-        cfg = self.config
-        for binarizer in cfg.binarizers[:1]:
-            yield "frame", source, (1.0, 0.0, 0.0), binarizer
-        stretched = _stretch(source)
-        yield "frame_stretched", stretched, (1.0, 0.0, 0.0), "LocalAverage"
-        if max(source.shape) <= cfg.frame_upscale_max_px:
-            big = _upscale(stretched, 2.0)
-            yield "frame_upscaled", big, (0.5, 0.0, 0.0), "LocalAverage"
-        sharp = _sharpen(stretched)
-        yield "frame_sharpened", sharp, (1.0, 0.0, 0.0), "LocalAverage"
+        yield "frame", source, (1.0, 0.0, 0.0), "GlobalHistogram"
+        if max(source.shape) <= self.config.frame_upscale_max_px:
+            big = upscale(source, 2.0)
+            yield "frame_upscaled", big, (0.5, 0.0, 0.0), "GlobalHistogram"
+            yield "frame_upscaled", sharpen(big, sigma=2.0), (0.5, 0.0, 0.0), "LocalAverage"
+        yield "frame_sharpened", sharpen(stretch(source)), (1.0, 0.0, 0.0), "LocalAverage"
 
     # --- one zxing-cpp call ------------------------------------------------------------------------
 
@@ -209,36 +198,34 @@ def _corners(position: object, to_full: tuple[float, float, float]) -> tuple[Poi
     return (points[0], points[1], points[2], points[3])
 
 
-def _stretch(img: np.ndarray) -> np.ndarray:
-    """Linear contrast stretch between the 1st and 99th percentiles (dim frames, glare haze)."""
-    sample = img[:: max(1, img.shape[0] // 64), :: max(1, img.shape[1] // 64)]
-    lo, hi = np.percentile(sample, (1, 99))
-    if hi - lo < 8:
-        return img
-    out = (img.astype(np.float32) - lo) * (255.0 / (hi - lo))
-    return np.clip(out, 0, 255).astype(np.uint8)
+def _box(corners: np.ndarray, margin: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    return (
+        int(max(0, corners[:, 0].min() - margin)),
+        int(max(0, corners[:, 1].min() - margin)),
+        int(min(w, corners[:, 0].max() + margin + 1)),
+        int(min(h, corners[:, 1].max() + margin + 1)),
+    )
 
 
-def _upscale(img: np.ndarray, factor: float) -> np.ndarray:
-    """Bilinear upscale by ``factor`` (numpy only)."""
-    h, w = img.shape
-    nh, nw = round(h * factor), round(w * factor)
-    ys = (np.arange(nh, dtype=np.float32) + 0.5) / factor - 0.5
-    xs = (np.arange(nw, dtype=np.float32) + 0.5) / factor - 0.5
-    y0 = np.clip(np.floor(ys).astype(np.int32), 0, h - 2)
-    x0 = np.clip(np.floor(xs).astype(np.int32), 0, w - 2)
-    fy = np.clip(ys - y0, 0, 1)[:, None]
-    fx = np.clip(xs - x0, 0, 1)[None, :]
-    src = img.astype(np.float32)
-    top = src[y0][:, x0] * (1 - fx) + src[y0][:, x0 + 1] * fx
-    bottom = src[y0 + 1][:, x0] * (1 - fx) + src[y0 + 1][:, x0 + 1] * fx
-    return np.clip(top * (1 - fy) + bottom * fy + 0.5, 0, 255).astype(np.uint8)
+def _scale_box(box: tuple[int, int, int, int], scale: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    x0, y0, x1, y1 = box
+    return int(x0 * scale), int(y0 * scale), min(w, int(x1 * scale)), min(h, int(y1 * scale))
 
 
-def _sharpen(img: np.ndarray, amount: float = 1.0) -> np.ndarray:
-    """Unsharp mask with a 3x3 box blur (defocus)."""
-    src = img.astype(np.float32)
-    padded = np.pad(src, 1, mode="edge")
-    h, w = img.shape
-    blur = sum(padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)) / 9.0
-    return np.clip(src + amount * (src - blur), 0, 255).astype(np.uint8)
+def _distinct(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Drop boxes mostly inside an earlier one (the same code located twice)."""
+    kept: list[tuple[int, int, int, int]] = []
+    for box in boxes:
+        x0, y0, x1, y1 = box
+        area = max(1, (x1 - x0) * (y1 - y0))
+        if all(_overlap(box, k) < 0.6 * area for k in kept):
+            kept.append(box)
+    return kept
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return max(0, w) * max(0, h)

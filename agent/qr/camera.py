@@ -1,0 +1,42 @@
+"""Open a camera from a source string: ``sim``, ``replay:PATH``, ``v4l2[:N]``, ``picamera2``.
+
+Used by ``idstation camera-test`` and the daemon's wiring. Hardware libraries are imported only
+by the implementation that is chosen (picamera2 on the Pi, OpenCV for USB cameras).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from idstation.agent.errors import ConfigError
+from idstation.hal.ports import Camera
+
+__all__ = ["SOURCES", "open_camera"]
+
+SOURCES = "sim | replay:PATH | v4l2[:N] | picamera2"
+
+
+def open_camera(spec: str, payload: Callable[[], str | None] | None = None, fps: float = 10.0) -> Camera:
+    """A ``Camera`` for ``spec`` (not started). ``payload`` feeds the simulated camera's card."""
+    kind, _, arg = spec.partition(":")
+    if kind == "sim":
+        from idstation.hal.camera_sim import SimCamera
+
+        return SimCamera(payload or (lambda: None), fps=fps)
+    if kind == "replay":
+        if not arg:
+            raise ConfigError("camera source replay needs a path: replay:PATH")
+        from idstation.hal.camera_replay import ReplayCamera
+
+        return ReplayCamera(arg)
+    if kind == "v4l2":
+        from idstation.hal.camera_v4l2 import V4l2Camera
+
+        if arg and not arg.isdigit():
+            raise ConfigError("camera source v4l2 takes a device number: v4l2:N")
+        return V4l2Camera(index=int(arg or 0), fps=fps)
+    if kind == "picamera2" and not arg:
+        from idstation.hal.camera_picamera2 import Picamera2Camera
+
+        return Picamera2Camera(fps=fps)
+    raise ConfigError(f"unknown camera source {spec!r}; expected {SOURCES}")

@@ -1,0 +1,107 @@
+"""The Raspberry Pi camera through picamera2 (libcamera): lores preview plus full-resolution main.
+
+Both streams are YUV420. Each request gives the lores Y plane as ``Frame.gray`` (the decoder's
+cheap first look) and the main Y plane as ``Frame.full`` (the region of a hard code is decoded
+there). The Y plane is a view into the array picamera2 returns (rows cropped to the image
+width when the buffer is padded): no further copy.
+
+picamera2 exists only on the Pi and is imported in ``start()``. Focus and exposure are fixed
+when given (a card lying still on the reader at a known distance; a short exposure against
+motion blur).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from idstation.hal.errors import CameraError
+from idstation.hal.ports import Frame
+
+__all__ = ["Picamera2Camera", "y_plane"]
+
+
+def y_plane(yuv420: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The luminance plane of a YUV420 array (shape ``(height * 3 // 2, stride)``), as a view."""
+    if yuv420.ndim != 2 or yuv420.shape[0] < height or yuv420.shape[1] < width:
+        raise CameraError("camera returned a buffer of unexpected shape")
+    return yuv420[:height, :width]
+
+
+class Picamera2Camera:
+    """``Camera`` port implementation for the Pi camera module."""
+
+    def __init__(
+        self,
+        main_size: tuple[int, int] = (1280, 960),
+        *,
+        lores_size: tuple[int, int] = (640, 480),
+        fps: float = 15.0,
+        lens_position: float | None = None,
+        exposure_us: int | None = None,
+        camera_num: int = 0,
+    ) -> None:
+        self.main_size = main_size
+        self.lores_size = lores_size
+        self.fps = fps
+        self.lens_position = lens_position
+        self.exposure_us = exposure_us
+        self.camera_num = camera_num
+        self._cam: Any = None
+        self._seq = 0
+
+    def start(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise CameraError("picamera2 is not installed (Raspberry Pi OS: apt install python3-picamera2)") from exc
+        controls: dict[str, object] = {"FrameRate": self.fps}
+        if self.lens_position is not None:
+            controls.update({"AfMode": 0, "LensPosition": self.lens_position})
+        if self.exposure_us is not None:
+            controls.update({"ExposureTime": self.exposure_us})
+        try:
+            cam = Picamera2(self.camera_num)
+            config = cam.create_video_configuration(
+                main={"size": self.main_size, "format": "YUV420"},
+                lores={"size": self.lores_size, "format": "YUV420"},
+                controls=controls,
+                buffer_count=4,
+            )
+            cam.configure(config)
+            cam.start()
+        except Exception as exc:  # libcamera raises RuntimeError, IndexError, OSError ...
+            raise CameraError(f"cannot start the Pi camera: {type(exc).__name__}") from exc
+        self._cam = cam
+
+    def stop(self) -> None:
+        cam, self._cam = self._cam, None
+        if cam is not None:
+            try:
+                cam.stop()
+            finally:
+                cam.close()
+
+    def read(self, timeout: float) -> Frame | None:
+        if self._cam is None:
+            raise CameraError("Pi camera is not started")
+        try:
+            request = self._cam.capture_request(wait=timeout)
+        except TimeoutError:
+            return None
+        except Exception as exc:
+            raise CameraError(f"Pi camera stopped delivering frames: {type(exc).__name__}") from exc
+        if request is None:
+            return None
+        try:
+            lores = request.make_array("lores")
+            main = request.make_array("main")
+            metadata = request.get_metadata()
+        finally:
+            request.release()
+        self._seq += 1
+        gray = y_plane(lores, *self.lores_size)
+        full = y_plane(main, *self.main_size)
+        meta = {k: metadata[k] for k in ("ExposureTime", "AnalogueGain", "LensPosition") if k in metadata}
+        return Frame(gray=gray, timestamp=time.monotonic(), seq=self._seq, full=full, meta=meta)
