@@ -127,6 +127,7 @@ class Pace:
         self._map_sk = map_sk or random_scalar(self.curve, rng)
         self._eph_sk = eph_sk or random_scalar(self.curve, rng)
         self.state = "START"
+        self.failed_at: str | None = None
         self._nonce = 0
         self._generator: ec.Point = self.curve.g
         self._pk_pcd: ec.Point = self.curve.g
@@ -145,7 +146,9 @@ class Pace:
         if handler is None:
             raise TypeError(f"PACE receive() in state {self.state}")
         self.state, current = "ERROR", self.state
+        self.failed_at = current
         result = handler(data, sw)
+        self.failed_at = None
         self.state = {"MSE": "NONCE", "NONCE": "MAP", "MAP": "AGREE", "AGREE": "TOKENS", "TOKENS": "DONE"}[current]
         return result
 

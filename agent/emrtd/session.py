@@ -1,0 +1,347 @@
+"""ChipSession: access control and file reading over one card connection (ICAO 9303-10/-11).
+
+Public API (what the read orchestration uses)::
+
+    session = ChipSession(conn.transmit, extended_length=conn.extended_length,
+                          max_response=conn.max_response)          # or ChipSession.over(handler)
+    session.card_access            -> bytes | None   EF.CardAccess, read unprotected by open()
+    session.open([CanKey(..), MrzKey(..), ...]) -> "PACE-CAN" | "PACE-MRZ" | "BAC"
+    session.read_file(0x011E)      -> bytes           whole file, TLV-sized
+    session.internal_authenticate(challenge) -> bytes (AA signature; verify with active_auth)
+    session.chip_authenticate(dg14 bytes | SecurityInfos) -> ChipAuthResult ("ok"|"failed"|"not_supported")
+    session.apdus, session.bytes_sent, session.bytes_received   wire counters
+    session.method                 -> the access method that worked, or None
+
+Errors: ``AccessDenied`` (no candidate opened the chip), ``ApduError(sw)`` (e.g. 6982 for DG3,
+6A82 for an absent file), ``SecureMessagingError`` (bad MAC: the channel is dead, call ``open``
+again), ``CardError`` (garbage or truncated responses), and the transport's ``CardRemoved`` /
+``TransmitError`` unchanged.
+
+Theory of operation.
+
+Access control (``open``): EF.CardAccess is read first without protection (READ BINARY by SFI
+1C, else ``00 A4 02 0C 02 01 1C`` + READ BINARY; some CCCD chips answer 6D00 to SELECT MF, so
+the MF is never selected). When it lists a supported PACEInfo (ECDH generic mapping,
+3DES/AES-128/192/256, parameters 12 P-256, 13 brainpoolP256r1, 15 P-384, 16 brainpoolP384r1),
+PACE is tried with every CAN candidate (password reference 02), then every MRZ candidate (01);
+the eMRTD application is then selected under SM. Otherwise, or when PACE fails, the application is
+selected and BAC is tried with every MRZ candidate. A PACE-MRZ refused at MSE:Set AT (6982, seen
+on real cards) skips the remaining PACE-MRZ runs and falls back to BAC. Bound: each candidate is
+tried at most once per method, so at most len(CAN) + 2·len(MRZ) handshakes run before
+``AccessDenied``; nothing retries forever.
+
+Reading (``read_file``) minimises commands. The first READ BINARY addresses the file by its short
+EF identifier (P1 = 80|SFI), which saves the SELECT; if the chip refuses SFI (6A86, 6A81, 6D00,
+6B00, 6E00) the session switches to SELECT + READ BINARY for the rest of the session. The first
+read asks for as much as possible: with an extended-length reader and chip, Le = 0000 (plain) or
+the largest plain length whose protected response fits ``max_response`` (under SM), so one
+command usually returns the whole file (EF.COM, EF.SOD, DG1, DG13, DG14, DG15: six commands).
+Without extended length, Le is the largest short value: 256 plain, or the largest plain length
+whose DO87 ‖ DO99 ‖ DO8E fits 256 bytes under SM (231 for 3DES, 223 for AES). The TLV header of
+the first chunk gives the file length; the rest is read with Le = exactly what remains (capped as
+above). Adaptation: 6700 to an extended APDU → drop to short APDUs for the session; 6700 to a
+short one → halve Le (bounded); 6Cxx → retry once with Le = xx; 6282 → end of file; 6B00 →
+offset past the end. Offsets above 7FFF use READ BINARY B1 with DO54. Every loop is bounded.
+
+APDU hex is logged only at DEBUG on the stdlib logger "idstation.traffic", and only the wire
+bytes (encrypted under SM), never decrypted data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+from idstation.agent.emrtd import tlv
+from idstation.agent.emrtd.apdu import CommandApdu, parse_response
+from idstation.agent.emrtd.bac import Bac
+from idstation.agent.emrtd.chip_auth import ChipAuthentication, ChipAuthResult, choose
+from idstation.agent.emrtd.keys import CanKey, MrzKey
+from idstation.agent.emrtd.lds.security_infos import PaceInfo, SecurityInfos, parse_security_infos
+from idstation.agent.emrtd.pace import Pace
+from idstation.agent.emrtd.sm import SecureMessaging, max_plain_response
+from idstation.agent.emrtd.sw import SW, check, exact_le, is_wrong_le
+from idstation.agent.errors import AccessDenied, ApduError, CardError, ParseError, SecureMessagingError
+
+traffic = logging.getLogger("idstation.traffic")
+
+Transmit = Callable[[bytes], tuple[bytes, int]]
+FID_CARD_ACCESS = 0x011C
+AID_EMRTD = bytes.fromhex("A0000002471001")
+SFI_OF = {0x011C: 0x1C, 0x011E: 0x1E, 0x011D: 0x1D, **{0x0100 + n: n for n in range(1, 17)}}
+SFI_REFUSED = frozenset({0x6A86, 0x6A81, 0x6D00, 0x6B00, 0x6E00, 0x6A82})
+PACE_CURVES = frozenset({12, 13, 15, 16})
+MAX_HANDSHAKE_STEPS = 8
+MAX_SHORT_RETRIES = 4
+
+
+def transmit_from_handler(handler: Callable[[bytes], bytes]) -> Transmit:
+    """Adapt an ``ApduHandler`` (bytes → R-APDU bytes) to a transmit function."""
+
+    def transmit(apdu: bytes) -> tuple[bytes, int]:
+        return parse_response(handler(apdu))
+
+    return transmit
+
+
+def supported_pace(infos: SecurityInfos) -> PaceInfo | None:
+    for info in infos.pace:
+        if info.mapping == "ECDH-GM" and info.parameter_id in PACE_CURVES:
+            return info
+    return None
+
+
+class ChipSession:
+    """The driver over one card connection; see the module docstring."""
+
+    def __init__(
+        self, transmit: Transmit, *, extended_length: bool, max_response: int, rng: Callable[[int], bytes] = os.urandom
+    ) -> None:
+        self._transmit = transmit
+        self.max_response = max(int(max_response), 1)
+        self._extended = bool(extended_length) and self.max_response > 256
+        self._sfi = True
+        self._rng = rng
+        self.sm: SecureMessaging | None = None
+        self.method: str | None = None
+        self.card_access: bytes | None = None
+        self.apdus = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    @classmethod
+    def over(
+        cls, handler: Callable[[bytes], bytes], *, extended_length: bool = True, max_response: int = 65536
+    ) -> ChipSession:
+        """A session straight over an ``ApduHandler`` such as ``VirtualChip``."""
+        return cls(transmit_from_handler(handler), extended_length=extended_length, max_response=max_response)
+
+    def __repr__(self) -> str:
+        return f"ChipSession(method={self.method}, apdus={self.apdus})"
+
+    # -- transport --------------------------------------------------------------------------------
+    def _send(self, raw: bytes) -> tuple[bytes, int]:
+        if traffic.isEnabledFor(logging.DEBUG):
+            traffic.debug("apdu_out %s", raw.hex())
+        self.apdus += 1
+        self.bytes_sent += len(raw)
+        data, sw = self._transmit(raw)
+        if not isinstance(data, bytes | bytearray) or not isinstance(sw, int) or not 0 <= sw <= 0xFFFF:
+            raise CardError("the reader returned a malformed response")
+        self.bytes_received += len(data) + 2
+        if traffic.isEnabledFor(logging.DEBUG):
+            traffic.debug("apdu_in %s %04X", bytes(data).hex(), sw)
+        return bytes(data), sw
+
+    def _exchange(self, command: CommandApdu, *, extended: bool | None = None) -> tuple[bytes, int]:
+        """One command, protected when a secure channel is open; returns plain (data, sw)."""
+        if self.sm is None:
+            return self._send(command.encode(extended=extended))
+        sm = self.sm
+        data, sw = self._send(sm.wrap(command, extended=extended))
+        try:
+            return sm.unwrap(data + sw.to_bytes(2, "big"))
+        finally:
+            if not sm.alive:
+                self.sm = None
+
+    # -- access control ---------------------------------------------------------------------------
+    def read_card_access(self) -> bytes | None:
+        """EF.CardAccess read unprotected; None when the chip has none (BAC-only chips)."""
+        self.sm = None
+        try:
+            self.card_access = self.read_file(FID_CARD_ACCESS)
+        except ApduError:
+            self.card_access = None
+        return self.card_access
+
+    def open(self, candidates: Sequence[CanKey | MrzKey]) -> str:
+        """Run access control over ``candidates``; return "PACE-CAN", "PACE-MRZ" or "BAC"."""
+        cans = list(dict.fromkeys(k for k in candidates if isinstance(k, CanKey)))
+        mrzs = list(dict.fromkeys(k for k in candidates if isinstance(k, MrzKey)))
+        if not cans and not mrzs:
+            raise TypeError("open() needs at least one CanKey or MrzKey")
+        self.sm, self.method = None, None
+        card_access = self.read_card_access()
+        info = None
+        if card_access is not None:
+            try:
+                info = supported_pace(parse_security_infos(card_access))
+            except ParseError:
+                info = None
+        attempts = 0
+        if info is not None:
+            method, attempts = self._try_pace(info, cans, mrzs)
+            if method:
+                self._select_application()
+                return method
+        self._select_application()
+        for key in mrzs:
+            attempts += 1
+            try:
+                self.sm = self._handshake(Bac(key, rng=self._rng))
+            except AccessDenied:
+                continue
+            self.method = "BAC"
+            return "BAC"
+        raise AccessDenied(f"no access key opened the chip ({attempts} attempts)")
+
+    def _try_pace(self, info: PaceInfo, cans: list[CanKey], mrzs: list[MrzKey]) -> tuple[str | None, int]:
+        attempts = 0
+        for key in [*cans, *mrzs]:
+            attempts += 1
+            pace = Pace(key, info, rng=self._rng)
+            try:
+                self.sm = self._handshake(pace)
+            except AccessDenied:
+                if isinstance(key, MrzKey) and pace.failed_at == "MSE":
+                    break  # the chip refuses PACE with the MRZ: BAC next
+                continue
+            except ApduError:
+                if pace.failed_at == "MSE" and isinstance(key, CanKey):
+                    continue
+                break  # the chip does not support this PACE set-up: BAC next
+            self.method = "PACE-CAN" if isinstance(key, CanKey) else "PACE-MRZ"
+            return self.method, attempts
+        return None, attempts
+
+    def _handshake(self, machine: Bac | Pace) -> SecureMessaging:
+        self.sm = None
+        step = machine.start()
+        for _ in range(MAX_HANDSHAKE_STEPS):
+            data, sw = self._exchange(step)
+            result = machine.receive(data, sw)
+            if isinstance(result, SecureMessaging):
+                return result
+            step = result
+        raise CardError("access control handshake did not finish")
+
+    def _select_application(self) -> None:
+        with contextlib.suppress(ApduError):  # some chips select the eMRTD application implicitly
+            self._exchange(CommandApdu(0x00, 0xA4, 0x04, 0x0C, AID_EMRTD))
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _chunk_limit(self, extended: bool) -> int:
+        budget = min(self.max_response, 65536 if extended else 256)
+        if self.sm is not None:
+            return max_plain_response(budget, self.sm.cipher.block)
+        return budget
+
+    def _read_binary(self, offset: int, ne: int, *, sfi: int | None = None) -> tuple[bytes, int]:
+        """One READ BINARY with adaptation for 6700 (extended refused) and 6Cxx."""
+        for _ in range(MAX_SHORT_RETRIES + 2):
+            extended = ne > 256
+            command = _read_command(offset, ne, sfi)
+            data, sw = self._exchange(command, extended=extended or None)
+            if sw == SW.WRONG_LENGTH and extended:
+                self._extended = False
+                ne = min(ne, self._chunk_limit(False))
+            elif sw == SW.WRONG_LENGTH and ne > 1:
+                ne = max(ne // 2, 1)
+            elif is_wrong_le(sw):
+                ne = exact_le(sw)
+            else:
+                return (_unwrap_b1(data) if offset > 0x7FFF else data), sw
+        raise ApduError(SW.WRONG_LENGTH, "READ BINARY")
+
+    def _first_chunk(self, fid: int) -> tuple[bytes, int]:
+        ne = self._chunk_limit(self._extended)
+        sfi = SFI_OF.get(fid)
+        if self._sfi and sfi is not None:
+            data, sw = self._read_binary(0, ne, sfi=sfi)
+            if sw in (SW.OK, SW.END_OF_FILE):
+                return data, sw
+            if sw not in SFI_REFUSED and sw != SW.SECURITY_NOT_SATISFIED:
+                check(sw, "READ BINARY")
+            if sw in SFI_REFUSED - {SW.FILE_NOT_FOUND}:
+                self._sfi = False
+        data, sw = self._exchange(CommandApdu(0x00, 0xA4, 0x02, 0x0C, fid.to_bytes(2, "big")))
+        check(sw, "SELECT")
+        data, sw = self._read_binary(0, self._chunk_limit(self._extended))
+        if sw not in (SW.OK, SW.END_OF_FILE):
+            check(sw, "READ BINARY")
+        return data, sw
+
+    def read_file(self, fid: int) -> bytes:
+        """The whole elementary file ``fid`` (sized by its TLV header); see the module docstring."""
+        buffer, sw = self._first_chunk(fid)
+        try:
+            total = tlv.total_length(buffer)
+        except ParseError:
+            raise CardError(f"file {fid:04X} does not start with a TLV header") from None
+        max_reads = total // 16 + 8
+        for _ in range(max_reads):
+            if len(buffer) >= total:
+                return buffer[:total]
+            if sw == SW.END_OF_FILE:
+                break
+            remaining = total - len(buffer)
+            extended = self._extended and remaining > 256
+            if len(buffer) > 0x7FFF:  # B1 answers wrap the bytes in DO53
+                remaining += 1 + len(tlv.encode_length(remaining))
+                extended = self._extended and remaining > 256
+            ne = min(remaining, self._chunk_limit(extended))
+            data, sw = self._read_binary(len(buffer), ne)
+            if sw not in (SW.OK, SW.END_OF_FILE):
+                check(sw, "READ BINARY")
+            if not data:
+                break
+            buffer += data
+        raise CardError(f"file {fid:04X} ended after {len(buffer)} of {total} bytes")
+
+    # -- authentication of the chip ---------------------------------------------------------------
+    def internal_authenticate(self, challenge: bytes) -> bytes:
+        """INTERNAL AUTHENTICATE (Active Authentication, ICAO 9303-11 §6.1): the signature bytes."""
+        if self.sm is None:
+            raise SecureMessagingError("INTERNAL AUTHENTICATE needs an open secure channel")
+        data, sw = self._exchange(CommandApdu(0x00, 0x88, 0x00, 0x00, bytes(challenge), ne=256))
+        check(sw, "INTERNAL AUTHENTICATE")
+        return data
+
+    def chip_authenticate(self, dg14: bytes | SecurityInfos) -> ChipAuthResult:
+        """Chip Authentication (see ``chip_auth``). After "failed" the channel is closed."""
+        try:
+            infos = dg14 if isinstance(dg14, SecurityInfos) else parse_security_infos(dg14)
+            choice = choose(infos)
+            if choice is None:
+                return ChipAuthResult("not_supported", reason="no ECDH chip authentication key in DG14")
+            protocol = ChipAuthentication(choice[0], choice[1], rng=self._rng)
+        except ParseError as exc:
+            return ChipAuthResult("not_supported", reason=f"DG14 unusable: {exc}")
+        if self.sm is None:
+            raise SecureMessagingError("chip authentication needs an open secure channel")
+        for command in protocol.commands():
+            _data, sw = self._exchange(command)
+            if sw != SW.OK:
+                return ChipAuthResult("failed", choice[0].protocol, f"chip answered {sw:04X}")
+        self.sm = protocol.secure_messaging()
+        try:
+            self._exchange(CommandApdu(0x00, 0xA4, 0x04, 0x0C, AID_EMRTD))
+        except SecureMessagingError:
+            return ChipAuthResult("failed", choice[0].protocol, "response under the new keys does not verify")
+        except ApduError:
+            pass  # the MAC verified: the chip holds the key, whatever it thinks of the SELECT
+        if self.sm is None:
+            return ChipAuthResult("failed", choice[0].protocol, "chip dropped secure messaging")
+        return ChipAuthResult("ok", choice[0].protocol)
+
+
+def _read_command(offset: int, ne: int, sfi: int | None) -> CommandApdu:
+    if sfi is not None:
+        return CommandApdu(0x00, 0xB0, 0x80 | sfi, offset & 0xFF, ne=ne)
+    if offset <= 0x7FFF:
+        return CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, ne=ne)
+    value = offset.to_bytes((offset.bit_length() + 7) // 8, "big")
+    return CommandApdu(0x00, 0xB1, 0x00, 0x00, tlv.encode(0x54, value), ne=ne)
+
+
+def _unwrap_b1(data: bytes) -> bytes:
+    """READ BINARY B1 answers carry the bytes in DO53."""
+    if not data:
+        return data
+    try:
+        return tlv.decode_one(data)[0].value
+    except ParseError:
+        raise CardError("READ BINARY B1 answer is not a DO53") from None
