@@ -94,3 +94,26 @@ def test_claim_credential_cannot_publish_events(central: Central) -> None:
             claim.publish("idstation/v1/hn-bd-001/c01/identity", b"forged")
             claim.publish("idstation/v1/provision/ids-0000000000000000/response", b"forged")
         assert listener.receive(1.0) is None
+
+
+def test_online_renewal_over_mtls_switches_to_a_working_certificate(
+    tmp_path: Path, central: Central, service: EnrolService
+) -> None:
+    from idstation.provisioning.renew import renew_online
+
+    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    central.enroller.expect(box.pairing)
+    before = enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
+    not_due = renew_online(tmp_path / "box", timeout=20)
+    assert not not_due.renewed and not_due.reason == "not_due"
+    result = renew_online(tmp_path / "box", timeout=20, force=True)
+    after = load_identity(tmp_path / "box")
+    assert result.renewed and after.tls_cert_path.read_bytes() != before.tls_cert_path.read_bytes()
+    access = BrokerAccess(
+        after.broker_url,
+        ca_file=str(after.fleet_ca_path),
+        cert_file=str(after.tls_cert_path),
+        key_file=str(after.tls_key_path),
+    )
+    with MqttSession(access) as session:
+        session.publish("idstation/v1/hn-bd-001/c01/heartbeat", b"x")
