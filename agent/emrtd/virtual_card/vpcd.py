@@ -12,7 +12,8 @@ that costs ~40 ms per APDU. We set TCP_NODELAY and re-arm TCP_QUICKACK before ev
 
 A handler raising ``CardRemoved`` (the virtual chip's ``remove_after`` fault) closes the connection:
 the card vanishes from the reader. ``reinsert_after`` puts the same handler back after a delay
-(for "the next card reads normally"); ``insert``/``remove`` swap cards at any time. While vpcd
+(for "the next card reads normally"), or ``reinsert_handler`` in its place (the same card held
+still this time); ``insert``/``remove`` swap cards at any time. While vpcd
 is not listening yet (pcscd starting) the bridge retries with bounded exponential backoff.
 """
 
@@ -104,10 +105,12 @@ class VpcdBridge:
         port: int = DEFAULT_PORT,
         atr: bytes = DEFAULT_ATR,
         reinsert_after: float | None = None,
+        reinsert_handler: ApduHandler | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.reinsert_after = reinsert_after
+        self.reinsert_handler = reinsert_handler  # the card placed again (default: the same one)
         self._cond = threading.Condition()
         self._card: VpcdCard | None = VpcdCard(handler, atr) if handler is not None else None
         self._generation = 0
@@ -237,8 +240,11 @@ class VpcdBridge:
         with self._cond:
             if self._generation != generation or self._stopping:
                 return  # somebody inserted or removed a card meanwhile
-        card.reset()
-        self.insert(card.handler, card.atr)
+        handler = self.reinsert_handler or card.handler
+        reset = getattr(handler, "reset", None)
+        if callable(reset):
+            reset()
+        self.insert(handler, card.atr)
 
     def _sleep(self, seconds: float) -> None:
         with self._cond:
