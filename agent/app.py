@@ -287,8 +287,8 @@ class Daemon:
         tick = min(1.0, watchdog / 4 if watchdog else 1.0)
         stale_after = max(2 * self.agent.cfg.reader.read_timeout_s, watchdog or 0)
         next_status = 0.0
-        while not self.agent.stop_event.wait(tick):
-            if not worker.is_alive():
+        while True:
+            if not worker.is_alive() and not self.agent.stop_event.is_set():
                 log.error("worker_died")
                 return 70  # Exit.INTERNAL: systemd restarts us
             fresh = time.monotonic() - self.agent.health.beat < stale_after
@@ -299,6 +299,8 @@ class Daemon:
             if time.monotonic() >= next_status:
                 self.publish_status()
                 next_status = time.monotonic() + interval
+            if self.agent.stop_event.wait(tick):
+                break
         return 0
 
     def publish_status(self) -> None:

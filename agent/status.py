@@ -55,13 +55,21 @@ def status_document(agent: Agent) -> dict[str, Any]:
         "updated_at": _iso(time.time()),
         "reader": health.reader,
         "camera": health.camera,
-        "indicator": getattr(agent.indicator, "last", (None, ""))[0],
+        "indicator": _last_signal(agent.indicator),
         "placements": health.placements,
         "last_read_at": _iso(health.last_read_at),
         "last_outcome": health.last_outcome,
         "outcomes": dict(health.outcomes),
         "outbox": outbox,
     }
+
+
+def _last_signal(indicator: object) -> str | None:
+    last = getattr(indicator, "last", None)
+    if isinstance(last, tuple):
+        return str(last[0])
+    signal = getattr(last, "signal", None)
+    return str(signal) if signal is not None else None
 
 
 def write_status_file(state_dir: Path, doc: dict[str, Any]) -> None:
