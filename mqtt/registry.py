@@ -172,11 +172,11 @@ class Registry:
             return None
         return self._devices.get(device_id)
 
-    def by_key_id(self, key_id: str) -> DeviceRecord | None:
-        """The enrolled, non-revoked device that holds this key id, or None."""
+    def by_key_id(self, key_id: str, *, include_revoked: bool = False) -> DeviceRecord | None:
+        """The enrolled, non-revoked (unless ``include_revoked``) device that holds this key id, or None."""
         self.refresh()
         record = self._by_key.get(key_id)
-        if record is None or record.device_id in self._revoked:
+        if record is None or (record.device_id in self._revoked and not include_revoked):
             return None
         return record
 

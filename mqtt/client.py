@@ -1,0 +1,316 @@
+"""The device side: :class:`Publisher`, the agent's event sink.
+
+Public API (the agent wires it; see docs/mqtt.md)::
+
+    pub = Publisher(PublisherConfig(
+        broker_url="mqtts://broker:8883", device_id="box-0001", site="hn-bd-001", counter="c01",
+        signing_key=Path(".../signing_key.pem") or Ed25519PrivateKey,
+        central_public_key=Path(".../central.pub.pem") or X25519PublicKey,
+        outbox_path=Path("/var/lib/idstation/outbox.sqlite"),
+        tls=TlsOptions(ca_file=..., cert_file=..., key_file=...), protocol="auto"))
+    pub.start()
+    event_id = pub.submit_identity({"source": "chip", "citizen": {...}, "verification": {...}, ...})
+    pub.submit_read_failed("access_denied", "no key opened the chip")
+    pub.set_status({"reader": "ok"}, state="online")     # retained; the last will says "offline"
+    pub.heartbeat({"uptime_s": 12})
+    pub.stats()        # {"connected", "protocol", "outbox": {...}, "last_ack_at", "inflight", ...}
+    pub.stop(timeout=5)
+
+``submit_*`` return once the event is durable in the outbox (never before); they raise
+:class:`OutboxFull` when the outbox refuses a data event. Delivery is the connection thread's
+job: LIVE rows first (a bounded in-flight window), then BACKLOG (its own small window and a
+byte rate), then TELEMETRY. A row leaves the outbox only when the broker acknowledged it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from idstation.mqtt.connection import Backoff, Connection, TlsOptions, parse_broker_url
+from idstation.mqtt.errors import OutboxFull
+from idstation.mqtt.events import EventBuilder
+from idstation.mqtt.outbox import Lane, Outbox, OutboxRow
+from idstation.mqtt.seal import Signer, load_central_public_key, load_signing_key
+from idstation.mqtt.topics import topic_for
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["Publisher", "PublisherConfig", "TlsOptions"]
+
+
+@dataclass
+class PublisherConfig:
+    broker_url: str
+    device_id: str
+    site: str
+    counter: str
+    signing_key: Ed25519PrivateKey | Path | str = field(repr=False)
+    central_public_key: X25519PublicKey | Path | str = field(repr=False)
+    outbox_path: Path | str
+    key_id: str | None = None
+    tls: TlsOptions | None = None
+    protocol: str = "auto"  # "auto" | "5" | "3.1.1"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    inflight: int = 20  # total unacknowledged PUBLISHes
+    backlog_inflight: int = 4  # of which at most this many from the backlog
+    telemetry_inflight: int = 2
+    backlog_rate_bytes: float | None = 16_000.0  # bytes/s the backlog may use (None: no limit)
+    live_window_s: float = 30.0  # data events younger than this are LIVE, older ones BACKLOG
+    max_bytes: int = 256 * 1024 * 1024
+    keepalive: int = 30
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    refused_retry_s: float = 30.0  # a PUBLISH the broker refused (MQTT 5 reason code) is retried after this
+
+
+class _TokenBucket:
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.tokens = rate or 0.0
+        self.stamp = time.monotonic()
+
+    def take(self, amount: int) -> bool:
+        if self.rate is None:
+            return True
+        now = time.monotonic()
+        burst = max(self.rate, amount)
+        self.tokens = min(burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= amount:
+            self.tokens -= amount
+            return True
+        return False
+
+
+class Publisher:
+    """Durable, signed, encrypted event publishing for one device."""
+
+    def __init__(self, config: PublisherConfig) -> None:
+        self.config = c = config
+        key = c.signing_key if isinstance(c.signing_key, Ed25519PrivateKey) else load_signing_key(c.signing_key)
+        central = (
+            c.central_public_key
+            if isinstance(c.central_public_key, X25519PublicKey)
+            else load_central_public_key(c.central_public_key)
+        )
+        self.builder = EventBuilder(c.device_id, c.site, c.counter, Signer(key, c.key_id), central)
+        self.outbox = Outbox(c.outbox_path, max_bytes=c.max_bytes, live_window_s=c.live_window_s)
+        self._status: tuple[str, dict[str, Any]] = ("online", {})
+        self._pump_lock = threading.Lock()
+        self._acks: collections.deque[tuple[int, bool]] = collections.deque()
+        self._inflight: dict[int, OutboxRow] = {}
+        self._refused: dict[int, float] = {}
+        self._bucket = _TokenBucket(c.backlog_rate_bytes)
+        self._last_flush = time.monotonic()
+        self.last_ack_at: float | None = None
+        self.published = 0
+        self.acked = 0
+        self._started = time.monotonic()
+        self._conn = Connection(
+            parse_broker_url(c.broker_url),
+            c.device_id,
+            protocol=c.protocol,
+            tls=c.tls,
+            keepalive=c.keepalive,
+            username=c.username,
+            password=c.password,
+            configure=self._configure,
+            on_connect=self._on_connect,
+            on_idle=self._on_idle,
+            on_disconnect=self._on_disconnect,
+            backoff=Backoff(c.reconnect_min_s, c.reconnect_max_s),
+            name="publisher",
+        )
+
+    # --- public API ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background (returns at once; events queue durably meanwhile)."""
+        self._conn.start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._conn.connected.wait(timeout)
+
+    def submit_identity(self, private: dict[str, Any]) -> str:
+        """Seal, sign and store an identity event; returns its event id once it is durable."""
+        if not isinstance(private, dict):
+            raise TypeError("the identity event's private part is a dict")
+        private = {"source": "chip", **private}
+        return self._submit("identity", private=private)
+
+    def submit_read_failed(self, reason: str, detail: str = "") -> str:
+        """A read that failed: ``reason`` a short code, ``detail`` a text without personal data."""
+        return self._submit("read_failed", reason=reason, detail=detail[:500])
+
+    def set_status(self, info: dict[str, Any] | None = None, state: str = "online") -> str | None:
+        """Publish the retained device status (re-sent on every reconnect)."""
+        self._status = (state, dict(info or {}))
+        return self._submit("status", retain=True, state=state, info=self._status[1])
+
+    def heartbeat(self, info: dict[str, Any] | None = None) -> str | None:
+        """Telemetry: liveness and counters (dropped oldest-first when the outbox is full)."""
+        info = {"uptime_s": round(time.monotonic() - self._started, 1), "outbox": self.outbox.depth(), **(info or {})}
+        return self._submit("heartbeat", info=info)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "connected": self._conn.connected.is_set(),
+            "protocol": self._conn.negotiated,
+            "connects": self._conn.connects,
+            "outbox": self.outbox.depth(),
+            "last_seq": self.outbox.last_seq,
+            "inflight": len(self._inflight),
+            "published": self.published,
+            "acked": self.acked,
+            "last_ack_at": self.last_ack_at,
+            "outbox_full": self.outbox.full_alarm,
+            "dropped_telemetry": self.outbox.dropped_telemetry,
+            "outbox_set_aside": str(self.outbox.set_aside) if self.outbox.set_aside else None,
+        }
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until the outbox is empty (everything acknowledged). For demos, tests and shutdown."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._pump_lock:
+                self.outbox.flush_acks()
+            if self.outbox.depth()["total"] == 0:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say "offline" (retained), wait a little for acknowledgements, disconnect; the outbox stays intact."""
+        client = self._conn.client
+        if client is not None:
+            try:
+                frame = self._offline_frame("stopped")
+                client.publish(topic_for(self.config.site, self.config.counter, "status"), frame, qos=1, retain=True)
+            except (OSError, ValueError):
+                pass
+            deadline = time.monotonic() + timeout / 2
+            while self._inflight and time.monotonic() < deadline and self._conn.connected.is_set():
+                time.sleep(0.02)
+        self._conn.stop(timeout)
+        with self._pump_lock:
+            self._drain_acks()
+            self.outbox.close()
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _submit(self, kind: str, *, private: dict[str, Any] | None = None, retain: bool = False, **clear: Any) -> Any:
+        topic = topic_for(self.config.site, self.config.counter, kind)
+        event = self.outbox.append(
+            kind, topic, lambda seq: self.builder.build(kind, seq, private=private, **clear), retain=retain
+        )
+        if event is None:
+            return None
+        log.debug("event_queued", kind=kind, event_id=event.event_id, seq=event.seq)
+        if self._conn.connected.is_set() and self._pump_lock.acquire(blocking=False):
+            try:
+                self._pump()
+            finally:
+                self._pump_lock.release()
+        return event.event_id
+
+    def _offline_frame(self, reason: str) -> bytes:
+        return self.builder.build("status", self.outbox.last_seq, state="offline", info={"reason": reason}).frame
+
+    def _configure(self, client: Any) -> None:
+        client.max_inflight_messages_set(self.config.inflight + 8)
+        client.max_queued_messages_set(0)
+        topic = topic_for(self.config.site, self.config.counter, "status")
+        client.will_set(topic, self._offline_frame("connection_lost"), qos=1, retain=True)
+        client.on_publish = self._on_publish
+
+    def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
+        # Called with paho's internal lock held: only record, never publish from here.
+        self._acks.append((mid, bool(getattr(reason, "is_failure", False))))
+
+    def _on_connect(self, client: Any) -> None:
+        with self._pump_lock:
+            self._inflight.clear()
+            self._acks.clear()
+        state, info = self._status
+        with contextlib.suppress(OutboxFull):
+            self._submit("status", retain=True, state=state, info={**info, "protocol": self._conn.negotiated})
+        if self.outbox.full_alarm:
+            self._submit("status", retain=True, state="alarm", info={"alarm": "outbox_full"})
+        self._on_idle(client)
+
+    def _on_disconnect(self) -> None:
+        with self._pump_lock:
+            self._drain_acks()
+            if self._inflight:
+                log.info("publisher_inflight_requeued", count=len(self._inflight))
+            self._inflight.clear()
+
+    def _on_idle(self, _client: Any) -> None:
+        with self._pump_lock:
+            self._pump()
+            now = time.monotonic()
+            if now - self._last_flush > 0.2:
+                self.outbox.flush_acks()
+                self._last_flush = now
+
+    def _drain_acks(self) -> None:
+        while self._acks:
+            mid, refused = self._acks.popleft()
+            row = self._inflight.pop(mid, None)
+            if row is None:
+                continue
+            if refused:
+                self._refused[row.id] = time.monotonic() + self.config.refused_retry_s
+                log.error("publish_refused_by_broker", event_id=row.event_id, kind=row.kind)
+                continue
+            self.outbox.ack(row.id)
+            self.acked += 1
+            self.last_ack_at = time.time()
+
+    def _pump(self) -> None:
+        """Fill the in-flight window from the lanes, in priority order. Caller holds the pump lock."""
+        self._drain_acks()
+        client = self._conn.client
+        if client is None:
+            return
+        c = self.config
+        if self._refused:
+            now = time.monotonic()
+            self._refused = {k: v for k, v in self._refused.items() if v > now}
+        busy = {row.id for row in self._inflight.values()} | set(self._refused)
+        counts = collections.Counter(row.lane for row in self._inflight.values())
+        free = c.inflight - len(self._inflight)
+        for lane, cap in (
+            (Lane.LIVE, c.inflight),
+            (Lane.BACKLOG, c.backlog_inflight),
+            (Lane.TELEMETRY, c.telemetry_inflight),
+        ):
+            room = min(free, cap - counts[lane])
+            if room <= 0:
+                continue
+            for row in self.outbox.pending(lane, room, busy):
+                if lane is Lane.BACKLOG and not self._bucket.take(row.size):
+                    break
+                if not self._publish(client, row):
+                    return
+                free -= 1
+
+    def _publish(self, client: Any, row: OutboxRow) -> bool:
+        import paho.mqtt.client as mqtt
+
+        info = client.publish(row.topic, row.frame, qos=1, retain=row.retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        self._inflight[info.mid] = row
+        self.published += 1
+        return True

@@ -1,0 +1,344 @@
+"""The durable outbox: SQLite (WAL, ``synchronous=FULL``), the single source of truth for delivery.
+
+Theory of operation
+-------------------
+* :meth:`Outbox.append` takes the next ``seq``, builds the signed (and sealed) frame with it and
+  stores both in one transaction: when it returns, the event survives a power cut. The file
+  only ever holds finished frames, so personal data is on disk only as HPKE ciphertext.
+* A row is deleted only when the broker acknowledged its QoS 1 PUBLISH (:meth:`ack`); deletes are
+  batched (a lost delete only causes a resend, which the centre recognises by ``event_id``).
+  After a reconnect or a restart every remaining row is sent again with the same bytes.
+* Lanes, in order: LIVE (identity/read_failed younger than ``live_window_s``), BACKLOG (older
+  ones, drained at a configured rate by the client), TELEMETRY (status, heartbeat).
+* A byte cap: a data event that does not fit raises :class:`OutboxFull` (never dropped
+  silently; the client raises an alarm status); telemetry evicts the oldest telemetry instead.
+  A new status supersedes unsent older ones.
+* ``seq`` is also reserved in blocks in a side file (``<path>.seq``), so even a corrupt outbox
+  that is set aside and replaced never makes ``seq`` go back.
+* At start the file is checked (``PRAGMA quick_check``); a corrupt file is renamed
+  ``<path>.corrupt-<UTC time>``, reported, and a new one started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from idstation.mqtt.errors import OutboxCorrupt, OutboxFull, PublishError
+from idstation.mqtt.events import DATA_KINDS, KINDS, BuiltEvent
+
+log = structlog.get_logger(__name__)
+
+SCHEMA = 1
+SEQ_BLOCK = 1000
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    data INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    retain INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL,
+    frame BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_lane ON events (data, enqueued_at, id);
+"""
+
+_PENDING_SQL = (
+    "SELECT id, event_id, kind, seq, topic, retain, size, enqueued_at, frame FROM events"
+    " WHERE {where} ORDER BY enqueued_at, id LIMIT ?"
+)
+
+__all__ = ["Lane", "Outbox", "OutboxRow"]
+
+
+class Lane(enum.IntEnum):
+    LIVE = 0
+    BACKLOG = 1
+    TELEMETRY = 2
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    event_id: str
+    kind: str
+    seq: int
+    topic: str
+    retain: bool
+    size: int
+    enqueued_at: float
+    frame: bytes
+    lane: Lane
+
+    def __repr__(self) -> str:
+        return f"OutboxRow(id={self.id}, event_id={self.event_id!r}, kind={self.kind!r}, lane={self.lane.name})"
+
+
+class Outbox:
+    """One outbox file. Thread-safe (one connection behind a lock)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = 256 * 1024 * 1024,
+        live_window_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.live_window_s = live_window_s
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.set_aside: Path | None = None
+        self.full_alarm = False
+        self.dropped_telemetry = 0
+        self._pending_acks: list[int] = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = self._open_checked()
+        self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM events").fetchone()[0])
+        self._seq = self._load_seq()
+
+    # --- opening --------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    def _open_checked(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = None
+        try:
+            db = self._connect()
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise OutboxCorrupt("outbox failed its integrity check")
+            db.executescript(_SCHEMA_SQL)
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if version is None:
+                db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA,))
+            elif version[0] != SCHEMA:
+                raise OutboxCorrupt("outbox has an unknown schema version")
+            return db
+        except (sqlite3.DatabaseError, OutboxCorrupt) as exc:
+            if db is not None:
+                db.close()
+            self._set_aside(type(exc).__name__)
+            db = self._connect()
+            db.executescript(_SCHEMA_SQL)
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA,))
+            return db
+
+    def _set_aside(self, why: str) -> None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{target}{suffix}")
+        self.set_aside = target
+        log.error("outbox_corrupt_set_aside", file=str(target), error=why)
+
+    def _seq_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".seq")
+
+    def _load_seq(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+        stored = row[0] if row else 0
+        try:
+            reserved = int(self._seq_file().read_text(encoding="ascii").strip() or 0)
+        except (OSError, ValueError):
+            reserved = 0
+        self._reserved = reserved
+        if row is None and reserved > stored:
+            log.warning("outbox_seq_resumed_from_reservation", seq=reserved)
+            return reserved
+        return stored
+
+    def _reserve(self, seq: int) -> None:
+        if seq <= self._reserved:
+            return
+        reserved = seq + SEQ_BLOCK
+        tmp = self._seq_file().with_suffix(".tmp")
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(f"{reserved}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._seq_file())
+        self._reserved = reserved
+
+    # --- writing --------------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def append(
+        self, kind: str, topic: str, build: Callable[[int], BuiltEvent], *, retain: bool = False
+    ) -> BuiltEvent | None:
+        """Build the event with its ``seq`` and store it durably, in one transaction.
+
+        Returns the event, or None when a telemetry event was dropped because the outbox is full.
+        Raises :class:`OutboxFull` for a data event that does not fit.
+        """
+        if kind not in KINDS:
+            raise TypeError(f"unknown event kind {kind!r}")
+        data = kind in DATA_KINDS
+        with self._lock:
+            seq = self._seq + 1 if data else self._seq
+            if data:
+                self._reserve(seq)
+            event = build(seq)
+            size = len(event.frame)
+            if self._bytes + size > self.max_bytes and not self._make_room(data, size):
+                if data:
+                    self.full_alarm = True
+                    log.error("outbox_full_rejected", kind=kind, bytes=self._bytes, cap=self.max_bytes)
+                    raise OutboxFull("the outbox is full: the event was refused")
+                self.dropped_telemetry += 1
+                log.warning("outbox_full_telemetry_dropped", kind=kind)
+                return None
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                if kind == "status":
+                    self._supersede_status()
+                self._db.execute(
+                    "INSERT INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (event.event_id, kind, int(data), seq, topic, int(retain), size, self._clock(), event.frame),
+                )
+                if data:
+                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (seq,))
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise PublishError(f"outbox write failed: {type(exc).__name__}") from None
+            self._bytes += size
+            self._seq = seq
+            return event
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+
+    def _supersede_status(self) -> None:
+        cur = self._db.execute("DELETE FROM events WHERE kind = 'status' RETURNING size")
+        self._bytes -= sum(r[0] for r in cur.fetchall())
+
+    def _make_room(self, data: bool, size: int) -> bool:
+        """Evict the oldest telemetry to fit ``size`` bytes; data is never evicted."""
+        if data:
+            return False
+        need = self._bytes + size - self.max_bytes
+        rows = self._db.execute("SELECT id, size FROM events WHERE data = 0 ORDER BY id").fetchall()
+        victims, freed = [], 0
+        for row_id, row_size in rows:
+            if freed >= need:
+                break
+            victims.append(row_id)
+            freed += row_size
+        if freed < need:
+            return False
+        self._db.executemany("DELETE FROM events WHERE id = ?", [(v,) for v in victims])
+        self._bytes -= freed
+        self.dropped_telemetry += len(victims)
+        log.warning("outbox_telemetry_evicted", count=len(victims))
+        return True
+
+    def ack(self, row_id: int) -> None:
+        """The broker acknowledged this row: delete it (batched; see :meth:`flush_acks`)."""
+        with self._lock:
+            self._pending_acks.append(row_id)
+            if len(self._pending_acks) >= 64:
+                self.flush_acks()
+
+    def flush_acks(self) -> None:
+        with self._lock:
+            if not self._pending_acks:
+                return
+            ids, self._pending_acks = self._pending_acks, []
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                freed = 0
+                for chunk in _chunks(ids, 500):
+                    marks = ",".join("?" * len(chunk))
+                    cur = self._db.execute(f"DELETE FROM events WHERE id IN ({marks}) RETURNING size", chunk)  # noqa: S608
+                    freed += sum(r[0] for r in cur.fetchall())
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                self._pending_acks = ids + self._pending_acks
+                log.warning("outbox_ack_failed", error=type(exc).__name__)
+                return
+            self._bytes -= freed
+            if self.full_alarm and self._bytes < self.max_bytes * 0.9:
+                self.full_alarm = False
+                log.info("outbox_full_cleared")
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def pending(self, lane: Lane, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
+        """Up to ``limit`` unsent rows of ``lane`` in order, skipping ids in ``exclude`` (in flight)."""
+        if limit <= 0:
+            return []
+        skip = set(exclude) | set(self._pending_acks)
+        cutoff = self._clock() - self.live_window_s
+        if lane is Lane.LIVE:
+            where, args = "data = 1 AND enqueued_at >= ?", (cutoff,)
+        elif lane is Lane.BACKLOG:
+            where, args = "data = 1 AND enqueued_at < ?", (cutoff,)
+        else:
+            where, args = "data = 0", ()
+        sql = _PENDING_SQL.format(where=where)
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit + len(skip))).fetchall()
+        out = [OutboxRow(*r[:5], bool(r[5]), *r[6:], lane) for r in rows if r[0] not in skip]  # type: ignore[misc]
+        return out[:limit]
+
+    def depth(self) -> dict[str, int]:
+        """Rows per lane and bytes stored (acks not yet flushed count as sent)."""
+        cutoff = self._clock() - self.live_window_s
+        with self._lock:
+            live, backlog, telemetry = self._db.execute(
+                "SELECT COALESCE(SUM(data = 1 AND enqueued_at >= ?), 0),"
+                " COALESCE(SUM(data = 1 AND enqueued_at < ?), 0), COALESCE(SUM(data = 0), 0) FROM events",
+                (cutoff, cutoff),
+            ).fetchone()
+            pending = len(self._pending_acks)
+        return {
+            "live": int(live),
+            "backlog": int(backlog),
+            "telemetry": int(telemetry),
+            "total": int(live + backlog + telemetry) - pending,
+            "bytes": self._bytes,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self.flush_acks()
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+
+    def __repr__(self) -> str:
+        return f"Outbox(path={str(self.path)!r}, bytes={self._bytes}, last_seq={self._seq})"
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
