@@ -88,6 +88,10 @@ def transmit_from_handler(handler: Callable[[bytes], bytes]) -> Transmit:
 
 def supported_pace(infos: SecurityInfos) -> PaceInfo | None:
     for info in infos.pace:
+        try:
+            info.cipher  # noqa: B018 - raises ParseError for an unknown cipher arc
+        except ParseError:
+            continue
         if info.mapping == "ECDH-GM" and info.parameter_id in PACE_CURVES:
             return info
     return None

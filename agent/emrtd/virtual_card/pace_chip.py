@@ -93,7 +93,7 @@ class PaceChip:
 
     def step(self, cla: int, data: bytes) -> tuple[bytes, SecureMessaging | None]:
         """One GENERAL AUTHENTICATE; returns the response data and, at the end, the SM channel."""
-        if self.info is None or self._password is None or self.step_no == 0:
+        if self.info is None or self._password is None or not 1 <= self.step_no <= 4:
             raise ApduError(0x6985, "PACE not set up")
         last = not cla & 0x10
         if last != (self.step_no == 4):
@@ -106,6 +106,8 @@ class PaceChip:
             self._reset()
             raise
         self.step_no += 1
+        if result[1] is not None:
+            self._reset()  # a finished run cannot be continued
         return result
 
     def _nonce(self, data: bytes) -> tuple[bytes, None]:
