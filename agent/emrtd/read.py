@@ -307,10 +307,12 @@ def _mrz_lines(dg1: bytes) -> tuple[str, ...]:
 def _citizen(dg13: bytes, dg1: bytes | None) -> dict[str, Any]:
     from idstation.agent.emrtd.citizen import citizen_json
 
-    data = dict(citizen_json(dg13))
-    return {name: data.get(name) for name in CITIZEN_FIELDS} | {
-        k: v for k, v in data.items() if k not in CITIZEN_FIELDS
-    }
+    try:
+        data = dict(citizen_json(dg13, dg1))
+    except ParseError:  # DG1 unusable: DG13 alone still gives the citizen
+        data = dict(citizen_json(dg13))
+    ordered = {name: data.get(name) for name in CITIZEN_FIELDS}
+    return ordered | {k: v for k, v in data.items() if k not in CITIZEN_FIELDS}
 
 
 def _face(dg2: bytes) -> tuple[str, bytes]:
