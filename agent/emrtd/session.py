@@ -110,6 +110,7 @@ class ChipSession:
         self._rng = rng
         self.sm: SecureMessaging | None = None
         self.method: str | None = None
+        self._opened_with: tuple[CanKey | MrzKey, PaceInfo | None] | None = None
         self.card_access: bytes | None = None
         self.apdus = 0
         self.bytes_sent = 0
@@ -167,7 +168,7 @@ class ChipSession:
         mrzs = list(dict.fromkeys(k for k in candidates if isinstance(k, MrzKey)))
         if not cans and not mrzs:
             raise TypeError("open() needs at least one CanKey or MrzKey")
-        self.sm, self.method = None, None
+        self.sm, self.method, self._opened_with = None, None, None
         card_access = self.read_card_access()
         info = None
         if card_access is not None:
@@ -188,7 +189,7 @@ class ChipSession:
                 self.sm = self._handshake(Bac(key, rng=self._rng))
             except AccessDenied:
                 continue
-            self.method = "BAC"
+            self.method, self._opened_with = "BAC", (key, None)
             return "BAC"
         raise AccessDenied(f"no access key opened the chip ({attempts} attempts)")
 
@@ -208,6 +209,7 @@ class ChipSession:
                     continue
                 break  # the chip does not support this PACE set-up: BAC next
             self.method = "PACE-CAN" if isinstance(key, CanKey) else "PACE-MRZ"
+            self._opened_with = (key, info)
             return self.method, attempts
         return None, attempts
 
@@ -221,6 +223,22 @@ class ChipSession:
                 return result
             step = result
         raise CardError("access control handshake did not finish")
+
+    def _ensure_open(self) -> None:
+        """Re-run the access control that worked when the chip dropped secure messaging.
+
+        Some chips answer an error (e.g. 6982 for DG3) unprotected and drop their session keys;
+        the next command then re-authenticates once with the same key (one handshake).
+        """
+        if self.sm is not None or self._opened_with is None:
+            return
+        key, info = self._opened_with
+        if info is None:
+            self._select_application()
+            self.sm = self._handshake(Bac(key, rng=self._rng))  # type: ignore[arg-type]
+        else:
+            self.sm = self._handshake(Pace(key, info, rng=self._rng))
+            self._select_application()
 
     def _select_application(self) -> None:
         with contextlib.suppress(ApduError):  # some chips select the eMRTD application implicitly
@@ -270,6 +288,8 @@ class ChipSession:
 
     def read_file(self, fid: int) -> bytes:
         """The whole elementary file ``fid`` (sized by its TLV header); see the module docstring."""
+        if fid != FID_CARD_ACCESS:
+            self._ensure_open()
         buffer, sw = self._first_chunk(fid)
         try:
             total = tlv.total_length(buffer)
@@ -298,6 +318,7 @@ class ChipSession:
     # -- authentication of the chip ---------------------------------------------------------------
     def internal_authenticate(self, challenge: bytes) -> bytes:
         """INTERNAL AUTHENTICATE (Active Authentication, ICAO 9303-11 §6.1): the signature bytes."""
+        self._ensure_open()
         if self.sm is None:
             raise SecureMessagingError("INTERNAL AUTHENTICATE needs an open secure channel")
         data, sw = self._exchange(CommandApdu(0x00, 0x88, 0x00, 0x00, bytes(challenge), ne=256))

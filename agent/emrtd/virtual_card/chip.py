@@ -40,8 +40,10 @@ Rng = Callable[[int], bytes]
 class VirtualChip:
     """An ``ApduHandler`` serving one ``ChipImage``; ``reset()`` is a power cycle."""
 
-    def __init__(self, image: ChipImage, *, rng: Rng = os.urandom) -> None:
+    def __init__(self, image: ChipImage, *, rng: Rng = os.urandom, plain_sm_errors: bool = False) -> None:
+        """``plain_sm_errors``: answer errors under SM unprotected and drop the keys (some chips do)."""
         self.image = image
+        self.plain_sm_errors = plain_sm_errors
         self.faults = image.faults
         self._rng = rng
         self.reset()
@@ -119,6 +121,9 @@ class VirtualChip:
             data, sw = b"", getattr(exc, "sw", 0x6F00)
         if not extended and data and len(data) + response_overhead(len(data), sm.cipher.block) > 256:
             data, sw = b"", 0x6700
+        if self.plain_sm_errors and sw not in (0x9000, 0x6282):
+            self._drop()
+            return build_response(b"", sw)
         response = sm.wrap_response(data, sw, corrupt_mac=self.faults.bad_response_mac)
         if self._next_sm is not None:
             self.sm, self._next_sm = self._next_sm, None

@@ -154,6 +154,20 @@ def test_dg3_needs_terminal_authentication_and_the_session_survives() -> None:
     assert session.read_file(FID_DG[1]) == FILES[FID_DG[1]]
 
 
+def test_chip_dropping_sm_on_an_error_is_reopened_for_the_next_file() -> None:
+    from idstation.agent.emrtd.virtual_card.chip import VirtualChip
+
+    from tests.unit.emrtd_protocol.chips import image
+
+    session = _session(VirtualChip(image(), plain_sm_errors=True))
+    session.open([CAN])
+    with pytest.raises(ApduError) as info:
+        session.read_file(FID_DG[3])
+    assert info.value.sw == 0x6982
+    assert session.read_file(FID_DG[1]) == FILES[FID_DG[1]]
+    assert session.method == "PACE-CAN"
+
+
 def test_absent_file_is_6a82() -> None:
     session = _session(chip())
     session.open([CAN])
