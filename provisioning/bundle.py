@@ -151,6 +151,9 @@ def apply_bundle(
     else:
         tls_public = FileKeyStore(device.identity_dir).tls_private_key().public_key()
     verify_bundle(bundle, device, tls_public=tls_public)
+    if new_tls_key_pem is None and _already_applied(device.identity_dir, bundle):
+        log.info("bundle_already_applied", device_id=bundle.device_id)
+        return ident.load_identity(state_dir)
     state = StateDir(state_dir, on_step=on_step)
     gen = state.begin()
     try:
@@ -182,6 +185,18 @@ def apply_bundle(
     state.commit(gen)
     log.info("bundle_applied", device_id=bundle.device_id, site=bundle.site, counter=bundle.counter)
     return ident.load_identity(state_dir)
+
+
+def _already_applied(live: Path, bundle: Bundle) -> bool:
+    """True when the live generation holds exactly this bundle (re-running apply changes nothing)."""
+    try:
+        binding = json.loads((live / ident.BINDING_JSON).read_text(encoding="utf-8"))
+        cert = (live / ident.CERT_FILE).read_text(encoding="ascii")
+    except (OSError, ValueError):
+        return False
+    same = (binding.get(k) for k in ("site", "counter", "broker_url", "issued_at"))
+    wanted = (bundle.site, bundle.counter, bundle.broker_url, bundle.issued_at)
+    return tuple(same) == wanted and cert.strip() == bundle.certificate_pem.strip()
 
 
 def _load_cert(pem: str, what: str) -> x509.Certificate:
