@@ -25,7 +25,6 @@ camera_dead     the camera fails while the card lies there                 camer
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -158,12 +157,12 @@ class CardSeries:
 
 
 # ---- building the cards ----------------------------------------------------------------------------
-def _citizens(profiles_dir: Path | None) -> list[Any]:
-    """Profiles from a directory (one subdirectory each) or the built-in test citizens."""
+def _citizens(profiles_dir: Path | None) -> list[tuple[Any, Any]]:
+    """(profile, test PKI) pairs from a directory (one subdirectory each) or the built-in citizens."""
     from idstation.agent.emrtd import profiles
 
     if profiles_dir is None:
-        return list(profiles.builtin_profiles())
+        return [(p, None) for p in profiles.builtin_profiles().values()]
     if not profiles_dir.is_dir():
         raise ConfigError(f"simulation.profiles: {profiles_dir} is not a directory")
     found = [profiles.load_profile(p) for p in sorted(profiles_dir.iterdir()) if p.is_dir()]
@@ -172,26 +171,27 @@ def _citizens(profiles_dir: Path | None) -> list[Any]:
     return found
 
 
-def _image(profile: Any, scenario: str) -> Any:
-    from idstation.agent.emrtd import profiles
-    from idstation.agent.emrtd.virtual_card.image import FID_DG, Faults
+UNKNOWN_CSCA_SEED = 4242  # a test PKI whose CSCA the box is never told about
 
-    faults = Faults()
+
+def _image(citizen: tuple[Any, Any], scenario: str) -> Any:
+    from idstation.agent.emrtd import profiles
+    from idstation.agent.emrtd.profile_data.pki import default_pki
+    from idstation.agent.emrtd.virtual_card.image import Faults
+
+    profile, pki = citizen
+    faults = None
     if scenario == "removed_early":
-        faults = Faults(remove_after=8)
+        faults = Faults(remove_after=12)
     elif scenario == "dead_chip":
         faults = Faults(dead_after_access=True)
     if scenario == "unknown_csca":
-        image = profiles.build_chip_image(profile, csca=profiles.other_csca(), faults=faults)
-    else:
-        image = profiles.build_chip_image(profile, faults=faults)
-    if scenario == "bad_hash":
-        files = dict(image.files)
-        dg = files[FID_DG[13]] if FID_DG[13] in files else files[FID_DG[1]]
-        fid = FID_DG[13] if FID_DG[13] in files else FID_DG[1]
-        files[fid] = dg[:-1] + bytes([dg[-1] ^ 0x01])
-        image = dataclasses.replace(image, files=files)
-    return image
+        pki = default_pki(UNKNOWN_CSCA_SEED)
+    tamper = 13 if scenario == "bad_hash" else None
+    return profiles.build_chip_image(profile, pki, faults, tamper_dg=tamper)
+
+
+_PLAIN = frozenset({"ok", "qr_hidden", "wrong_qr", "camera_dead", "reader_fault"})  # the chip itself is good
 
 
 def build_cards(profiles_dir: Path | None, scenario: list[str], count: int) -> list[SimCard]:
@@ -203,19 +203,19 @@ def build_cards(profiles_dir: Path | None, scenario: list[str], count: int) -> l
         raise ConfigError(f"simulation.scenario: unknown {unknown}; known: {', '.join(SCENARIOS)}")
     citizens = _citizens(profiles_dir)
     plan = scenario or ["ok"]
-    n = max(1, min(count, len(citizens) * len(plan))) if count else 1
+    n = max(1, min(count, len(citizens) * len(plan)))
     cache: dict[tuple[int, str], Any] = {}
     cards = []
     for i in range(n):
         idx, scen = i % len(citizens), plan[i % len(plan)]
-        key = (idx, "ok" if scen in {"ok", "qr_hidden", "wrong_qr", "camera_dead", "reader_fault"} else scen)
+        key = (idx, "ok" if scen in _PLAIN else scen)
         if key not in cache:
             cache[key] = _image(citizens[idx], key[1])
-        qr = profiles.qr_text(citizens[idx])
+        qr: str | None = profiles.qr_text(citizens[idx][0])
         if scen == "qr_hidden":
             qr = None
         elif scen == "wrong_qr":
-            qr = profiles.qr_text(citizens[(idx + 1) % len(citizens)]) if len(citizens) > 1 else None
+            qr = profiles.qr_text(citizens[(idx + 1) % len(citizens)][0]) if len(citizens) > 1 else None
         cards.append(SimCard(f"card-{i + 1}", cache[key], qr, scen))
     return cards
 

@@ -106,24 +106,13 @@ def _flat(value: Any) -> list[Any]:
 
 def load_trust(cfg: Config) -> Any:
     """The CSCA trust store: the configured directory, plus the test CSCA when asked (demo/tests)."""
-    from idstation.agent.emrtd.trust import TrustStore
+    from idstation.agent.emrtd.read import load_trust as load
 
-    extra: list[bytes] = []
-    if cfg.trust_test_csca:
-        from idstation.agent.emrtd.profiles import test_csca_pem
-
-        pem = test_csca_pem()
-        extra.append(pem.encode() if isinstance(pem, str) else pem)
-    return _make_trust(TrustStore, cfg.csca_dir, extra)
-
-
-def _make_trust(trust_cls: Any, csca_dir: Path, extra: list[bytes]) -> Any:
-    if hasattr(trust_cls, "from_sources"):
-        return trust_cls.from_sources(csca_dir if csca_dir.exists() else None, extra)
-    store = trust_cls.from_directory(csca_dir) if csca_dir.exists() else trust_cls()
-    for pem in extra:
-        store.add_pem(pem)
-    return store
+    csca_dir: Path | None = cfg.csca_dir
+    if csca_dir is not None and not csca_dir.is_dir():
+        log.warning("csca_dir_missing", path=str(csca_dir), effect="every chip reads as unknown_csca")
+        csca_dir = None
+    return load(csca_dir, test_csca=cfg.trust_test_csca)
 
 
 # ---- events ----------------------------------------------------------------------------------------

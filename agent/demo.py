@@ -1,0 +1,223 @@
+"""``idstation demo``: the whole system on one machine, no hardware, no services.
+
+Everything lives in a temporary directory and on 127.0.0.1: an embedded broker (mosquitto when
+installed, else amqtt, which speaks MQTT 3.1.1 only), a throwaway fleet CA, central key and
+device identity, the agent with the simulated reader and camera presenting the built-in test
+citizens, and the central listener, which verifies, decrypts and de-duplicates each event. Each
+identity event the centre accepts is printed (human lines, or with ``--json`` exactly the lines
+``idstation central listen --json`` prints), then a summary. ``--outage`` stops the broker while
+cards are still being read and starts it again: the durable outbox buffers and catches up.
+Logs go to stderr. Exit 0 when every tap arrived verified.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from idstation.agent.exitcodes import Exit
+
+log = structlog.get_logger(__name__)
+
+SITE, COUNTER = "demo-site", "counter-01"
+
+
+@dataclass
+class Tally:
+    """What the centre saw, updated on the listener's thread."""
+
+    taps: int
+    accepted: list[Any] = field(default_factory=list)
+    verified: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "taps": self.taps,
+            "accepted": len(self.accepted),
+            "duplicates": self.duplicates,
+            "lost": max(0, self.taps - len(self.accepted)),
+        }
+
+
+def run_demo(
+    taps: int = 5, outage: bool = False, as_json: bool = False, broker: str = "auto", timeout: float = 90.0
+) -> int:
+    from idstation.hal.errors import IdstationError
+
+    started = time.monotonic()
+    opts = _Options(taps, outage, as_json, broker, started + timeout)
+    with tempfile.TemporaryDirectory(prefix="idstation-demo-") as tmp:
+        try:
+            return _demo(Path(tmp), opts, started)
+        except IdstationError as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return Exit.INTERNAL
+
+
+@dataclass(frozen=True)
+class _Options:
+    taps: int
+    outage: bool
+    as_json: bool
+    broker: str
+    deadline: float
+
+
+def _demo(tmp: Path, opts: _Options, started: float) -> int:
+    from idstation.mqtt.broker import LocalBroker
+
+    taps, as_json = opts.taps, opts.as_json
+    broker = LocalBroker(tmp / "broker", implementation=opts.broker).start()
+    protocol = "auto" if "5" in broker.protocols else "3.1.1"
+    _say(as_json, f"broker: {broker.implementation} on {broker.url} (MQTT {protocol})")
+    tally = Tally(taps)
+    listener = agent_run = None
+    try:
+        central_key, registry = _provision(tmp, broker.url)
+        listener = _listener(tmp, (broker.url, protocol), registry, central_key, tally, as_json=as_json)
+        agent_run = _start_agent(tmp, broker.url, protocol, taps)
+        _say(as_json, f"box: {taps} taps of the built-in test citizens on the simulated reader and camera")
+        if opts.outage:
+            _outage(broker, tally, opts.deadline, as_json)
+        _wait(tally, taps, opts.deadline)
+    finally:
+        if agent_run is not None:
+            agent_run.stop()
+        if listener is not None:
+            listener.stop()
+        broker.stop()
+    summary = tally.summary()
+    if as_json:
+        print(json.dumps({"summary": summary}, ensure_ascii=False), flush=True)
+    else:
+        elapsed = time.monotonic() - started
+        print(
+            f"summary: {summary['taps']} taps, {summary['accepted']} accepted ({tally.verified} verified), "
+            f"{summary['duplicates']} duplicates, {summary['lost']} lost, {elapsed:.1f} s",
+            flush=True,
+        )
+    return Exit.OK if tally.verified == taps and summary["lost"] == 0 else Exit.FAILED
+
+
+def _say(as_json: bool, text: str) -> None:
+    print(text, file=sys.stderr if as_json else sys.stdout, flush=True)
+
+
+def _provision(tmp: Path, broker_url: str) -> tuple[Any, Any]:
+    """A throwaway fleet CA, central key pair and an enrolled device identity."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from idstation.mqtt.registry import Registry
+    from idstation.provisioning.identity import provision_for_tests
+
+    central_key = X25519PrivateKey.generate()
+    registry = Registry(tmp / "registry", create=True)
+    provision_for_tests(
+        tmp / "box", SITE, COUNTER, tmp / "fleet-ca", central_key.public_key(), broker_url, registry=registry
+    )
+    return central_key, registry
+
+
+def _listener(tmp: Path, where: tuple[str, str], registry: Any, key: Any, tally: Tally, *, as_json: bool) -> Any:
+    from idstation.mqtt.central import CentralListener, event_to_json_line
+
+    url, protocol = where
+
+    def on_event(event: Any) -> None:
+        if event.kind not in ("identity", "read_failed"):
+            return
+        with tally.cond:
+            tally.accepted.append(event.event_id)
+            private = event.private or {}
+            if event.kind == "identity" and private.get("status") == "verified":
+                tally.verified += 1
+            n = len(tally.accepted)
+            tally.cond.notify_all()
+        print(event_to_json_line(event) if as_json else _human(n, event), flush=True)
+
+    def on_reject(_topic: str, exc: Any) -> None:
+        with tally.cond:
+            if getattr(exc, "reason", "") == "duplicate":
+                tally.duplicates += 1
+            else:
+                tally.rejected += 1
+
+    listener = CentralListener(
+        url, registry, key, on_event=on_event, on_reject=on_reject, state_path=tmp / "central.sqlite", protocol=protocol
+    )
+    listener.start()
+    if not listener.wait_ready(15):
+        from idstation.mqtt.errors import PublishError
+
+        raise PublishError("the central listener did not subscribe within 15 s")
+    return listener
+
+
+def _human(n: int, event: Any) -> str:
+    """How the centre sees one event: verified, decrypted, with the passive authentication result."""
+    h = event.header
+    if event.kind == "read_failed":
+        return f"#{n} read_failed reason={h.get('reason')} seq={h.get('seq')}"
+    private = event.private or {}
+    citizen = private.get("citizen") or {}
+    checks = private.get("verification") or {}
+    passive = (checks.get("passive") or {}).get("result", "-")
+    ident = str(citizen.get("id_number") or "")
+    masked = ("*" * 8 + ident[-4:]) if ident else "-"
+    active = (checks.get("active") or {}).get("result", "-")
+    chip = (checks.get("chip") or {}).get("result", "-")
+    return (
+        f"#{n} {private.get('status', '?'):<12} {citizen.get('full_name', '-')}  ID {masked}  "
+        f"access={private.get('access', '-')} passive={passive} active={active} chip={chip}  "
+        f"seq={h.get('seq')} device={h.get('device_id')}"
+    )
+
+
+class _AgentRun:
+    """The agent and its daemon loop on a thread (no signal handlers: the demo owns the process)."""
+
+    def __init__(self, daemon: Any, thread: threading.Thread) -> None:
+        self.daemon, self.thread = daemon, thread
+
+    def stop(self) -> None:
+        self.daemon.agent.stop_event.set()
+        self.thread.join(timeout=30)
+
+
+def _start_agent(tmp: Path, url: str, protocol: str, taps: int) -> _AgentRun:
+    from idstation.agent.app import Daemon
+    from idstation.agent.config import demo_config
+    from idstation.agent.sdnotify import Notifier
+    from idstation.agent.wiring import build_agent
+
+    cfg = demo_config(tmp / "box", url, protocol, count=taps, interval_s=0.4, hold_s=0.3, start_delay_s=0.3)
+    built = build_agent(cfg)
+    daemon = Daemon(built.agent, Notifier(environ={}), built.on_stop, built.on_ready)
+    thread = threading.Thread(target=daemon.run, name="agent", daemon=True)
+    thread.start()
+    return _AgentRun(daemon, thread)
+
+
+def _outage(broker: Any, tally: Tally, deadline: float, as_json: bool) -> None:
+    """Cut the broker after the first event arrives; cards keep being read; restore it."""
+    with tally.cond:
+        tally.cond.wait_for(lambda: len(tally.accepted) >= 1, max(0.0, deadline - time.monotonic()))
+    broker.stop()
+    _say(as_json, "outage: broker stopped; the box keeps reading into its outbox")
+    time.sleep(min(4.0, max(0.0, deadline - time.monotonic() - 20)))
+    broker.start()
+    _say(as_json, "outage over: broker back; catching up")
+
+
+def _wait(tally: Tally, taps: int, deadline: float) -> None:
+    with tally.cond:
+        tally.cond.wait_for(lambda: len(tally.accepted) >= taps, max(0.0, deadline - time.monotonic()))
