@@ -170,7 +170,7 @@ def _open_reader(spec: str, short_apdus: bool) -> tuple[Any, bool]:
         from idstation.agent.emrtd.virtual_card.chip import VirtualChip
         from idstation.hal.reader_sim import SimReader
 
-        image = _image(rest, {})
+        image = _image(rest)
         reader = SimReader(f"sim:{rest}")
         reader.insert(
             VirtualChip(image), atr=image.atr, extended_length=not short_apdus, max_response=image.max_response
@@ -179,14 +179,44 @@ def _open_reader(spec: str, short_apdus: bool) -> tuple[Any, bool]:
     raise _Usage("--reader must be pcsc, pcsc:NAME or sim:PROFILE")
 
 
-def _image(profile: str, options: dict[str, Any]) -> Any:
-    from idstation.agent.emrtd.profiles import image_for
+UNKNOWN_CSCA_SEED = 0x5EED  # a test PKI nobody trusts: its CSCA is not the built-in test CSCA
+
+
+def _image(
+    spec: str,
+    faults: dict[str, Any] | None = None,
+    *,
+    tamper_dg: int | None = None,
+    expired_signer: bool = False,
+    unknown_csca: bool = False,
+) -> Any:
+    """The chip image of a built-in profile, ``seed:N`` or a profile directory, with fault switches.
+
+    Adapter over B's profiles module: ``image_for`` takes no PKI, so the profile is resolved here
+    and ``build_chip_image`` gets a foreign PKI for ``unknown_csca``.
+    """
+    import dataclasses
+
+    from idstation.agent.emrtd import profiles
+    from idstation.agent.emrtd.profile_data.pki import default_pki
     from idstation.agent.errors import ConfigError, ParseError
 
     try:
-        return image_for(profile, **options)
-    except (ConfigError, ParseError, OSError, KeyError) as exc:
-        raise _Usage(f"unknown or unreadable profile: {type(exc).__name__}") from exc
+        pki = None
+        if spec in profiles.builtin_profiles():
+            profile = profiles.builtin_profiles()[spec]
+        elif spec.startswith("seed:") and spec[5:].isdigit():
+            profile = profiles.make_profile(int(spec[5:]))
+        elif Path(spec).is_dir():
+            profile, pki = profiles.load_profile(spec)
+        else:
+            raise _Usage("unknown profile: give a built-in name, seed:N or a profile directory")
+        if unknown_csca:
+            pki = default_pki(UNKNOWN_CSCA_SEED, expired=expired_signer)
+        chosen = dataclasses.replace(profile.faults, **(faults or {}))
+        return profiles.build_chip_image(profile, pki, chosen, tamper_dg=tamper_dg, expired_signer=expired_signer)
+    except (ConfigError, ParseError, OSError, TypeError) as exc:
+        raise _Usage(f"cannot build the virtual card: {exc}") from exc
 
 
 def _with_card(args: argparse.Namespace, work: Callable[[Any, list[Any], bool], int]) -> int:
@@ -283,20 +313,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from idstation.agent.emrtd.virtual_card.chip import VirtualChip
     from idstation.agent.emrtd.virtual_card.vpcd import VpcdBridge
 
-    faults = {attr: True for flag, attr, _h in FAULT_FLAGS if getattr(args, attr)}
+    faults: dict[str, Any] = {attr: True for _flag, attr, _h in FAULT_FLAGS if getattr(args, attr)}
     if args.remove_after is not None:
         faults["remove_after"] = args.remove_after
     if args.slow_ms:
         faults["slow_ms"] = args.slow_ms
-    options: dict[str, Any] = {"faults": faults}
-    if args.tamper_dg is not None:
-        options["tamper_dg"] = args.tamper_dg
-    if args.expired_signer:
-        options["expired_signer"] = True
-    if args.unknown_csca:
-        options["unknown_csca"] = True
     try:
-        image = _image(args.profile, options)
+        image = _image(
+            args.profile,
+            faults,
+            tamper_dg=args.tamper_dg,
+            expired_signer=args.expired_signer,
+            unknown_csca=args.unknown_csca,
+        )
     except _Usage as exc:
         return _fail(args, exc)
     steady = _without_removal(image)
