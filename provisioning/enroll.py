@@ -5,10 +5,10 @@ Topics (the claim credential's broker ACL allows only these)::
     idstation/v1/provision/<device_id>/request    box → central   (claim user: write only)
     idstation/v1/provision/<device_id>/response   central → box   (claim user: read only)
 
-Request (JSON): ``{"version": 1, "kind": "enroll" | "renew", "request_id", "device_id", "site",
-"counter", "token" (enroll), "csr_pem"}``. Response: ``{"version": 1, "request_id", "ok": true,
-"bundle": <bundle JSON>}`` or ``{"version": 1, "request_id", "ok": false, "error": <class>,
-"message"}``. The box subscribes to its response topic before it publishes, ignores responses to
+Request (JSON): ``{"version": 1, "kind": "enroll" | "renew" | "ping", "request_id", "device_id",
+"site", "counter", "token" (enroll), "csr_pem"}``. Response: ``{"version": 1, "request_id", "ok": true,
+"bundle": <bundle JSON>}`` (``"pong": true`` for a ping) or ``{"version": 1, "request_id", "ok": false,
+"error": <class>, "message"}``. The box subscribes to its response topic before it publishes, ignores responses to
 other requests, and installs the bundle with ``apply_bundle`` (all of the bundle's checks apply).
 """
 
@@ -113,7 +113,8 @@ class EnrolService:
     def __init__(self, enroller: Enroller, access: BrokerAccess) -> None:
         self.enroller = enroller
         self.access = _with_client_id(access, f"idstation-enrol-{uuid.uuid4().hex[:8]}")
-        self.handled = 0
+        self.handled = 0  # enrol/renew requests answered (pings not counted)
+        self.pings = 0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -129,6 +130,10 @@ class EnrolService:
         if request is None or not isinstance(request.get("request_id"), str):
             return None
         answer: dict[str, Any] = {"version": 1, "request_id": request["request_id"][:64]}
+        if request.get("kind") == "ping":  # liveness probe: is an enrolment service listening?
+            answer.update(ok=True, pong=True)
+            self.pings += 1
+            return response_topic(device_id), json.dumps(answer).encode("utf-8")
         try:
             answer.update(ok=True, bundle=json.loads(self._answer(device_id, request)))
         except errors.ProvisioningError as exc:
@@ -173,10 +178,11 @@ class EnrolService:
                 message = session.receive(0.2)
                 if message is None:
                     continue
+                pings = self.pings
                 reply = self.handle(*message)
                 if reply is not None:
                     session.publish(*reply)
-                    self.handled += 1
+                    self.handled += 1 if self.pings == pings else 0
         return self.handled
 
     def start(self, timeout: float = 10.0) -> None:
