@@ -105,7 +105,7 @@ class StatusConfig(_Section):
 
 class Config(_Section):
     state_dir: Path = Path("/var/lib/idstation")
-    csca_dir: Path = Field(Path("/etc/idstation/csca"), description="CSCA certificates / master lists")
+    csca_dir: Path | None = Field(Path("/etc/idstation/csca"), description="CSCA certificates / master lists")
     trust_test_csca: bool = Field(False, description="also trust the built-in test CSCA (demo and tests only)")
     site: str = Field("", description="empty: from binding.json")
     counter: str = Field("", description="empty: from binding.json")
@@ -264,7 +264,7 @@ def demo_config(state_dir: Path, broker_url: str, protocol: str = "3.1.1", **sim
     """The embedded configuration of ``idstation demo``: simulated reader and camera on loopback."""
     data: dict[str, Any] = {
         "state_dir": str(state_dir),
-        "csca_dir": str(state_dir / "csca"),
+        "csca_dir": None,
         "trust_test_csca": True,
         "reader": {"kind": "sim", "profile": "generic"},
         "camera": {"kind": "sim", "qr_budget_s": 2.0},

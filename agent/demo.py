@@ -12,6 +12,7 @@ Logs go to stderr. Exit 0 when every tap arrived verified.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -81,20 +82,23 @@ def _demo(tmp: Path, opts: _Options, started: float) -> int:
     protocol = "auto" if "5" in broker.protocols else "3.1.1"
     _say(as_json, f"broker: {broker.implementation} on {broker.url} (MQTT {protocol})")
     tally = Tally(taps)
-    listener = agent_run = None
+    listener = agent_run = gate = None
     try:
         central_key, registry = _provision(tmp, broker.url)
         listener = _listener(tmp, (broker.url, protocol), registry, central_key, tally, as_json=as_json)
-        agent_run = _start_agent(tmp, broker.url, protocol, taps)
+        gate = _Gate(broker.port)
+        agent_run = _start_agent(tmp, f"mqtt://127.0.0.1:{gate.port}", protocol, taps)
         _say(as_json, f"box: {taps} taps of the built-in test citizens on the simulated reader and camera")
         if opts.outage:
-            _outage(broker, tally, opts.deadline, as_json)
+            _outage(broker, gate, listener, tally, opts.deadline, as_json=as_json)
         _wait(tally, taps, opts.deadline)
     finally:
         if agent_run is not None:
             agent_run.stop()
         if listener is not None:
             listener.stop()
+        if gate is not None:
+            gate.close()
         broker.stop()
     summary = tally.summary()
     if as_json:
@@ -207,15 +211,94 @@ def _start_agent(tmp: Path, url: str, protocol: str, taps: int) -> _AgentRun:
     return _AgentRun(daemon, thread)
 
 
-def _outage(broker: Any, tally: Tally, deadline: float, as_json: bool) -> None:
-    """Cut the broker after the first event arrives; cards keep being read; restore it."""
+def _outage(broker: Any, gate: _Gate, listener: Any, tally: Tally, deadline: float, *, as_json: bool) -> None:
+    """After the first event: the box loses the broker, which restarts; cards keep being read.
+
+    The box reaches the broker through ``gate`` (a loopback relay) that stays shut until the
+    restarted broker has the central listener subscribed again: amqtt keeps no sessions across a
+    restart, so a box that came back first would deliver its backlog to nobody.
+    """
     with tally.cond:
         tally.cond.wait_for(lambda: len(tally.accepted) >= 1, max(0.0, deadline - time.monotonic()))
+    gate.cut()
     broker.stop()
     _say(as_json, "outage: broker stopped; the box keeps reading into its outbox")
     time.sleep(min(4.0, max(0.0, deadline - time.monotonic() - 20)))
     broker.start()
-    _say(as_json, "outage over: broker back; catching up")
+    listener.wait_ready(min(20.0, max(1.0, deadline - time.monotonic())))
+    gate.restore()
+    _say(as_json, "outage over: broker back; the box catches up")
+
+
+class _Gate:
+    """A loopback TCP relay the box connects through; ``cut()`` drops and refuses, ``restore()`` reopens."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+
+        self._upstream = upstream_port
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self.port = int(self._server.getsockname()[1])
+        self._open = threading.Event()
+        self._open.set()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._socks: list[Any] = []
+        threading.Thread(target=self._accept, name="demo-gate", daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not self._open.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self._upstream), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._socks += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: Any, dst: Any) -> None:
+        try:
+            src.settimeout(None)
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def cut(self) -> None:
+        self._open.clear()
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(2)
+                sock.close()
+
+    def restore(self) -> None:
+        self._open.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.cut()
+        self._server.close()
 
 
 def _wait(tally: Tally, taps: int, deadline: float) -> None:
