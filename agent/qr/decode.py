@@ -126,19 +126,18 @@ class QrDecoder:
         side = max(crop.shape)
         factor = min(cfg.max_upscale, max(1.5, cfg.upscale_to_px / side))
         if side < cfg.upscale_to_px:
-            big = sharpen(upscale(crop, factor), sigma=factor, amount=1.5)
-            yield "roi_upscaled", big, (1.0 / factor, x0, y0), "LocalAverage"
-            yield "roi_upscaled", stretch(big), (1.0 / factor, x0, y0), "FixedThreshold"
+            to_full = (1.0 / factor, x0, y0)
+            big = upscale(crop, factor)
+            yield "roi_upscaled", sharpen(big, sigma=factor, amount=1.5), to_full, "LocalAverage"
+            yield "roi_upscaled", stretch(sharpen(big, sigma=factor, amount=2.5)), to_full, "FixedThreshold"
+            yield "roi_upscaled", sharpen(big, sigma=0.7 * factor, amount=0.8), to_full, "LocalAverage"
         yield "roi", crop, (1.0, x0, y0), "GlobalHistogram"
         yield "roi", stretch(crop), (1.0, x0, y0), "LocalAverage"
 
     def _frame_tries(self, source: np.ndarray) -> Iterator[tuple[str, np.ndarray, tuple[float, float, float], str]]:
         yield "frame", source, (1.0, 0.0, 0.0), "GlobalHistogram"
         if max(source.shape) <= self.config.frame_upscale_max_px:
-            big = upscale(source, 2.0)
-            yield "frame_upscaled", big, (0.5, 0.0, 0.0), "GlobalHistogram"
-            yield "frame_upscaled", sharpen(big, sigma=2.0), (0.5, 0.0, 0.0), "LocalAverage"
-        yield "frame_sharpened", sharpen(stretch(source)), (1.0, 0.0, 0.0), "LocalAverage"
+            yield "frame_upscaled", upscale(source, 2.0), (0.5, 0.0, 0.0), "GlobalHistogram"
 
     # --- one zxing-cpp call ------------------------------------------------------------------------
 
