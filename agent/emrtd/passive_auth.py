@@ -16,6 +16,7 @@ exception (a SOD that does not parse at all is a "failed" verdict too).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,8 +26,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.utils import CryptographyDeprecationWarning
 from idstation.agent.emrtd.lds.sod import Sod, parse_sod
-from idstation.agent.emrtd.trust import TrustStore
+from idstation.agent.emrtd.trust import TrustStore, load_certificate
 from idstation.agent.errors import ParseError
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -86,8 +88,8 @@ def _signer_certificate(sod: Sod) -> x509.Certificate | None:
     certs = []
     for der in sod.certificates:
         try:
-            certs.append(x509.load_der_x509_certificate(der))
-        except ValueError:
+            certs.append(load_certificate(der))
+        except (ValueError, UnsupportedAlgorithm):
             continue
     for cert in certs:
         if sod.signer_serial is not None and cert.serial_number == sod.signer_serial:
@@ -163,7 +165,13 @@ def verify_passive(
         groups = _dg_status(parsed, data_groups)
     except ValueError:
         return PassiveVerdict("failed", "unsupported hash algorithm", parsed.hash_algorithm)
-    return _check(parsed, groups, trust, when)
+    with warnings.catch_warnings():  # state certificates bend RFC 5280 (negative serials): not our verdict
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        try:
+            return _check(parsed, groups, trust, when)
+        except (ValueError, KeyError, TypeError, IndexError, UnsupportedAlgorithm):
+            # cryptography parses certificate fields lazily: a malformed DSC surfaces here
+            return PassiveVerdict("failed", "document signer certificate is malformed", parsed.hash_algorithm, groups)
 
 
 def _check(sod: Sod, groups: dict[int, str], trust: TrustStore | None, now: datetime) -> PassiveVerdict:  # noqa: PLR0911

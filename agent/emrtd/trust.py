@@ -10,6 +10,7 @@ configuration the operator installs, and each CSCA in it is a trust anchor.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import structlog
 from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.utils import CryptographyDeprecationWarning
 from idstation.agent.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -36,10 +39,19 @@ class CscaMasterList(core.Sequence):
     _fields = [("version", core.Integer), ("cert_list", _CertificateSet)]  # noqa: RUF012
 
 
+def load_certificate(der: bytes) -> x509.Certificate:
+    """A DER certificate; tolerates RFC 5280 deviations real state certificates have (negative serials)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return x509.load_der_x509_certificate(der)
+
+
 def _pem_certificates(data: bytes) -> list[x509.Certificate]:
     if b"-----BEGIN CERTIFICATE-----" not in data:
         return []  # a private key, a CSR or another PEM object: not a trust anchor
-    return x509.load_pem_x509_certificates(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return x509.load_pem_x509_certificates(data)
 
 
 def master_list_certificates(data: bytes) -> list[x509.Certificate]:
@@ -55,7 +67,7 @@ def master_list_certificates(data: bytes) -> list[x509.Certificate]:
     certs = []
     for cert in CscaMasterList.load(bytes(raw), strict=True)["cert_list"]:
         try:
-            certs.append(x509.load_der_x509_certificate(cert.dump()))
+            certs.append(load_certificate(cert.dump()))
         except ValueError:
             log.warning("master_list_certificate_skipped", reason="unsupported certificate encoding")
     return certs
@@ -72,7 +84,7 @@ def _load_file(path: Path) -> list[x509.Certificate]:
         return master_list_certificates(data)
     if data.lstrip().startswith(b"-----BEGIN"):
         return _pem_certificates(data)
-    return [x509.load_der_x509_certificate(data)]
+    return [load_certificate(data)]
 
 
 class TrustStore:
@@ -101,7 +113,7 @@ class TrustStore:
         for file in files:
             try:
                 certs.extend(_load_file(file))
-            except (ValueError, TypeError, OSError) as exc:
+            except (ValueError, TypeError, OSError, UnsupportedAlgorithm) as exc:
                 log.warning("trust_file_skipped", path=str(file), reason=type(exc).__name__)
         store = cls(certs)
         log.info("trust_store_loaded", path=str(root), certificates=len(store))

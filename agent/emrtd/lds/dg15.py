@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from idstation.agent.emrtd import tlv
@@ -37,7 +38,7 @@ def parse_dg15(data: bytes) -> Dg15:
     spki = tlv.decode(raw, TAG_DG15).value if raw[:1] == b"\x6f" else raw
     try:
         key = load_der_public_key(spki)
-    except (ValueError, TypeError) as exc:  # cryptography's parse failures and unsupported keys
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # cryptography's parse failures, unknown keys
         raise ParseError("DG15 does not hold a usable SubjectPublicKeyInfo") from exc
     if isinstance(key, ec.EllipticCurvePublicKey):
         return Dg15(key, "ec", key.curve.key_size, spki)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from asn1crypto import cms, core
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives import serialization
+from idstation.agent.emrtd import tlv
+from idstation.agent.emrtd.lds.sod import parse_sod
+from idstation.agent.emrtd.passive_auth import verify_passive
+from idstation.agent.emrtd.profile_data.pki import TestPki, default_pki
+from idstation.agent.emrtd.profiles import build_chip_image, builtin_profiles
+from idstation.agent.emrtd.trust import OID_CSCA_MASTER_LIST, CscaMasterList, TrustStore
+from idstation.agent.emrtd.virtual_card.image import FID_DG, FID_SOD
+from idstation.agent.errors import ConfigError
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _groups(image) -> dict[int, bytes]:  # type: ignore[no-untyped-def]
+    return {n: image.files[fid] for n, fid in FID_DG.items() if fid in image.files}
+
+
+@pytest.fixture(scope="module")
+def trust() -> TrustStore:
+    return TrustStore([default_pki().csca_certificate])
+
+
+@pytest.fixture(scope="module")
+def image():  # type: ignore[no-untyped-def]
+    return build_chip_image(builtin_profiles()["an"])
+
+
+def test_genuine_chip_passes(image, trust: TrustStore) -> None:  # type: ignore[no-untyped-def]
+    verdict = verify_passive(image.files[FID_SOD], _groups(image), trust, NOW)
+    out = verdict.to_json()
+    assert out["result"] == "ok"
+    assert out["data_groups"] == {"DG1": "ok", "DG2": "ok", "DG13": "ok", "DG14": "ok", "DG15": "ok"}
+    assert out["csca"]["subject"] == "CN=idstation TEST CSCA,O=idstation test,C=VN"
+    assert out["signer"]["serial"]
+
+
+def test_data_groups_not_read_are_reported_not_failed(image, trust: TrustStore) -> None:  # type: ignore[no-untyped-def]
+    groups = {13: image.files[FID_DG[13]]}
+    verdict = verify_passive(image.files[FID_SOD], groups, trust, NOW)
+    assert verdict.result == "ok"
+    assert verdict.data_groups[1] == "not_read"
+
+
+def test_tampered_dg13_fails_with_the_dg_named(trust: TrustStore) -> None:
+    tampered = build_chip_image(builtin_profiles()["an"], tamper_dg=13)
+    verdict = verify_passive(tampered.files[FID_SOD], _groups(tampered), trust, NOW)
+    assert verdict.result == "failed"
+    assert verdict.data_groups[13] == "mismatch"
+    assert "DG13" in (verdict.reason or "")
+
+
+def test_bad_signature_fails(image, trust: TrustStore) -> None:  # type: ignore[no-untyped-def]
+    sod = bytearray(image.files[FID_SOD])
+    signature = parse_sod(bytes(sod)).signature
+    at = bytes(sod).rindex(signature)
+    sod[at + len(signature) // 2] ^= 0x01
+    verdict = verify_passive(bytes(sod), _groups(image), trust, NOW)
+    assert (verdict.result, verdict.reason) == ("failed", "EF.SOD signature does not verify")
+
+
+def test_unknown_csca(image) -> None:  # type: ignore[no-untyped-def]
+    other = TrustStore([TestPki.create(seed=7).csca_certificate])
+    verdict = verify_passive(image.files[FID_SOD], _groups(image), other, NOW)
+    assert verdict.result == "unknown_csca"
+    assert verdict.to_json()["csca"] is None
+
+
+def test_no_trust_store_is_unknown_csca(image) -> None:  # type: ignore[no-untyped-def]
+    assert verify_passive(image.files[FID_SOD], _groups(image), None, NOW).result == "unknown_csca"
+
+
+def test_chip_signed_by_unknown_csca(trust: TrustStore) -> None:
+    foreign = build_chip_image(builtin_profiles()["an"], TestPki.create(seed=9))
+    assert verify_passive(foreign.files[FID_SOD], _groups(foreign), trust, NOW).result == "unknown_csca"
+
+
+def test_expired_signer(trust: TrustStore) -> None:
+    expired = build_chip_image(builtin_profiles()["an"], expired_signer=True)
+    verdict = verify_passive(expired.files[FID_SOD], _groups(expired), trust, NOW)
+    assert verdict.result == "signer_expired"
+
+
+def test_no_sod_is_not_checked(trust: TrustStore) -> None:
+    assert verify_passive(None, {}, trust, NOW).result == "not_checked"
+    assert verify_passive(b"", {}, trust, NOW).result == "not_checked"
+
+
+def test_garbage_sod_is_a_failed_verdict(trust: TrustStore) -> None:
+    assert verify_passive(b"\x77\x03\x30\x01\x00", {}, trust, NOW).to_json()["result"] == "failed"
+
+
+def test_trust_store_loads_pem_der_and_master_list_and_skips_junk(tmp_path: Path) -> None:
+    pki, other, third = default_pki(), TestPki.create(seed=3), TestPki.create(seed=4)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "csca.pem").write_bytes(pki.csca_pem())
+    (tmp_path / "other.cer").write_bytes(other.csca_certificate.public_bytes(serialization.Encoding.DER))
+    ml = CscaMasterList({"version": 0, "cert_list": [asn1_x509.Certificate.load(
+        third.csca_certificate.public_bytes(serialization.Encoding.DER))]})  # fmt: skip
+    signed = cms.SignedData({
+        "version": "v3", "digest_algorithms": [],
+        "encap_content_info": {"content_type": OID_CSCA_MASTER_LIST, "content": core.ParsableOctetString(ml.dump())},
+        "signer_infos": [],
+    })  # fmt: skip
+    (tmp_path / "list.ml").write_bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
+    (tmp_path / "broken.der").write_bytes(b"\x30\x03\x02\x01")
+    (tmp_path / "key.pem").write_bytes(
+        pki.dsc_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    (tmp_path / "notes.txt").write_text("hello")
+    store = TrustStore.from_dir(tmp_path)
+    assert len(store) == 3
+    assert store.issuers_of(pki.dsc_certificate) == [pki.csca_certificate]
+
+
+def test_trust_store_missing_directory_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        TrustStore.from_dir(tmp_path / "nope")
+
+
+def test_sod_wrapper_must_be_tag_77(image) -> None:  # type: ignore[no-untyped-def]
+    inner = tlv.decode(image.files[FID_SOD]).value
+    assert verify_passive(tlv.encode(0x78, inner), _groups(image), None, NOW).result == "failed"
