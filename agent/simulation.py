@@ -25,6 +25,8 @@ camera_dead     the camera fails while the card lies there                 camer
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -96,6 +98,7 @@ class CardSeries:
         hold_s: float = 1.5,
         start_delay_s: float = 0.5,
         max_hold_s: float = 30.0,
+        progress_path: Path | None = None,
     ) -> None:
         if not cards and count:
             raise ConfigError("simulation: no virtual cards to present")
@@ -108,6 +111,8 @@ class CardSeries:
         self.done = threading.Event()
         self.presented: list[str] = []  # scenario of each card presented, in order
         self._thread: threading.Thread | None = None
+        self._progress_path = progress_path
+        self._index = self._load_progress()
 
     # the camera's payload callable
     def current_qr(self) -> str | None:
@@ -119,8 +124,26 @@ class CardSeries:
         return card.qr
 
     def outcome(self, _outcome: str = "") -> None:
-        """The box signalled a result (the clerk heard the beep)."""
+        """The box signalled a result (the clerk heard the beep): this citizen is served."""
+        if self._current is not None and not self._outcome.is_set():
+            self._save_progress(self._index + 1)
         self._outcome.set()
+
+    def _load_progress(self) -> int:
+        """Cards already served by an earlier run of the daemon (the queue does not start over)."""
+        if self._progress_path is None:
+            return 0
+        try:
+            return int(json.loads(self._progress_path.read_text(encoding="utf-8"))["served"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def _save_progress(self, served: int) -> None:
+        if self._progress_path is None:
+            return
+        tmp = self._progress_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"served": served}), encoding="utf-8")
+        os.replace(tmp, self._progress_path)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="card-series", daemon=True)
@@ -136,7 +159,8 @@ class CardSeries:
 
         if self._stop.wait(self.start_delay_s):
             return
-        for i in range(self.count):
+        while self._index < self.count:
+            i = self._index
             card = self.cards[i % len(self.cards)]
             handler: Callable[[bytes], bytes] = VirtualChip(card.image)
             if card.scenario == "reader_fault":
@@ -151,6 +175,7 @@ class CardSeries:
             self._stop.wait(max(0.0, self.hold_s - (time.monotonic() - placed)))
             self.reader.remove()
             self._current = None
+            self._index += 1
             if self._stop.is_set() or self._stop.wait(self.interval_s):
                 break
         self.done.set()
@@ -171,6 +196,7 @@ def _citizens(profiles_dir: Path | None) -> list[tuple[Any, Any]]:
     return found
 
 
+PROGRESS_FILE = "simulation.json"  # cards served so far: a restarted daemon continues the queue
 UNKNOWN_CSCA_SEED = 4242  # a test PKI whose CSCA the box is never told about
 
 
@@ -228,7 +254,13 @@ def build_simulation(cfg: Config) -> tuple[CardSeries, Any, Any]:
     reader = SimReader("Simulated Reader 00")
     cards = build_cards(sim.profiles, list(sim.scenario), sim.count)
     series = CardSeries(
-        reader, cards, sim.count, interval_s=sim.interval_s, hold_s=sim.hold_s, start_delay_s=sim.start_delay_s
+        reader,
+        cards,
+        sim.count,
+        interval_s=sim.interval_s,
+        hold_s=sim.hold_s,
+        start_delay_s=sim.start_delay_s,
+        progress_path=cfg.state_dir / PROGRESS_FILE if cfg.state_dir.is_dir() else None,
     )
     camera = None
     if cfg.camera.kind == "sim":
