@@ -75,6 +75,15 @@ SFI_REFUSED = frozenset({0x6A86, 0x6A81, 0x6D00, 0x6B00, 0x6E00, 0x6A82})
 PACE_CURVES = frozenset({12, 13, 15, 16})
 MAX_HANDSHAKE_STEPS = 8
 MAX_SHORT_RETRIES = 4
+HEADER_PROBE = 8  # bytes asked for when a chip wants an exact Le: enough for any LDS TLV header
+_DENIED = (SW.SECURITY_NOT_SATISFIED, SW.FILE_NOT_FOUND)
+
+
+class SmDropped(ApduError):
+    """The chip answered a protected command with a bare status word: its SM keys are gone."""
+
+    def __init__(self, sw: int) -> None:
+        super().__init__(sw, "secure messaging (unprotected answer)")
 
 
 def transmit_from_handler(handler: Callable[[bytes], bytes]) -> Transmit:
@@ -107,6 +116,7 @@ class ChipSession:
         self.max_response = max(int(max_response), 1)
         self._extended = bool(extended_length) and self.max_response > 256
         self._sfi = True
+        self._probe_first = False  # the chip wants an exact Le: read the TLV header first
         self._rng = rng
         self.sm: SecureMessaging | None = None
         self.method: str | None = None
@@ -147,10 +157,13 @@ class ChipSession:
         sm = self.sm
         data, sw = self._send(sm.wrap(command, extended=extended))
         try:
-            return sm.unwrap(data + sw.to_bytes(2, "big"))
+            plain, status = sm.unwrap(data + sw.to_bytes(2, "big"))
         finally:
             if not sm.alive:
                 self.sm = None
+        if not sm.alive:
+            raise SmDropped(status)
+        return plain, status
 
     # -- access control ---------------------------------------------------------------------------
     def read_card_access(self) -> bytes | None:
@@ -233,12 +246,12 @@ class ChipSession:
         if self.sm is not None or self._opened_with is None:
             return
         key, info = self._opened_with
-        if info is None:
-            self._select_application()
-            self.sm = self._handshake(Bac(key, rng=self._rng))  # type: ignore[arg-type]
-        else:
+        if info is not None:
             self.sm = self._handshake(Pace(key, info, rng=self._rng))
             self._select_application()
+        elif isinstance(key, MrzKey):
+            self._select_application()
+            self.sm = self._handshake(Bac(key, rng=self._rng))
 
     def _select_application(self) -> None:
         with contextlib.suppress(ApduError):  # some chips select the eMRTD application implicitly
@@ -251,17 +264,25 @@ class ChipSession:
             return max_plain_response(budget, self.sm.cipher.block)
         return budget
 
-    def _read_binary(self, offset: int, ne: int, *, sfi: int | None = None) -> tuple[bytes, int]:
-        """One READ BINARY with adaptation for 6700 (extended refused) and 6Cxx."""
+    def _read_binary(self, offset: int, ne: int, *, sfi: int | None = None, exact: bool = False) -> tuple[bytes, int]:
+        """One READ BINARY, adapting Le to 6700 (extended refused / Le too long) and 6Cxx.
+
+        A 6700 to an extended APDU whose Le may run past the end (``exact`` False: a first read)
+        is answered with a short header probe; a 6700 to an extended APDU with the exact remaining
+        length means the chip takes no extended APDUs: short APDUs for the rest of the session.
+        """
         for _ in range(MAX_SHORT_RETRIES + 2):
             extended = ne > 256
             command = _read_command(offset, ne, sfi)
             data, sw = self._exchange(command, extended=extended or None)
-            if sw == SW.WRONG_LENGTH and extended:
+            if sw == SW.WRONG_LENGTH and extended and not exact:
+                ne, exact = HEADER_PROBE, True
+            elif sw == SW.WRONG_LENGTH and extended:
                 self._extended = False
                 ne = min(ne, self._chunk_limit(False))
-            elif sw == SW.WRONG_LENGTH and ne > 1:
-                ne = max(ne // 2, 1)
+            elif sw == SW.WRONG_LENGTH and ne > HEADER_PROBE:
+                self._probe_first = self._probe_first or offset == 0
+                ne = HEADER_PROBE if offset == 0 else ne // 2  # learn the length first, then exact Le
             elif is_wrong_le(sw):
                 ne = exact_le(sw)
             else:
@@ -269,27 +290,48 @@ class ChipSession:
         raise ApduError(SW.WRONG_LENGTH, "READ BINARY")
 
     def _first_chunk(self, fid: int) -> tuple[bytes, int]:
-        ne = self._chunk_limit(self._extended)
+        had_sm = self.sm is not None
         sfi = SFI_OF.get(fid)
+        first = HEADER_PROBE if self._probe_first else self._chunk_limit(self._extended)
         if self._sfi and sfi is not None:
-            data, sw = self._read_binary(0, ne, sfi=sfi)
+            data, sw = self._read_binary(0, first, sfi=sfi)
             if sw in (SW.OK, SW.END_OF_FILE):
                 return data, sw
-            if sw not in SFI_REFUSED and sw != SW.SECURITY_NOT_SATISFIED:
+            if (sw not in SFI_REFUSED and sw != SW.SECURITY_NOT_SATISFIED) or (had_sm and self.sm is None):
                 check(sw, "READ BINARY")
             if sw in SFI_REFUSED - {SW.FILE_NOT_FOUND}:
                 self._sfi = False
         data, sw = self._exchange(CommandApdu(0x00, 0xA4, 0x02, 0x0C, fid.to_bytes(2, "big")))
         check(sw, "SELECT")
-        data, sw = self._read_binary(0, self._chunk_limit(self._extended))
+        data, sw = self._read_binary(0, first)
+        if sw not in (SW.OK, SW.END_OF_FILE, *_DENIED) and self._extended and (self.sm is not None or not had_sm):
+            self._extended = False  # some chips reject extended APDUs with other status words
+            data, sw = self._read_binary(0, self._chunk_limit(False))
         if sw not in (SW.OK, SW.END_OF_FILE):
             check(sw, "READ BINARY")
         return data, sw
 
     def read_file(self, fid: int) -> bytes:
-        """The whole elementary file ``fid`` (sized by its TLV header); see the module docstring."""
-        if fid != FID_CARD_ACCESS:
-            self._ensure_open()
+        """The whole elementary file ``fid`` (sized by its TLV header); see the module docstring.
+
+        When the chip drops secure messaging with a bare 6700 to an extended APDU, extended
+        length is turned off and the file is read once more after re-authentication.
+        """
+        if fid == FID_CARD_ACCESS:
+            return self._read_whole(fid)
+        self._ensure_open()
+        try:
+            return self._read_whole(fid)
+        except SmDropped as exc:
+            if exc.sw != SW.WRONG_LENGTH or not self._extended:
+                raise
+            self._extended = False
+        self._ensure_open()
+        return self._read_whole(fid)
+
+    def _read_whole(self, fid: int) -> bytes:
+        if fid != FID_CARD_ACCESS and self.sm is None:
+            raise SecureMessagingError("the chip dropped secure messaging")
         buffer, sw = self._first_chunk(fid)
         try:
             total = tlv.total_length(buffer)
@@ -307,7 +349,9 @@ class ChipSession:
                 remaining += 1 + len(tlv.encode_length(remaining))
                 extended = self._extended and remaining > 256
             ne = min(remaining, self._chunk_limit(extended))
-            data, sw = self._read_binary(len(buffer), ne)
+            data, sw = self._read_binary(len(buffer), ne, exact=True)
+            if sw == SW.WRONG_PARAMETERS:
+                break  # 6B00: offset beyond the end, the file is shorter than its header says
             if sw not in (SW.OK, SW.END_OF_FILE):
                 check(sw, "READ BINARY")
             if not data:

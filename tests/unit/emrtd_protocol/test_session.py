@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
+from idstation.agent.emrtd.apdu import CommandApdu
 from idstation.agent.emrtd.lds.security_infos import (
     PACE_ECDH_GM_3DES,
     PACE_ECDH_GM_AES_256,
 )
 from idstation.agent.emrtd.session import ChipSession
+from idstation.agent.emrtd.virtual_card.chip import VirtualChip
 from idstation.agent.emrtd.virtual_card.image import FID_COM, FID_DG, FID_SOD, Faults
 from idstation.agent.errors import AccessDenied, ApduError, SecureMessagingError
 from idstation.hal.errors import CardRemoved
@@ -24,6 +26,7 @@ from tests.unit.emrtd_protocol.chips import (
     CountingHandler,
     card_access,
     chip,
+    image,
 )
 
 SIX_FILES = [FID_COM, FID_SOD, FID_DG[1], FID_DG[13], FID_DG[14], FID_DG[15]]
@@ -233,3 +236,37 @@ def test_counters_count_wire_bytes() -> None:
     assert session.apdus > 5
     assert session.bytes_received > len(FILES[FID_DG[1]])
     assert session.bytes_sent > 0
+
+
+class StrictLeChip(VirtualChip):
+    """A chip that answers 6700 to any exact Le running past the end of the file."""
+
+    def _read(self, command: CommandApdu, *, protected: bool, extended: bool) -> tuple[bytes, int]:
+        data, sw = super()._read(command, protected=protected, extended=extended)
+        if sw == 0x6282:
+            raise ApduError(0x6700, "Le past the end")
+        return data, sw
+
+
+class OddExtendedChip(VirtualChip):
+    """A chip that rejects extended READ BINARY with 6A86 instead of 6700."""
+
+    def _read(self, command: CommandApdu, *, protected: bool, extended: bool) -> tuple[bytes, int]:
+        if extended:
+            raise ApduError(0x6A86, "no extended")
+        return super()._read(command, protected=protected, extended=extended)
+
+
+@pytest.mark.parametrize("extended", [True, False])
+def test_chip_demanding_exact_le_is_read_after_a_header_probe(extended: bool) -> None:
+    session = _session(StrictLeChip(image()), extended=extended, max_response=65536 if extended else 256)
+    session.open([CAN])
+    for fid in [*SIX_FILES, FID_DG[2]]:
+        assert session.read_file(fid) == FILES[fid]
+
+
+def test_chip_rejecting_extended_reads_with_another_status_word_is_read_short() -> None:
+    session = _session(OddExtendedChip(image()))
+    session.open([CAN])
+    for fid in [*SIX_FILES, FID_DG[2]]:
+        assert session.read_file(fid) == FILES[fid]
