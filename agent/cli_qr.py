@@ -103,16 +103,15 @@ def _print_result(r: dict[str, Any]) -> None:
 
 
 def _camera_test(args: argparse.Namespace) -> int:
-    from idstation.agent.errors import ConfigError
-    from idstation.agent.qr.camera import open_camera
     from idstation.agent.qr.decode import QrDecoder
+    from idstation.hal.camera_source import CameraSourceError, open_camera
     from idstation.hal.errors import CameraError
 
     payload = _demo_payload() if args.source == "sim" else None
     try:
         camera = open_camera(args.source, payload=(lambda: payload), fps=args.fps)
         camera.start()
-    except ConfigError as exc:
+    except CameraSourceError as exc:
         print(f"camera-test: {exc}", file=sys.stderr)
         return Exit.USAGE
     except CameraError as exc:

@@ -163,7 +163,8 @@ def _card_texture(
         qr = _upsample_modules(modules, round(side))
         region = card[qy0 : qy0 + qr.shape[0], qx0 : qx0 + qr.shape[1]]
         region[qr] = 25 + rng.normal(0, 3)
-    return np.clip(card, 0, 255)
+    out: np.ndarray = np.clip(card, 0, 255)
+    return out
 
 
 def _glyph_line(card: np.ndarray, ty: int, span: tuple[int, int], px_per_mm: float, rng: np.random.Generator) -> None:
@@ -210,7 +211,8 @@ def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
     x, y, z = axis / np.linalg.norm(axis)
     c, s = math.cos(angle), math.sin(angle)
     k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
+    out: np.ndarray = np.eye(3) + s * k + (1 - c) * (k @ k)
+    return out
 
 
 def _fit_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -219,7 +221,8 @@ def _fit_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y, -u])
         rows.append([0, 0, 0, x, y, 1, -v * x, -v * y, -v])
     _, _, vt = np.linalg.svd(np.array(rows))
-    return vt[-1].reshape(3, 3) / vt[-1, -1]
+    out: np.ndarray = vt[-1].reshape(3, 3) / vt[-1, -1]
+    return out
 
 
 def _warp_onto(frame: np.ndarray, texture: np.ndarray, homography: np.ndarray) -> np.ndarray:
@@ -254,7 +257,8 @@ def _desk(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
         + coarse[y0 + 1, x0] * (1 - fx) * fy
         + coarse[y0 + 1, x0 + 1] * fx * fy
     )
-    return (desk + rng.normal(0, 4, (height, width))).astype(np.float32)
+    out: np.ndarray = (desk + rng.normal(0, 4, (height, width))).astype(np.float32)
+    return out
 
 
 # --- camera ---------------------------------------------------------------------------------------
@@ -288,7 +292,8 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     k /= k.sum()
     padded = np.pad(img, radius, mode="edge")
     tmp = sum(k[i] * padded[:, i : i + img.shape[1]] for i in range(len(k)))
-    return sum(k[i] * tmp[i : i + img.shape[0], :] for i in range(len(k)))
+    out: np.ndarray = sum(k[i] * tmp[i : i + img.shape[0], :] for i in range(len(k)))
+    return out
 
 
 def _motion_blur(img: np.ndarray, length: float, angle: float) -> np.ndarray:

@@ -154,7 +154,7 @@ class QrDecoder:
         attempt.tries += 1
         results = zxingcpp.read_barcodes(
             image,
-            formats=zxingcpp.BarcodeFormat.QRCode,
+            formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
             try_rotate=self.config.try_rotate,
             binarizer=getattr(zxingcpp.Binarizer, binarizer),
             return_errors=errors,

@@ -91,8 +91,9 @@ def stretch(img: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(sample, (1, 99))
     if hi - lo < 8:
         return img
-    out = (img.astype(np.float32) - lo) * (255.0 / (hi - lo))
-    return np.clip(out, 0, 255).astype(np.uint8)
+    scaled = (img.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    out: np.ndarray = np.clip(scaled, 0, 255).astype(np.uint8)
+    return out
 
 
 def upscale(img: np.ndarray, factor: float) -> np.ndarray:
@@ -102,7 +103,8 @@ def upscale(img: np.ndarray, factor: float) -> np.ndarray:
         return img
     rows = _linear_along(img.astype(np.float32), round(h * factor), factor, axis=0)
     both = _linear_along(rows, round(w * factor), factor, axis=1)
-    return np.clip(both + 0.5, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(both + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _linear_along(src: np.ndarray, size: int, factor: float, axis: int) -> np.ndarray:
@@ -112,7 +114,8 @@ def _linear_along(src: np.ndarray, size: int, factor: float, axis: int) -> np.nd
     frac = np.clip(pos - i0, 0, 1)
     a, b = np.take(src, i0, axis=axis), np.take(src, i0 + 1, axis=axis)
     weight = frac[:, None] if axis == 0 else frac[None, :]
-    return a + (b - a) * weight
+    out: np.ndarray = a + (b - a) * weight
+    return out
 
 
 def sharpen(img: np.ndarray, sigma: float = 1.0, amount: float = 1.0) -> np.ndarray:
@@ -125,4 +128,5 @@ def sharpen(img: np.ndarray, sigma: float = 1.0, amount: float = 1.0) -> np.ndar
     h, w = img.shape
     tmp = sum(k[i] * padded[:, i : i + w] for i in range(k.size))
     blur = sum(k[i] * tmp[i : i + h, :] for i in range(k.size))
-    return np.clip(src + amount * (src - blur), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(src + amount * (src - blur), 0, 255).astype(np.uint8)
+    return out

@@ -9,11 +9,10 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from idstation.agent.errors import ConfigError
-from idstation.agent.qr.camera import open_camera
 from idstation.hal.camera_picamera2 import Picamera2Camera, y_plane
 from idstation.hal.camera_replay import ReplayCamera, load_gray
 from idstation.hal.camera_sim import SimCamera
+from idstation.hal.camera_source import CameraSourceError, open_camera
 from idstation.hal.camera_v4l2 import V4l2Camera
 from idstation.hal.errors import CameraError
 
@@ -193,5 +192,5 @@ def test_open_camera_parses_source_strings(tmp_path: Path) -> None:
     assert isinstance(open_camera("v4l2:2"), V4l2Camera)
     assert isinstance(open_camera("picamera2"), Picamera2Camera)
     for bad in ("replay:", "v4l2:x", "webcam", "picamera2:1"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(CameraSourceError):
             open_camera(bad)

@@ -1,19 +1,24 @@
 """Open a camera from a source string: ``sim``, ``replay:PATH``, ``v4l2[:N]``, ``picamera2``.
 
 Used by ``idstation camera-test`` and the daemon's wiring. Hardware libraries are imported only
-by the implementation that is chosen (picamera2 on the Pi, OpenCV for USB cameras).
+by the implementation that is chosen (picamera2 on the Pi, OpenCV for USB cameras). It lives in
+``hal`` so that the pure QR core never depends on camera drivers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from idstation.agent.errors import ConfigError
+from idstation.hal.errors import CameraError
 from idstation.hal.ports import Camera
 
-__all__ = ["SOURCES", "open_camera"]
+__all__ = ["SOURCES", "CameraSourceError", "open_camera"]
 
 SOURCES = "sim | replay:PATH | v4l2[:N] | picamera2"
+
+
+class CameraSourceError(CameraError, ValueError):
+    """The camera source string is not one of ``SOURCES`` (a configuration mistake)."""
 
 
 def open_camera(spec: str, payload: Callable[[], str | None] | None = None, fps: float = 10.0) -> Camera:
@@ -25,7 +30,7 @@ def open_camera(spec: str, payload: Callable[[], str | None] | None = None, fps:
         return SimCamera(payload or (lambda: None), fps=fps)
     if kind == "replay":
         if not arg:
-            raise ConfigError("camera source replay needs a path: replay:PATH")
+            raise CameraSourceError("camera source replay needs a path: replay:PATH")
         from idstation.hal.camera_replay import ReplayCamera
 
         return ReplayCamera(arg)
@@ -33,10 +38,10 @@ def open_camera(spec: str, payload: Callable[[], str | None] | None = None, fps:
         from idstation.hal.camera_v4l2 import V4l2Camera
 
         if arg and not arg.isdigit():
-            raise ConfigError("camera source v4l2 takes a device number: v4l2:N")
+            raise CameraSourceError("camera source v4l2 takes a device number: v4l2:N")
         return V4l2Camera(index=int(arg or 0), fps=fps)
     if kind == "picamera2" and not arg:
         from idstation.hal.camera_picamera2 import Picamera2Camera
 
         return Picamera2Camera(fps=fps)
-    raise ConfigError(f"unknown camera source {spec!r}; expected {SOURCES}")
+    raise CameraSourceError(f"unknown camera source {spec!r}; expected {SOURCES}")
