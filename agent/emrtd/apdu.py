@@ -8,9 +8,11 @@ response bytes expected: 0 = no Le field, 256 = short ``00``, 65536 = extended `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from idstation.agent.errors import ApduError, CardError
+from idstation.agent.emrtd import tlv
+from idstation.agent.errors import ApduError, CardError, ParseError
 
 SHORT_MAX_LC = 255
 SHORT_MAX_NE = 256
@@ -123,3 +125,32 @@ def parse_response(rapdu: bytes) -> tuple[bytes, int]:
 def build_response(data: bytes, sw: int) -> bytes:
     """Chip side: data ‖ SW1 SW2."""
     return bytes(data) + sw.to_bytes(2, "big")
+
+
+def transmit_from_handler(handler: Callable[[bytes], bytes]) -> Callable[[bytes], tuple[bytes, int]]:
+    """Adapt an ``ApduHandler`` (C-APDU bytes → R-APDU bytes) to a ``transmit`` function."""
+
+    def transmit(apdu: bytes) -> tuple[bytes, int]:
+        return parse_response(handler(apdu))
+
+    return transmit
+
+
+def read_binary_command(offset: int, ne: int, sfi: int | None = None) -> CommandApdu:
+    """READ BINARY (ISO 7816-4 §11.3.3): by SFI (P1 = 80|SFI, offset ≤ 255), B0 offset ≤ 7FFF, else B1 + DO54."""
+    if sfi is not None:
+        return CommandApdu(0x00, 0xB0, 0x80 | sfi, offset & 0xFF, ne=ne)
+    if offset <= 0x7FFF:
+        return CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, ne=ne)
+    value = offset.to_bytes((offset.bit_length() + 7) // 8, "big")
+    return CommandApdu(0x00, 0xB1, 0x00, 0x00, tlv.encode(0x54, value), ne=ne)
+
+
+def unwrap_do53(data: bytes) -> bytes:
+    """READ BINARY B1 answers carry the bytes in DO53 (a malformed one raises ``CardError``)."""
+    if not data:
+        return data
+    try:
+        return tlv.decode_one(data)[0].value
+    except ParseError:
+        raise CardError("READ BINARY B1 answer is not a DO53") from None

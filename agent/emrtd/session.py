@@ -40,8 +40,12 @@ Without extended length, Le is the largest short value: 256 plain, or the larges
 whose DO87 ‖ DO99 ‖ DO8E fits 256 bytes under SM (231 for 3DES, 223 for AES). The TLV header of
 the first chunk gives the file length; the rest is read with Le = exactly what remains (capped as
 above). Adaptation: 6700 to an extended APDU → drop to short APDUs for the session; 6700 to a
-short one → halve Le (bounded); 6Cxx → retry once with Le = xx; 6282 → end of file; 6B00 →
-offset past the end. Offsets above 7FFF use READ BINARY B1 with DO54. Every loop is bounded.
+short first read → read an 8-byte header probe, then exact lengths (and probe first for the
+rest of the session); 6Cxx → Le = xx; 6282 → end of file; 6B00 → offset past the end. A chip
+that drops SM with a bare 6700 to an extended APDU gets short APDUs and one re-authentication
+(the access control that worked, run again); any other bare status word under SM is raised and
+the next ``read_file`` re-authenticates first. Offsets above 7FFF use B1 with DO54. Every loop
+is bounded.
 
 APDU hex is logged only at DEBUG on the stdlib logger "idstation.traffic", and only the wire
 bytes (encrypted under SM), never decrypted data.
@@ -55,7 +59,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from idstation.agent.emrtd import tlv
-from idstation.agent.emrtd.apdu import CommandApdu, parse_response
+from idstation.agent.emrtd.apdu import CommandApdu, read_binary_command, transmit_from_handler, unwrap_do53
 from idstation.agent.emrtd.bac import Bac
 from idstation.agent.emrtd.chip_auth import ChipAuthentication, ChipAuthResult, choose
 from idstation.agent.emrtd.keys import CanKey, MrzKey
@@ -63,7 +67,15 @@ from idstation.agent.emrtd.lds.security_infos import PaceInfo, SecurityInfos, pa
 from idstation.agent.emrtd.pace import Pace
 from idstation.agent.emrtd.sm import SecureMessaging, max_plain_response
 from idstation.agent.emrtd.sw import SW, check, exact_le, is_wrong_le
-from idstation.agent.errors import AccessDenied, ApduError, CardError, ParseError, SecureMessagingError
+from idstation.agent.errors import (
+    AccessDenied,
+    ApduError,
+    CardError,
+    CardRemoved,
+    ParseError,
+    SecureMessagingError,
+    TransmitError,
+)
 
 traffic = logging.getLogger("idstation.traffic")
 
@@ -84,15 +96,6 @@ class SmDropped(ApduError):
 
     def __init__(self, sw: int) -> None:
         super().__init__(sw, "secure messaging (unprotected answer)")
-
-
-def transmit_from_handler(handler: Callable[[bytes], bytes]) -> Transmit:
-    """Adapt an ``ApduHandler`` (bytes → R-APDU bytes) to a transmit function."""
-
-    def transmit(apdu: bytes) -> tuple[bytes, int]:
-        return parse_response(handler(apdu))
-
-    return transmit
 
 
 def supported_pace(infos: SecurityInfos) -> PaceInfo | None:
@@ -162,6 +165,8 @@ class ChipSession:
             if not sm.alive:
                 self.sm = None
         if not sm.alive:
+            if status in (SW.SM_DATA_MISSING, SW.SM_DATA_INCORRECT):
+                raise SecureMessagingError(f"chip rejected secure messaging ({status:04X}) and dropped its keys")
             raise SmDropped(status)
         return plain, status
 
@@ -171,7 +176,9 @@ class ChipSession:
         self.sm = None
         try:
             self.card_access = self.read_file(FID_CARD_ACCESS)
-        except ApduError:
+        except (CardRemoved, TransmitError):
+            raise
+        except CardError:  # absent (6A82), refused, or garbage: no PACE, BAC decides
             self.card_access = None
         return self.card_access
 
@@ -217,10 +224,10 @@ class ChipSession:
                 if isinstance(key, MrzKey) and pace.failed_at == "MSE":
                     break  # the chip refuses PACE with the MRZ: BAC next
                 continue
-            except ApduError:
-                if pace.failed_at == "MSE" and isinstance(key, CanKey):
-                    continue
-                break  # the chip does not support this PACE set-up: BAC next
+            except (CardRemoved, TransmitError):
+                raise
+            except CardError:
+                break  # the chip does not support this PACE set-up (or answers garbage): BAC next
             self.method = "PACE-CAN" if isinstance(key, CanKey) else "PACE-MRZ"
             self._opened_with = (key, info)
             return self.method, attempts
@@ -273,7 +280,7 @@ class ChipSession:
         """
         for _ in range(MAX_SHORT_RETRIES + 2):
             extended = ne > 256
-            command = _read_command(offset, ne, sfi)
+            command = read_binary_command(offset, ne, sfi)
             data, sw = self._exchange(command, extended=extended or None)
             if sw == SW.WRONG_LENGTH and extended and not exact:
                 ne, exact = HEADER_PROBE, True
@@ -286,7 +293,7 @@ class ChipSession:
             elif is_wrong_le(sw):
                 ne = exact_le(sw)
             else:
-                return (_unwrap_b1(data) if offset > 0x7FFF else data), sw
+                return (unwrap_do53(data) if offset > 0x7FFF else data), sw
         raise ApduError(SW.WRONG_LENGTH, "READ BINARY")
 
     def _first_chunk(self, fid: int) -> tuple[bytes, int]:
@@ -379,10 +386,14 @@ class ChipSession:
             protocol = ChipAuthentication(choice[0], choice[1], rng=self._rng)
         except ParseError as exc:
             return ChipAuthResult("not_supported", reason=f"DG14 unusable: {exc}")
+        self._ensure_open()
         if self.sm is None:
             raise SecureMessagingError("chip authentication needs an open secure channel")
         for command in protocol.commands():
-            _data, sw = self._exchange(command)
+            try:
+                _data, sw = self._exchange(command)
+            except SmDropped as exc:
+                sw = exc.sw
             if sw != SW.OK:
                 return ChipAuthResult("failed", choice[0].protocol, f"chip answered {sw:04X}")
         self.sm = protocol.secure_messaging()
@@ -395,22 +406,3 @@ class ChipSession:
         if self.sm is None:
             return ChipAuthResult("failed", choice[0].protocol, "chip dropped secure messaging")
         return ChipAuthResult("ok", choice[0].protocol)
-
-
-def _read_command(offset: int, ne: int, sfi: int | None) -> CommandApdu:
-    if sfi is not None:
-        return CommandApdu(0x00, 0xB0, 0x80 | sfi, offset & 0xFF, ne=ne)
-    if offset <= 0x7FFF:
-        return CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, ne=ne)
-    value = offset.to_bytes((offset.bit_length() + 7) // 8, "big")
-    return CommandApdu(0x00, 0xB1, 0x00, 0x00, tlv.encode(0x54, value), ne=ne)
-
-
-def _unwrap_b1(data: bytes) -> bytes:
-    """READ BINARY B1 answers carry the bytes in DO53."""
-    if not data:
-        return data
-    try:
-        return tlv.decode_one(data)[0].value
-    except ParseError:
-        raise CardError("READ BINARY B1 answer is not a DO53") from None
