@@ -107,7 +107,7 @@ def _register_central(central: argparse._SubParsersAction) -> None:  # type: ign
     p.add_argument("--site", default=None, help="offline without a pairing code: the site")
     p.add_argument("--counter", default=None, help="offline without a pairing code: the counter")
     p.add_argument("--renew", action="store_true", help="offline renewal: --csr is a renewal CSR of an enrolled box")
-    p.add_argument("--bundle-out", default=None, help="where to write the bundle (offline)")
+    p.add_argument("--bundle-out", "--out", dest="bundle_out", default=None, help="where to write the bundle (offline)")
     p.add_argument("--broker-url", default=None, help="override the broker URL put into bundles")
     p.add_argument("--central-key", default=None, help="override the central key PEM put into bundles")
     p.add_argument("--serve", action="store_true", help="answer online enrolment requests over MQTT")
@@ -124,7 +124,8 @@ def _register_central(central: argparse._SubParsersAction) -> None:  # type: ign
     p = central.add_parser(
         "revoke", help="revoke a device: its events are rejected, its certificates listed in the CRL"
     )
-    p.add_argument("device_id")
+    p.add_argument("device_id", nargs="?", default=None, help="the device id (ids-...)")
+    p.add_argument("--device-id", dest="device_id_opt", default=None, help="the device id (same as the positional)")
     _central_dir_arg(p)
     p.add_argument("--reason", default="", help="free text kept with the revocation")
     p.add_argument("--json", action="store_true")

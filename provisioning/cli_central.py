@@ -165,11 +165,16 @@ def _serve(args: argparse.Namespace, enroller: Any) -> int:
 
 
 def revoke(args: argparse.Namespace) -> int:
+    device_id = args.device_id or args.device_id_opt
+    from idstation.mqtt.registry import valid_name
+
+    if not device_id or not valid_name(device_id):
+        raise ProvisioningError("name the device to revoke (ids-...)")
     enroller = _enroller(args)
-    count = enroller.revoke(args.device_id, reason=args.reason)
-    doc = {"ok": True, "device_id": args.device_id, "revoked": True, "certificates": count}
+    count = enroller.revoke(device_id, reason=args.reason)
+    doc = {"ok": True, "device_id": device_id, "revoked": True, "certificates": count}
     if args.json:
         _print_json(doc)
     else:
-        print(f"revoked {args.device_id}: {count} certificate(s) added to {enroller.ca.directory / 'crl.pem'}")
+        print(f"revoked {device_id}: {count} certificate(s) added to {enroller.ca.directory / 'crl.pem'}")
     return Exit.OK
