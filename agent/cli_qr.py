@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.set_defaults(func=_decode_qr)
 
     p = sub.add_parser("camera-test", help="live decode rate and frame time, for aiming the camera")
-    p.add_argument("--source", default="sim", help="sim | replay:PATH | v4l2[:N] | picamera2 (default: sim)")
+    p.add_argument("--source", default="sim", help="sim | replay:PATH | v4l2[:N] | picamera2[:PROFILE] (default: sim)")
     p.add_argument("--seconds", type=float, default=10.0, help="how long to run (default 10)")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate asked of the camera (default 10)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

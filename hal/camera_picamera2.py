@@ -13,13 +13,16 @@ motion blur).
 from __future__ import annotations
 
 import time
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from idstation.hal.errors import CameraError
 from idstation.hal.ports import Frame
 
-__all__ = ["Picamera2Camera", "y_plane"]
+__all__ = ["Picamera2Camera", "load_camera_profile", "y_plane"]
 
 
 def y_plane(yuv420: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -27,6 +30,23 @@ def y_plane(yuv420: np.ndarray, width: int, height: int) -> np.ndarray:
     if yuv420.ndim != 2 or yuv420.shape[0] < height or yuv420.shape[1] < width:
         raise CameraError("camera returned a buffer of unexpected shape")
     return yuv420[:height, :width]
+
+
+def load_camera_profile(profile: str) -> dict[str, Any]:
+    """The TOML table of a camera profile, by name (shipped in firmware_cfg/cameras) or path."""
+    path = Path(profile)
+    try:
+        if path.suffix == ".toml" or path.exists():
+            text = path.read_text(encoding="utf-8")
+        else:
+            from importlib.resources import files
+
+            text = files("idstation.firmware_cfg").joinpath("cameras", f"{profile}.toml").read_text(encoding="utf-8")
+        return tomllib.loads(text)
+    except (OSError, ModuleNotFoundError) as exc:
+        raise CameraError(f"camera profile {profile!r} not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CameraError(f"camera profile {profile!r} is not valid TOML: {exc}") from None
 
 
 class Picamera2Camera:
@@ -41,6 +61,7 @@ class Picamera2Camera:
         lens_position: float | None = None,
         exposure_us: int | None = None,
         camera_num: int = 0,
+        controls: Mapping[str, object] | None = None,
     ) -> None:
         self.main_size = main_size
         self.lores_size = lores_size
@@ -48,15 +69,39 @@ class Picamera2Camera:
         self.lens_position = lens_position
         self.exposure_us = exposure_us
         self.camera_num = camera_num
+        self.controls = dict(controls or {})
         self._cam: Any = None
         self._seq = 0
+
+    @classmethod
+    def from_profile(cls, profile: str, resolution: tuple[int, int] | None = None) -> Picamera2Camera:
+        """A camera set up by a profile: ``firmware_cfg/cameras/<profile>.toml`` or a TOML file path.
+
+        The profile's ``main_size``, ``lores_size``, ``frame_rate`` and ``[controls]`` (passed to
+        libcamera as they are) are used; ``resolution`` is the main stream size when the profile
+        names none. The lores stream defaults to half the main stream.
+        """
+        data = load_camera_profile(profile)
+        main = tuple(data.get("main_size") or resolution or (1280, 960))
+        lores = tuple(data.get("lores_size") or (main[0] // 2, main[1] // 2))
+        if len(main) != 2 or len(lores) != 2:
+            raise CameraError(f"camera profile {profile}: main_size and lores_size are [width, height]")
+        controls = data.get("controls") or {}
+        if not isinstance(controls, dict):
+            raise CameraError(f"camera profile {profile}: [controls] must be a table")
+        return cls(
+            main_size=(int(main[0]), int(main[1])),
+            lores_size=(int(lores[0]), int(lores[1])),
+            fps=float(data.get("frame_rate", 10)),
+            controls=controls,
+        )
 
     def start(self) -> None:
         try:
             from picamera2 import Picamera2
         except ImportError as exc:
             raise CameraError("picamera2 is not installed (Raspberry Pi OS: apt install python3-picamera2)") from exc
-        controls: dict[str, object] = {"FrameRate": self.fps}
+        controls: dict[str, object] = {"FrameRate": self.fps, **self.controls}
         if self.lens_position is not None:
             controls.update({"AfMode": 0, "LensPosition": self.lens_position})
         if self.exposure_us is not None:

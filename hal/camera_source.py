@@ -1,4 +1,4 @@
-"""Open a camera from a source string: ``sim``, ``replay:PATH``, ``v4l2[:N]``, ``picamera2``.
+"""Open a camera from a source string: ``sim``, ``replay:PATH``, ``v4l2[:N]``, ``picamera2[:PROFILE]``.
 
 Used by ``idstation camera-test`` and the daemon's wiring. Hardware libraries are imported only
 by the implementation that is chosen (picamera2 on the Pi, OpenCV for USB cameras). It lives in
@@ -14,7 +14,7 @@ from idstation.hal.ports import Camera
 
 __all__ = ["SOURCES", "CameraSourceError", "open_camera"]
 
-SOURCES = "sim | replay:PATH | v4l2[:N] | picamera2"
+SOURCES = "sim | replay:PATH | v4l2[:N] | picamera2[:PROFILE]"
 
 
 class CameraSourceError(CameraError, ValueError):
@@ -40,8 +40,8 @@ def open_camera(spec: str, payload: Callable[[], str | None] | None = None, fps:
         if arg and not arg.isdigit():
             raise CameraSourceError("camera source v4l2 takes a device number: v4l2:N")
         return V4l2Camera(index=int(arg or 0), fps=fps)
-    if kind == "picamera2" and not arg:
+    if kind == "picamera2":
         from idstation.hal.camera_picamera2 import Picamera2Camera
 
-        return Picamera2Camera(fps=fps)
+        return Picamera2Camera.from_profile(arg) if arg else Picamera2Camera(fps=fps)
     raise CameraSourceError(f"unknown camera source {spec!r}; expected {SOURCES}")

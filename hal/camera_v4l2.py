@@ -21,12 +21,13 @@ class V4l2Camera:
 
     def __init__(
         self,
-        index: int = 0,
+        index: int | str = 0,
         size: tuple[int, int] = (1280, 960),
         fps: float = 15.0,
         preview_long_side: int = 800,
     ) -> None:
-        self.index = index
+        # a device number, "N", or a path such as /dev/video0
+        self.index: int | str = int(index) if isinstance(index, str) and index.isdigit() else index
         self.size = size
         self.fps = fps
         self.preview_long_side = preview_long_side
@@ -42,12 +43,16 @@ class V4l2Camera:
         cap = cv2.VideoCapture(self.index, cv2.CAP_V4L2)
         if not cap.isOpened():
             cap.release()
-            raise CameraError(f"cannot open V4L2 camera /dev/video{self.index}")
+            raise CameraError(f"cannot open V4L2 camera {self._name}")
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
         cap.set(cv2.CAP_PROP_FPS, self.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
         self._cap, self._cv2 = cap, cv2
+
+    @property
+    def _name(self) -> str:
+        return f"/dev/video{self.index}" if isinstance(self.index, int) else str(self.index)
 
     def stop(self) -> None:
         cap, self._cap = self._cap, None
@@ -59,7 +64,7 @@ class V4l2Camera:
             raise CameraError("V4L2 camera is not started")
         ok, image = self._cap.read()
         if not ok or image is None:
-            raise CameraError(f"V4L2 camera /dev/video{self.index} stopped delivering frames")
+            raise CameraError(f"V4L2 camera {self._name} stopped delivering frames")
         gray = image if image.ndim == 2 else self._cv2.cvtColor(image, self._cv2.COLOR_BGR2GRAY)
         self._seq += 1
         if max(gray.shape) > self.preview_long_side:

@@ -191,6 +191,44 @@ def test_open_camera_parses_source_strings(tmp_path: Path) -> None:
     assert replay.path == tmp_path
     assert isinstance(open_camera("v4l2:2"), V4l2Camera)
     assert isinstance(open_camera("picamera2"), Picamera2Camera)
-    for bad in ("replay:", "v4l2:x", "webcam", "picamera2:1"):
+    assert open_camera("picamera2:pi-camera-v2").main_size == (1640, 1232)  # type: ignore[attr-defined]
+    for bad in ("replay:", "v4l2:x", "webcam", "usb:0"):
         with pytest.raises(CameraSourceError):
             open_camera(bad)
+
+
+def test_a_shipped_camera_profile_sets_streams_and_controls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=_FakePicamera2))
+    camera = Picamera2Camera.from_profile("pi-camera-module-3", (1280, 960))
+    assert camera.main_size == (2304, 1296)
+    assert camera.lores_size == (1152, 648)
+    camera.start()
+    controls = _FakePicamera2.instances[-1].config["controls"]
+    assert controls["LensPosition"] == 10.0  # type: ignore[index]
+    assert controls["FrameRate"] == 10.0  # type: ignore[index]
+    camera.stop()
+
+
+def test_a_profile_file_without_sizes_uses_the_resolution(tmp_path: Path) -> None:
+    path = tmp_path / "cam.toml"
+    path.write_text("frame_rate = 5\n[controls]\nAfMode = 0\n")
+    camera = Picamera2Camera.from_profile(str(path), (1600, 1200))
+    assert camera.main_size == (1600, 1200)
+    assert camera.lores_size == (800, 600)
+    assert camera.controls == {"AfMode": 0}
+
+
+def test_missing_or_broken_profiles_are_camera_errors(tmp_path: Path) -> None:
+    with pytest.raises(CameraError, match="not found"):
+        Picamera2Camera.from_profile("no-such-camera")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("main_size = [")
+    with pytest.raises(CameraError, match="TOML"):
+        Picamera2Camera.from_profile(str(bad))
+
+
+def test_a_usb_camera_can_be_named_by_device_path() -> None:
+    pytest.importorskip("cv2")
+    assert V4l2Camera("3").index == 3
+    with pytest.raises(CameraError, match="/dev/video-none"):
+        V4l2Camera("/dev/video-none", (640, 480)).start()
