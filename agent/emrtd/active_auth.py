@@ -156,7 +156,7 @@ def _verify_9796_2(key: rsa.RSAPublicKey, challenge: bytes, signature: bytes) ->
         name, trailer = _TRAILER_HASH[f[-2]], 2
     else:
         return ActiveVerdict("failed", "rsa-iso9796-2", reason="unknown trailer")
-    size = _HASHES[name].digest_size
+    size = _HASHES[name]().digest_size
     if f[0] & 0xC0 != 0x40 or f[0] & 0x20 == 0 or len(f) < size + trailer + 1:
         return ActiveVerdict("failed", "rsa-iso9796-2", name, reason="bad header")
     start = 1 if f[0] & 0x0F == 0x0A else 0  # header 6A; otherwise padding runs into the next byte

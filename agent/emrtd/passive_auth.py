@@ -89,7 +89,7 @@ def _signer_certificate(sod: Sod) -> x509.Certificate | None:
     for der in sod.certificates:
         try:
             certs.append(load_certificate(der))
-        except (ValueError, UnsupportedAlgorithm):
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
             continue
     for cert in certs:
         if sod.signer_serial is not None and cert.serial_number == sod.signer_serial:
@@ -167,9 +167,10 @@ def verify_passive(
         return PassiveVerdict("failed", "unsupported hash algorithm", parsed.hash_algorithm)
     with warnings.catch_warnings():  # state certificates bend RFC 5280 (negative serials): not our verdict
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)  # malformed names in hostile certificates
         try:
             return _check(parsed, groups, trust, when)
-        except (ValueError, KeyError, TypeError, IndexError, UnsupportedAlgorithm):
+        except (ValueError, KeyError, TypeError, IndexError, UnsupportedAlgorithm, x509.InvalidVersion):
             # cryptography parses certificate fields lazily: a malformed DSC surfaces here
             return PassiveVerdict("failed", "document signer certificate is malformed", parsed.hash_algorithm, groups)
 

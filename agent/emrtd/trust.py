@@ -31,11 +31,11 @@ OID_CSCA_MASTER_LIST = "2.23.136.1.1.2"
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
-class _CertificateSet(core.SetOf):
+class _CertificateSet(core.SetOf):  # type: ignore[misc]
     _child_spec = asn1_x509.Certificate
 
 
-class CscaMasterList(core.Sequence):
+class CscaMasterList(core.Sequence):  # type: ignore[misc]
     _fields = [("version", core.Integer), ("cert_list", _CertificateSet)]  # noqa: RUF012
 
 
@@ -43,6 +43,7 @@ def load_certificate(der: bytes) -> x509.Certificate:
     """A DER certificate; tolerates RFC 5280 deviations real state certificates have (negative serials)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)  # malformed names in hostile certificates
         return x509.load_der_x509_certificate(der)
 
 
@@ -51,6 +52,7 @@ def _pem_certificates(data: bytes) -> list[x509.Certificate]:
         return []  # a private key, a CSR or another PEM object: not a trust anchor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)  # malformed names in hostile certificates
         return x509.load_pem_x509_certificates(data)
 
 
@@ -68,7 +70,7 @@ def master_list_certificates(data: bytes) -> list[x509.Certificate]:
     for cert in CscaMasterList.load(bytes(raw), strict=True)["cert_list"]:
         try:
             certs.append(load_certificate(cert.dump()))
-        except ValueError:
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
             log.warning("master_list_certificate_skipped", reason="unsupported certificate encoding")
     return certs
 
@@ -113,7 +115,7 @@ class TrustStore:
         for file in files:
             try:
                 certs.extend(_load_file(file))
-            except (ValueError, TypeError, OSError, UnsupportedAlgorithm) as exc:
+            except (ValueError, TypeError, OSError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
                 log.warning("trust_file_skipped", path=str(file), reason=type(exc).__name__)
         store = cls(certs)
         log.info("trust_store_loaded", path=str(root), certificates=len(store))

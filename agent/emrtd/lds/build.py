@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.lds.com import encode_com
 from idstation.agent.emrtd.lds.dg1 import encode_dg1
@@ -106,14 +107,36 @@ def lds_security_object(data_groups: dict[int, bytes]) -> bytes:
     ).dump()
 
 
+def _sign(key: Any, data: bytes, scheme: str) -> tuple[bytes, dict[str, Any]]:
+    """(signature, SignatureAlgorithmIdentifier) for the DSC's ``key`` over ``data`` with SHA-256."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, ec.ECDSA(hashes.SHA256())), {"algorithm": "sha256_ecdsa"}
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError("DSC key must be EC or RSA")
+    if scheme == "rsassa_pss":
+        pss = padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+        params = {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+            "salt_length": 32,
+        }
+        return key.sign(data, pss, hashes.SHA256()), {"algorithm": "rsassa_pss", "parameters": params}
+    return key.sign(data, padding.PKCS1v15(), hashes.SHA256()), {"algorithm": "sha256_rsa"}
+
+
 def encode_sod(
     data_groups: dict[int, bytes],
     dsc_certificate: x509.Certificate,
-    dsc_key: ec.EllipticCurvePrivateKey,
+    dsc_key: Any,
     *,
     signing_time: datetime | None = None,
+    rsa_scheme: str = "rsassa_pkcs1v15",
 ) -> bytes:
-    """EF.SOD: ``77 { ContentInfo SignedData v3 }``, ECDSA-with-SHA256 by the DSC, DSC embedded."""
+    """EF.SOD: ``77 { ContentInfo SignedData v3 }`` signed by the DSC (embedded), SHA-256.
+
+    EC keys sign with ECDSA-with-SHA256; RSA keys with PKCS#1 v1.5 or, with
+    ``rsa_scheme="rsassa_pss"``, RSASSA-PSS (MGF1-SHA256, salt 32).
+    """
     econtent = lds_security_object(data_groups)
     when = signing_time or datetime.now(UTC)
     signed_attrs = cms.CMSAttributes(
@@ -123,14 +146,14 @@ def encode_sod(
             {"type": "message_digest", "values": [hashlib.sha256(econtent).digest()]},
         ]
     )
-    signature = dsc_key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
+    signature, signature_algorithm = _sign(dsc_key, signed_attrs.dump(), rsa_scheme)
     cert = asn1_x509.Certificate.load(dsc_certificate.public_bytes(serialization.Encoding.DER))
     signer = {
         "version": "v1",
         "sid": {"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}},
         "digest_algorithm": {"algorithm": "sha256"},
         "signed_attrs": signed_attrs,
-        "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+        "signature_algorithm": signature_algorithm,
         "signature": signature,
     }
     signed_data = cms.SignedData(

@@ -24,19 +24,19 @@ _PLAIN_HASHES = {"1": "sha1", "2": "sha224", "3": "sha256", "4": "sha384", "5": 
 _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError, UnicodeError)
 
 
-class DataGroupHash(core.Sequence):
+class DataGroupHash(core.Sequence):  # type: ignore[misc]
     _fields = [("data_group_number", core.Integer), ("data_group_hash_value", core.OctetString)]  # noqa: RUF012
 
 
-class DataGroupHashValues(core.SequenceOf):
+class DataGroupHashValues(core.SequenceOf):  # type: ignore[misc]
     _child_spec = DataGroupHash
 
 
-class LdsVersionInfo(core.Sequence):
+class LdsVersionInfo(core.Sequence):  # type: ignore[misc]
     _fields = [("lds_version", core.PrintableString), ("unicode_version", core.PrintableString)]  # noqa: RUF012
 
 
-class LdsSecurityObject(core.Sequence):
+class LdsSecurityObject(core.Sequence):  # type: ignore[misc]
     _fields = [  # noqa: RUF012
         ("version", core.Integer),
         ("hash_algorithm", algos.DigestAlgorithm),

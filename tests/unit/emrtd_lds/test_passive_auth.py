@@ -130,3 +130,59 @@ def test_trust_store_missing_directory_is_a_config_error(tmp_path: Path) -> None
 def test_sod_wrapper_must_be_tag_77(image) -> None:  # type: ignore[no-untyped-def]
     inner = tlv.decode(image.files[FID_SOD]).value
     assert verify_passive(tlv.encode(0x78, inner), _groups(image), None, NOW).result == "failed"
+
+
+@pytest.fixture(scope="module")
+def rsa_dsc() -> tuple[object, object]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pki = default_pki()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(pki.dsc_certificate.subject)
+        .issuer_name(pki.csca_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(4242)
+        .not_valid_before(datetime(2021, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2040, 1, 1, tzinfo=UTC))
+        .sign(pki.csca_key, hashes.SHA256())
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("scheme", ["rsassa_pkcs1v15", "rsassa_pss"])
+def test_rsa_signed_sod_verifies(rsa_dsc, trust: TrustStore, image, scheme: str) -> None:  # type: ignore[no-untyped-def]
+    from idstation.agent.emrtd.lds.build import encode_sod
+
+    cert, key = rsa_dsc
+    groups = _groups(image)
+    sod = encode_sod(groups, cert, key, rsa_scheme=scheme)
+    assert parse_sod(sod).signature_algorithm == scheme
+    assert verify_passive(sod, groups, trust, NOW).result == "ok"
+    groups[13] = groups[13][:-1] + bytes([groups[13][-1] ^ 1])
+    assert verify_passive(sod, groups, trust, NOW).result == "failed"
+
+
+def test_impostor_csca_with_the_same_name_fails(image) -> None:  # type: ignore[no-untyped-def]
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    real = default_pki().csca_certificate
+    key = ec.generate_private_key(ec.SECP256R1())
+    impostor = (
+        x509.CertificateBuilder()
+        .subject_name(real.subject)
+        .issuer_name(real.subject)
+        .public_key(key.public_key())
+        .serial_number(77)
+        .not_valid_before(real.not_valid_before_utc)
+        .not_valid_after(real.not_valid_after_utc)
+        .sign(key, hashes.SHA256())
+    )
+    verdict = verify_passive(image.files[FID_SOD], _groups(image), TrustStore([impostor]), NOW)
+    assert verdict.result == "failed"
+    assert verdict.reason == "document signer certificate signature does not verify"
