@@ -172,3 +172,14 @@ def test_any_extra_fields_round_trip(extras: list[str]) -> None:
     payload = "|".join([CCCD, *extras]) if extras else CCCD
     citizen = parse_cccd(payload)
     assert citizen.extras == tuple(unicodedata.normalize("NFC", e) for e in extras)
+
+
+def test_a_parsed_qr_gives_the_chip_access_candidates_can_first() -> None:
+    from idstation.agent.emrtd.keys import CanKey, MrzKey
+
+    keys = parse_cccd(CCCD).access_candidates()
+    assert keys[0] == CanKey("123456")
+    mrz_keys = [k for k in keys if isinstance(k, MrzKey)]
+    assert mrz_keys
+    assert all(k.doc_number == "090123456" and k.date_of_birth == "900101" for k in mrz_keys)
+    assert len(keys) <= 8  # bounded candidates, never a loop over guesses
