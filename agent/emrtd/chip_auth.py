@@ -119,9 +119,7 @@ class ChipAuthentication:
         self.cipher = crypto.SmCipher(algorithm, bits)
         self.curve, self._chip_point = public_key_point(key)
         self._sk = eph_sk or random_scalar(self.curve, rng)
-        public = self.curve.multiply(self._sk, self.curve.g)
-        assert public is not None
-        self.public_key = self.curve.encode_point(public)
+        self.public_key = self.curve.encode_point(self.curve.multiply_base(self._sk))
 
     def commands(self) -> list[CommandApdu]:
         key_ref = tlv.encode(0x84, _int_bytes(self.info.key_id)) if self.info.key_id is not None else b""
@@ -132,10 +130,7 @@ class ChipAuthentication:
         return [mse, ga]
 
     def secure_messaging(self) -> SecureMessaging:
-        shared = self.curve.multiply(self._sk, self._chip_point)
-        if shared is None:
-            raise ParseError("chip authentication key agreement gave the point at infinity")
-        k = shared[0].to_bytes(self.curve.size, "big")
+        k = self.curve.shared_x(self._sk, self._chip_point)
         return SecureMessaging(self.cipher, self.cipher.derive(k, 1), self.cipher.derive(k, 2), 0)
 
 

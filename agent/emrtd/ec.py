@@ -93,13 +93,46 @@ class Curve:
         k %= self.n
         if k == 0:
             return None
-        base = (point[0], point[1], 1)
+        table = [(1, 1, 0), (point[0], point[1], 1)]  # fixed 4-bit window: 0·P … 15·P
+        for _ in range(14):
+            table.append(self._add(table[-1], table[1]))
         acc = (1, 1, 0)
-        for bit in bin(k)[2:]:
-            acc = self._double(acc)
-            if bit == "1":
-                acc = self._add(acc, base)
+        for shift in range(((k.bit_length() + 3) // 4 - 1) * 4, -1, -4):
+            for _ in range(4):
+                acc = self._double(acc)
+            digit = (k >> shift) & 0xF
+            if digit:
+                acc = self._add(acc, table[digit])
         return self._affine(acc)
+
+    def multiply_base(self, k: int) -> Point:
+        """k·G for 0 < k < n, through ``cryptography`` (OpenSSL) when the curve is a named one."""
+        named = _named(self.name)
+        if named is None or not 0 < k < self.n:
+            point = self.multiply(k, self.g)
+            if point is None:
+                raise ParseError("scalar is a multiple of the group order")
+            return point
+        from cryptography.hazmat.primitives.asymmetric import ec as cec
+
+        numbers = cec.derive_private_key(k, named).public_key().public_numbers()
+        return (numbers.x, numbers.y)
+
+    def shared_x(self, k: int, point: Point) -> bytes:
+        """x(k·P) as a field-size octet string (ECDH, BSI TR-03111 §4.3.1); OpenSSL when possible."""
+        named = _named(self.name)
+        if named is not None and 0 < k < self.n:
+            from cryptography.hazmat.primitives.asymmetric import ec as cec
+
+            try:
+                peer = cec.EllipticCurvePublicKey.from_encoded_point(named, self.encode_point(point))
+                return cec.derive_private_key(k, named).exchange(cec.ECDH(), peer)
+            except ValueError:
+                raise ParseError(f"EC point is not a valid {self.name} public key") from None
+        shared = self.multiply(k, point)
+        if shared is None:
+            raise ParseError("key agreement gave the point at infinity")
+        return shared[0].to_bytes(self.size, "big")
 
     def add(self, p1: Point | None, p2: Point | None) -> Point | None:
         if p1 is None:
@@ -184,3 +217,15 @@ def find_curve(p: int, a: int, b: int, g: Point, n: int) -> Curve:
         if (curve.p, curve.a, curve.b, curve.g, curve.n) == (p, a % p, b % p, g, n):
             return curve
     return Curve("explicit", p, a % p, b % p, g[0], g[1], n)
+
+
+def _named(name: str) -> object | None:
+    """The ``cryptography`` curve object for a named curve, or None (explicit parameters)."""
+    from cryptography.hazmat.primitives.asymmetric import ec as cec
+
+    return {
+        "secp256r1": cec.SECP256R1(),
+        "secp384r1": cec.SECP384R1(),
+        "brainpoolp256r1": cec.BrainpoolP256R1(),
+        "brainpoolp384r1": cec.BrainpoolP384R1(),
+    }.get(name)

@@ -163,15 +163,14 @@ class Pace:
             raise CardError("PACE: encrypted nonce has a bad length")
         s = self.cipher.decrypt(k_pi(self.key, self.cipher), z)
         self._nonce = int.from_bytes(s, "big")
-        pk_map = self.curve.multiply(self._map_sk, self.curve.g)
-        assert pk_map is not None  # SK in [1, n-1]
+        pk_map = self.curve.multiply_base(self._map_sk)
         return general_authenticate(0x81, self.curve.encode_point(pk_map))
 
     def _on_map(self, data: bytes, sw: int) -> CommandApdu:
         check(sw, "PACE mapping")
         pk_map_ic = point_from_chip(self.curve, dynamic_data(data, 0x82))
         shared = self.curve.multiply(self._map_sk, pk_map_ic)
-        generator = self.curve.add(self.curve.multiply(self._nonce, self.curve.g), shared)
+        generator = self.curve.add(self._nonce_point(), shared)
         if shared is None or generator is None:
             raise CardError("PACE: mapping produced the point at infinity")
         self._generator = generator
@@ -180,15 +179,21 @@ class Pace:
         self._pk_pcd = pk_eph
         return general_authenticate(0x83, self.curve.encode_point(pk_eph))
 
+    def _nonce_point(self) -> ec.Point | None:
+        try:
+            return self.curve.multiply_base(self._nonce)
+        except ParseError:
+            return None  # s ≡ 0 (mod n): G~ = H
+
     def _on_agree(self, data: bytes, sw: int) -> CommandApdu:
         check(sw, "PACE key agreement")
         self._pk_picc = point_from_chip(self.curve, dynamic_data(data, 0x84))
         if self._pk_picc == self._pk_pcd:
             raise CardError("PACE: chip echoed our ephemeral public key")
-        shared = self.curve.multiply(self._eph_sk, self._pk_picc)
-        if shared is None:
-            raise CardError("PACE: key agreement produced the point at infinity")
-        k = shared[0].to_bytes(self.curve.size, "big")
+        try:
+            k = self.curve.shared_x(self._eph_sk, self._pk_picc)
+        except ParseError:
+            raise CardError("PACE: key agreement failed on the chip's public key") from None
         self._keys = (self.cipher.derive(k, crypto.KDF_ENC), self.cipher.derive(k, crypto.KDF_MAC))
         token = auth_token(self.cipher, self._keys[1], self.info.protocol, self.curve, self._pk_picc)
         return general_authenticate(0x85, token, last=True)

@@ -122,7 +122,7 @@ class PaceChip:
     def _map(self, data: bytes) -> tuple[bytes, None]:
         pk_pcd = _point(self.curve, _dynamic(data, 0x81))
         sk = random_scalar(self.curve, self._rng)
-        pk = self.curve.multiply(sk, self.curve.g)
+        pk = self.curve.multiply_base(sk)
         shared = self.curve.multiply(sk, pk_pcd)
         generator = self.curve.add(self.curve.multiply(self._s, self.curve.g), shared)
         if pk is None or generator is None:
@@ -134,11 +134,13 @@ class PaceChip:
         self._pk_pcd = _point(self.curve, _dynamic(data, 0x83))
         sk = random_scalar(self.curve, self._rng)
         pk = self.curve.multiply(sk, self._generator)
-        shared = self.curve.multiply(sk, self._pk_pcd)
-        if pk is None or shared is None or pk == self._pk_pcd:
+        if pk is None or pk == self._pk_pcd:
             raise ApduError(0x6A80, "key agreement failed")
+        try:
+            k = self.curve.shared_x(sk, self._pk_pcd)
+        except ParseError:
+            raise ApduError(0x6A80, "key agreement failed") from None
         self._pk_picc = pk
-        k = shared[0].to_bytes(self.curve.size, "big")
         self._ks = (self.cipher.derive(k, 1), self.cipher.derive(k, 2))
         return tlv.encode(0x7C, tlv.encode(0x84, self.curve.encode_point(pk))), None
 
