@@ -173,3 +173,15 @@ def test_a_real_photo_decodes_to_its_expected_text_exactly(image: Path) -> None:
     hit = _DECODER.decode(gray)
     assert hit is not None
     assert hit.text in _expected(image)
+
+
+def test_a_padded_yuv420_y_plane_view_decodes_without_a_copy() -> None:
+    image = render_scene(PAYLOAD, replace(BASE, width=640, height=480, ppm=4.0))
+    stride = 704  # camera buffers pad rows
+    yuv = np.zeros((480 * 3 // 2, stride), np.uint8)
+    yuv[:480, :640] = image
+    y_view = yuv[:480, :640]
+    assert not y_view.flags["C_CONTIGUOUS"]
+    hit = QrDecoder().decode(y_view)
+    assert hit is not None
+    assert hit.text == PAYLOAD
