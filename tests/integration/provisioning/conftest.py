@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -57,6 +58,12 @@ class Central:
     central_key: x25519.X25519PrivateKey
     claim_port: int
     device_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto re-reads its configuration (and the CRL)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
 
     @property
     def claim_url(self) -> str:
@@ -114,7 +121,8 @@ def central(tmp_path: Path) -> Iterator[Central]:
         proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_listening(proc, [claim_port, device_port], broker_dir)
-            yield Central(d, ca, registry, Enroller(ca, registry, policy), central_key, claim_port, device_port)
+            enroller = Enroller(ca, registry, policy)
+            yield Central(d, ca, registry, enroller, central_key, claim_port, device_port, proc)
         finally:
             proc.terminate()
             try:
