@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 DEFAULT_SEED = 0
+UNKNOWN_CSCA_SEED = 4242  # a CSCA no box is told about (for "unknown_csca" scenarios)
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 CSCA_VALIDITY = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2045, 1, 1, tzinfo=UTC))
 DSC_VALIDITY = (datetime(2021, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC))
@@ -102,6 +103,11 @@ class TestPki:
             .sign(csca_key, hashes.SHA256())
         )
         return cls(csca_key, csca, dsc_key, dsc, seed, expired)
+
+    @classmethod
+    def unknown(cls, *, expired: bool = False) -> TestPki:
+        """A PKI whose CSCA is not the built-in test CSCA: chips it signs give ``unknown_csca``."""
+        return default_pki(UNKNOWN_CSCA_SEED, expired=expired)
 
     def csca_pem(self) -> bytes:
         return self.csca_certificate.public_bytes(serialization.Encoding.PEM)

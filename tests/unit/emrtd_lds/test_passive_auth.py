@@ -78,7 +78,7 @@ def test_no_trust_store_is_unknown_csca(image) -> None:  # type: ignore[no-untyp
 
 
 def test_chip_signed_by_unknown_csca(trust: TrustStore) -> None:
-    foreign = build_chip_image(builtin_profiles()["an"], TestPki.create(seed=9))
+    foreign = build_chip_image(builtin_profiles()["an"], TestPki.unknown())
     assert verify_passive(foreign.files[FID_SOD], _groups(foreign), trust, NOW).result == "unknown_csca"
 
 
@@ -186,3 +186,13 @@ def test_impostor_csca_with_the_same_name_fails(image) -> None:  # type: ignore[
     verdict = verify_passive(image.files[FID_SOD], _groups(image), TrustStore([impostor]), NOW)
     assert verdict.result == "failed"
     assert verdict.reason == "document signer certificate signature does not verify"
+
+
+def test_test_csca_is_the_same_key_in_every_process() -> None:
+    first, second = TestPki.create(), TestPki.create()
+    der = serialization.Encoding.DER
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    assert first.csca_certificate.public_key().public_bytes(der, spki) == second.csca_key.public_key().public_bytes(
+        der, spki
+    )
+    assert first.csca_certificate.subject == second.csca_certificate.subject
