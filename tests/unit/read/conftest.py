@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from idstation.hal.reader_sim import SimReader
 
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from idstation.agent.emrtd.inspect import inspect_card, render_text, shape
 from idstation.agent.emrtd.keys import CanKey, MrzKey
 from idstation.agent.emrtd.profiles import image_for, qr_text

@@ -8,9 +8,8 @@ import hashlib
 from typing import Any
 
 import pytest
-
 from idstation.agent.emrtd.lds import build
-from idstation.agent.emrtd.profiles import build_chip_image, image_for, qr_text
+from idstation.agent.emrtd.profiles import image_for, qr_text
 from idstation.agent.emrtd.read import ReadPolicy, candidates_for, read_document
 from idstation.agent.emrtd.virtual_card.image import FID_DG, FID_SOD, Faults
 from idstation.agent.errors import AccessDenied, CardError, SecureMessagingError
@@ -133,17 +132,13 @@ def test_chip_dead_after_access_is_a_card_error(card_on_reader, profiles, trust)
         read_document(card_on_reader(image_for("an", Faults(dead_after_access=True))), can_of(profiles["an"]))
 
 
-NO_EXTENDED = pytest.param(
-    Faults(no_extended_length=True),
-    id="no_extended_length",
-    # ChipSession retries a refused extended READ BINARY in plain after the chip's plain 6700 ended SM
-    marks=pytest.mark.xfail(strict=False, reason="ChipSession's fallback after 6700 under SM (engineer A's module)"),
-)
-
-
 @pytest.mark.parametrize(
     "faults",
-    [NO_EXTENDED, pytest.param(Faults(no_sfi=True), id="no_sfi"), pytest.param(Faults(slow_ms=1), id="slow")],
+    [
+        pytest.param(Faults(no_extended_length=True), id="no_extended_length"),
+        pytest.param(Faults(no_sfi=True), id="no_sfi"),
+        pytest.param(Faults(slow_ms=1), id="slow"),
+    ],
 )
 def test_chip_quirks_still_read_and_verify(card_on_reader, profiles, trust, faults: Faults) -> None:
     result = read_document(card_on_reader(image_for("an", faults)), can_of(profiles["an"]), ReadPolicy(), trust)
