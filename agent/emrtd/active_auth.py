@@ -121,21 +121,39 @@ def verify_active(
     return _verify_9796_2(parsed.public_key, bytes(challenge), bytes(signature))
 
 
+def _ecdsa_forms(key: ec.EllipticCurvePublicKey, signature: bytes) -> list[bytes]:
+    """DER encodings to try: the plain r ‖ s form ICAO specifies, then DER as some chips send."""
+    forms = []
+    size = (key.curve.key_size + 7) // 8
+    if signature and len(signature) % 2 == 0 and len(signature) <= 2 * size + 2:
+        half = len(signature) // 2
+        r, s = int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+        forms.append(encode_dss_signature(r, s))
+    if signature[:1] == b"\x30":
+        try:
+            decode_dss_signature(signature)
+        except ValueError:
+            pass
+        else:
+            forms.append(signature)
+    return forms
+
+
 def _verify_ecdsa(
     key: ec.EllipticCurvePublicKey, challenge: bytes, signature: bytes, hash_name: str | None
 ) -> ActiveVerdict:
-    if not signature or len(signature) % 2:
+    forms = _ecdsa_forms(key, signature)
+    if not forms:
         return ActiveVerdict("failed", "ecdsa", reason="signature is not r||s")
-    half = len(signature) // 2
-    der = encode_dss_signature(int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big"))
     first = hash_name or _ec_hash_for(key.curve.key_size)
     order = [first] + ([] if hash_name else [h for h in _HASHES if h != first])
     for name in order:
-        try:
-            key.verify(der, challenge, ec.ECDSA(_HASHES[name]()))
-        except InvalidSignature:
-            continue
-        return ActiveVerdict("ok", "ecdsa", name)
+        for der in forms:
+            try:
+                key.verify(der, challenge, ec.ECDSA(_HASHES[name]()))
+            except InvalidSignature:
+                continue
+            return ActiveVerdict("ok", "ecdsa", name)
     return ActiveVerdict("failed", "ecdsa", reason="signature does not verify")
 
 

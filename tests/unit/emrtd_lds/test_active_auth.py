@@ -81,3 +81,9 @@ def test_malformed_dg15_is_failed_not_an_exception() -> None:
 def test_dg15_reports_key_kind_and_size(rsa_key: rsa.RSAPrivateKey) -> None:
     parsed = parse_dg15(encode_dg15(rsa_key.public_key()))
     assert (parsed.kind, parsed.key_bits) == ("rsa", 1024)
+
+
+def test_ecdsa_der_signature_from_a_nonconforming_chip_is_accepted() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.sign(CHALLENGE, ec.ECDSA(hashes.SHA256()))
+    assert verify_active(encode_dg15(key.public_key()), CHALLENGE, der).result == "ok"
