@@ -129,7 +129,7 @@ def _dates(rng: random.Random) -> tuple[date, date, str]:
     dob = date.fromordinal(TODAY.toordinal() - age_days)
     kind = "cancuoc" if rng.random() < 0.35 else "cccd"
     lo, hi = (date(2024, 7, 1), date(2025, 10, 31)) if kind == "cancuoc" else (date(2021, 1, 1), date(2024, 6, 30))
-    lo = max(lo, date(dob.year + 14, 1, 1) if kind == "cccd" else dob.replace(day=1))
+    lo = max(lo, date(dob.year + 14, dob.month, min(dob.day, 28)) if kind == "cccd" else dob)
     if lo > hi:
         kind, lo, hi = "cancuoc", date(2024, 7, 1), date(2025, 10, 31)
     issued = date.fromordinal(rng.randint(lo.toordinal(), hi.toordinal()))
