@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--registry", required=True, metavar="DIR", help="device registry directory (empty: accept nothing)")
     p.add_argument("--key", required=True, metavar="FILE", help="central X25519 private key (PKCS#8 PEM)")
     p.add_argument("--group", default="idstation", metavar="NAME", help="shared-subscription group (default idstation)")
+    p.add_argument(
+        "--no-shared", action="store_true", help="plain subscription even over MQTT 5 (one listener per broker)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per accepted event")
     p.add_argument("--full", action="store_true", help="with --json: include face, raw data groups and EF.SOD")
     p.add_argument("--state", metavar="FILE", help="shared dedupe/sequence SQLite file (default: per group in TMPDIR)")
@@ -92,6 +95,7 @@ def _listen(args: argparse.Namespace) -> int:
             args.key,
             on_event=on_event,
             group=args.group,
+            shared=not args.no_shared,
             state_path=args.state,
             tls=tls,
             protocol=args.protocol,

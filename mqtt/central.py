@@ -10,8 +10,12 @@ HPKE seal; the shared dedupe state (``event_id`` seen, ``seq`` gaps and replays)
 
 :class:`CentralListener` drives it over MQTT: an MQTT 5 shared subscription
 ``$share/{group}/idstation/v1/+/+/+`` (plain subscription over 3.1.1), a persistent session,
-QoS 1 acknowledged after the event is recorded. :func:`event_to_json_line` is the JSON line
-``idstation central listen --json`` (and ``idstation demo --json``) prints per accepted event.
+QoS 1 acknowledged after the event is recorded. ``shared=False`` subscribes plainly even over
+MQTT 5: a single listener on a site mosquitto, since mosquitto 2.0.x does not keep a shared
+subscription of an offline persistent session across a broker restart (measured: messages
+published after the restart, before the listener returns, are lost; plain ones are kept).
+:func:`event_to_json_line` is the JSON line ``idstation central listen --json`` (and
+``idstation demo --json``) prints per accepted event.
 """
 
 from __future__ import annotations
@@ -185,6 +189,7 @@ class CentralListener:
         on_event: Callable[[AcceptedEvent], None],
         on_reject: Callable[[str, EventRejected], None] | None = None,
         group: str = "idstation",
+        shared: bool = True,
         state_path: str | Path | None = None,
         tls: TlsOptions | None = None,
         protocol: str = "auto",
@@ -197,7 +202,7 @@ class CentralListener:
         key = central_key if isinstance(central_key, X25519PrivateKey) else load_central_private_key(central_key)
         self.store = DedupeStore(state_path or default_state_path(group))
         self.processor = CentralProcessor(self.registry, key, self.store)
-        self.group = group
+        self.group, self.shared = group, shared
         self._on_event, self._on_reject = on_event, on_reject
         self.subscribed = threading.Event()
         client_id = client_id or f"idstation-central-{group}-{socket.gethostname()}-{os.getpid()}"
@@ -235,7 +240,7 @@ class CentralListener:
         client.on_subscribe = lambda *_a: self.subscribed.set()
 
     def _subscribe(self, client: Any) -> None:
-        topic = shared_subscription(self.group) if self._conn.negotiated == "5" else SUBSCRIPTION
+        topic = shared_subscription(self.group) if self.shared and self._conn.negotiated == "5" else SUBSCRIPTION
         client.subscribe(topic, qos=1)
         log.info("central_subscribed", topic=topic, protocol=self._conn.negotiated)
 

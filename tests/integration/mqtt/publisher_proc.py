@@ -1,0 +1,43 @@
+"""A publisher process for kill -9 tests: submits N identity events, prints each id once durable.
+
+usage: python -m tests.integration.mqtt.publisher_proc URL DEVICE SITE COUNTER SIGNING_KEY CENTRAL_PUB OUTBOX N
+"""
+
+from __future__ import annotations
+
+import sys
+
+from cryptography.hazmat.primitives import serialization
+from idstation.mqtt.client import Publisher, PublisherConfig
+from idstation.mqtt.seal import load_central_private_key
+
+
+def main(argv: list[str]) -> int:
+    url, device, site, counter, key, central, outbox, count = argv
+    central_public = load_central_private_key(central).public_key()
+    pem = central_public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    config = PublisherConfig(
+        broker_url=url,
+        device_id=device,
+        site=site,
+        counter=counter,
+        signing_key=key,
+        central_public_key=pem.decode(),
+        outbox_path=outbox,
+        reconnect_min_s=0.1,
+        reconnect_max_s=0.5,
+    )
+    pub = Publisher(config)
+    pub.start()
+    for n in range(int(count)):
+        event_id = pub.submit_identity({"source": "chip", "citizen": {"n": n}, "verification": {}})
+        sys.stdout.write(event_id + "\n")
+        sys.stdout.flush()
+    drained = pub.drain(30)
+    pub.stop(5)
+    sys.stdout.write("DRAINED\n" if drained else "NOT-DRAINED\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
