@@ -100,6 +100,9 @@ def check_identity(state_dir: Path, now: datetime | None = None) -> Check:
 def check_reader(make_reader: Callable[[], Any], timeout: float = 5.0) -> Check:
     reader = make_reader()
     try:
+        missing = _missing_reader(reader, getattr(make_reader, "wanted", None))
+        if missing:
+            return Check("reader", False, missing)
         conn = reader.wait_for_card(timeout)
         if conn is None:
             return Check("reader", False, f"reader {reader.name!r} present, but no card within {timeout:.0f} s")
@@ -112,6 +115,19 @@ def check_reader(make_reader: Callable[[], Any], timeout: float = 5.0) -> Check:
     if sw != 0x9000:
         return Check("reader", False, f"card answered SELECT eMRTD with SW {sw:04X}")
     return Check("reader", True, f"{reader.name}: card answers (SELECT eMRTD 9000)")
+
+
+def _missing_reader(reader: Any, wanted: str | None) -> str:
+    """A reason when a PC/SC reader is not there ('' when present or not listable)."""
+    list_readers = getattr(reader, "readers", None)
+    if not callable(list_readers):
+        return ""
+    names = list_readers()
+    matching = [n for n in names if wanted is None or wanted.lower() in n.lower()]
+    if matching:
+        return ""
+    found = ", ".join(names) if names else "none"
+    return f"no PC/SC reader{f' matching {wanted!r}' if wanted else ''} (readers: {found})"
 
 
 def check_camera(make_camera: Callable[[], Any], expect: str | None = None, timeout: float = 10.0) -> Check:

@@ -72,6 +72,7 @@ def reader_factory(spec: str) -> Callable[[], Any] | None:
 
             return PcscReader(arg or None)
 
+        make_pcsc.wanted = arg or None  # type: ignore[attr-defined]  # selftest names a missing reader
         return make_pcsc
     raise SpecError(f"--reader {spec!r}: use sim, pcsc, pcsc:NAME or none")
 

@@ -26,4 +26,4 @@ def test_missing_pcsc_reader_is_a_failed_check_not_a_crash(pcscd_reader: str) ->
     from idstation.provisioning.selftest import guarded
 
     check = guarded("reader", lambda: check_reader(reader_factory("pcsc:No Such Reader 99"), timeout=0.5))
-    assert not check.ok and check.detail
+    assert not check.ok and "no PC/SC reader matching" in check.detail
