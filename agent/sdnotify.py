@@ -27,6 +27,7 @@ class Notifier:
         self.watchdog_s = self._watchdog(env)
         if self._address:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.setblocking(False)  # never let a busy supervisor stall the daemon
 
     @staticmethod
     def _watchdog(env: Mapping[str, str]) -> float | None:

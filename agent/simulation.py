@@ -91,7 +91,7 @@ class CardSeries:
     def __init__(
         self,
         reader: Any,
-        cards: list[SimCard],
+        cards: list[SimCard] | Callable[[], list[SimCard]],
         count: int,
         *,
         interval_s: float = 2.0,
@@ -100,9 +100,9 @@ class CardSeries:
         max_hold_s: float = 30.0,
         progress_path: Path | None = None,
     ) -> None:
-        if not cards and count:
-            raise ConfigError("simulation: no virtual cards to present")
-        self.reader, self.cards, self.count = reader, cards, count
+        self.reader, self.count = reader, count
+        self._make_cards = cards if callable(cards) else (lambda: cards)
+        self.cards: list[SimCard] = []
         self.interval_s, self.hold_s = interval_s, hold_s
         self.start_delay_s, self.max_hold_s = start_delay_s, max_hold_s
         self._current: SimCard | None = None
@@ -157,6 +157,11 @@ class CardSeries:
     def _run(self) -> None:
         from idstation.agent.emrtd.virtual_card.chip import VirtualChip
 
+        self.cards = self._make_cards()  # built here, after READY: start-up stays fast
+        if not self.cards:
+            log.error("sim_no_cards")
+            self.done.set()
+            return
         if self._stop.wait(self.start_delay_s):
             return
         while self._index < self.count:
@@ -252,10 +257,12 @@ def build_simulation(cfg: Config) -> tuple[CardSeries, Any, Any]:
 
     sim = cfg.simulation
     reader = SimReader("Simulated Reader 00")
-    cards = build_cards(sim.profiles, list(sim.scenario), sim.count)
+    unknown = [s for s in sim.scenario if s not in SCENARIOS]
+    if unknown:  # fail at start, not in the series thread
+        raise ConfigError(f"simulation.scenario: unknown {unknown}; known: {', '.join(SCENARIOS)}")
     series = CardSeries(
         reader,
-        cards,
+        lambda: build_cards(sim.profiles, list(sim.scenario), sim.count),
         sim.count,
         interval_s=sim.interval_s,
         hold_s=sim.hold_s,
