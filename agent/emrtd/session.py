@@ -33,9 +33,10 @@ tried at most once per method, so at most len(CAN) + 2·len(MRZ) handshakes run 
 Reading (``read_file``) minimises commands. The first READ BINARY addresses the file by its short
 EF identifier (P1 = 80|SFI), which saves the SELECT; if the chip refuses SFI (6A86, 6A81, 6D00,
 6B00, 6E00) the session switches to SELECT + READ BINARY for the rest of the session. The first
-read asks for as much as possible: with an extended-length reader and chip, Le = 0000 (plain) or
-the largest plain length whose protected response fits ``max_response`` (under SM), so one
-command usually returns the whole file (EF.COM, EF.SOD, DG1, DG13, DG14, DG15: six commands).
+read asks for as much as possible: with an extended-length reader and chip, Le = 0000 ("all
+you have, up to 64K"; DO97 = 0000 under SM), or the largest plain length whose protected
+response fits ``max_response`` when the reader carries less than 64K; so one command usually
+returns the whole file (EF.COM, EF.SOD, DG1, DG13, DG14, DG15: six commands).
 Without extended length, Le is the largest short value: 256 plain, or the largest plain length
 whose DO87 ‖ DO99 ‖ DO8E fits 256 bytes under SM (231 for 3DES, 223 for AES). The TLV header of
 the first chunk gives the file length; the rest is read with Le = exactly what remains (capped as
@@ -296,10 +297,18 @@ class ChipSession:
                 return (unwrap_do53(data) if offset > 0x7FFF else data), sw
         raise ApduError(SW.WRONG_LENGTH, "READ BINARY")
 
+    def _first_le(self) -> int:
+        """Ne of a file's first READ BINARY: 0000 (all, up to 64K) on an extended-length path."""
+        if self._probe_first:
+            return HEADER_PROBE
+        if self._extended and self.max_response >= 65536:
+            return 65536
+        return self._chunk_limit(self._extended)
+
     def _first_chunk(self, fid: int) -> tuple[bytes, int]:
         had_sm = self.sm is not None
         sfi = SFI_OF.get(fid)
-        first = HEADER_PROBE if self._probe_first else self._chunk_limit(self._extended)
+        first = self._first_le()
         if self._sfi and sfi is not None:
             data, sw = self._read_binary(0, first, sfi=sfi)
             if sw in (SW.OK, SW.END_OF_FILE):
