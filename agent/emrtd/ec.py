@@ -10,8 +10,12 @@ Points are affine ``(x, y)`` tuples; the point at infinity is ``None``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from idstation.agent.errors import ParseError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurve
 
 Point = tuple[int, int]
 
@@ -219,7 +223,7 @@ def find_curve(p: int, a: int, b: int, g: Point, n: int) -> Curve:
     return Curve("explicit", p, a % p, b % p, g[0], g[1], n)
 
 
-def _named(name: str) -> object | None:
+def _named(name: str) -> EllipticCurve | None:
     """The ``cryptography`` curve object for a named curve, or None (explicit parameters)."""
     from cryptography.hazmat.primitives.asymmetric import ec as cec
 

@@ -216,7 +216,8 @@ class ChipSession:
 
     def _try_pace(self, info: PaceInfo, cans: list[CanKey], mrzs: list[MrzKey]) -> tuple[str | None, int]:
         attempts = 0
-        for key in [*cans, *mrzs]:
+        keys: list[CanKey | MrzKey] = [*cans, *mrzs]
+        for key in keys:
             attempts += 1
             pace = Pace(key, info, rng=self._rng)
             try:
