@@ -28,7 +28,7 @@ from collections.abc import Callable
 from idstation.agent.emrtd import crypto, ec, tlv
 from idstation.agent.emrtd.apdu import CommandApdu
 from idstation.agent.emrtd.keys import CanKey, MrzKey
-from idstation.agent.emrtd.lds.security_infos import PaceInfo, encode_oid
+from idstation.agent.emrtd.lds.security_infos import PaceInfo, SecurityInfos, encode_oid
 from idstation.agent.emrtd.sm import SecureMessaging
 from idstation.agent.emrtd.sw import check
 from idstation.agent.errors import AccessDenied, CardError, ParseError, TlvError
@@ -36,6 +36,7 @@ from idstation.agent.errors import AccessDenied, CardError, ParseError, TlvError
 Rng = Callable[[int], bytes]
 PASSWORD_MRZ = 0x01
 PASSWORD_CAN = 0x02
+PACE_CURVES = frozenset(ec.STANDARD_PARAMETERS)  # standardized parameter IDs implemented
 
 
 def password_reference(key: CanKey | MrzKey) -> int:
@@ -205,3 +206,15 @@ class Pace:
         if not hmac.compare_digest(expected, t_picc):
             raise AccessDenied("PACE: the chip's authentication token does not verify")
         return SecureMessaging(self.cipher, self._keys[0], self._keys[1], 0)
+
+
+def supported_pace(infos: SecurityInfos) -> PaceInfo | None:
+    """The first PACEInfo this terminal implements (ECDH-GM on a standardized curve), or None."""
+    for info in infos.pace:
+        try:
+            info.cipher  # noqa: B018 - raises ParseError for an unknown cipher arc
+        except ParseError:
+            continue
+        if info.mapping == "ECDH-GM" and info.parameter_id in PACE_CURVES:
+            return info
+    return None

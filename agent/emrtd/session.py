@@ -13,9 +13,16 @@ Public API (what the read orchestration uses)::
     session.method                 -> the access method that worked, or None
 
 Errors: ``AccessDenied`` (no candidate opened the chip), ``ApduError(sw)`` (e.g. 6982 for DG3,
-6A82 for an absent file), ``SecureMessagingError`` (bad MAC: the channel is dead, call ``open``
-again), ``CardError`` (garbage or truncated responses), and the transport's ``CardRemoved`` /
-``TransmitError`` unchanged.
+6A82 for an absent file; ``SmDropped`` when the chip answered without SM and dropped its keys:
+the next call re-authenticates by itself), ``SecureMessagingError`` (bad MAC or 6987/6988: the
+channel is dead; the next ``read_file`` re-authenticates once, or call ``open`` again),
+``CardError`` (garbage or truncated responses), and the transport's ``CardRemoved`` /
+``TransmitError`` unchanged. Misuse (no candidates) is a ``TypeError``.
+
+Related modules: ``apdu`` (``CommandApdu``), ``sw`` (``SW``, ``error_for``), ``crypto``, ``sm``
+(``SecureMessaging``), ``bac`` (``Bac``), ``pace`` (``Pace``), ``chip_auth`` (``ChipAuthResult``),
+``ec`` (curves), ``lds.security_infos`` (``parse_security_infos``), and the chip side in
+``virtual_card.chip`` (``VirtualChip(image)``, an ``ApduHandler`` with ``reset()``).
 
 Theory of operation.
 
@@ -65,8 +72,8 @@ from idstation.agent.emrtd.bac import Bac
 from idstation.agent.emrtd.chip_auth import ChipAuthentication, ChipAuthResult, choose
 from idstation.agent.emrtd.keys import CanKey, MrzKey
 from idstation.agent.emrtd.lds.security_infos import PaceInfo, SecurityInfos, parse_security_infos
-from idstation.agent.emrtd.pace import Pace
-from idstation.agent.emrtd.sm import SecureMessaging, max_plain_response
+from idstation.agent.emrtd.pace import Pace, supported_pace
+from idstation.agent.emrtd.sm import SecureMessaging, SmDropped, max_plain_response
 from idstation.agent.emrtd.sw import SW, check, exact_le, is_wrong_le
 from idstation.agent.errors import (
     AccessDenied,
@@ -85,29 +92,10 @@ FID_CARD_ACCESS = 0x011C
 AID_EMRTD = bytes.fromhex("A0000002471001")
 SFI_OF = {0x011C: 0x1C, 0x011E: 0x1E, 0x011D: 0x1D, **{0x0100 + n: n for n in range(1, 17)}}
 SFI_REFUSED = frozenset({0x6A86, 0x6A81, 0x6D00, 0x6B00, 0x6E00, 0x6A82})
-PACE_CURVES = frozenset({12, 13, 15, 16})
 MAX_HANDSHAKE_STEPS = 8
 MAX_SHORT_RETRIES = 4
 HEADER_PROBE = 8  # bytes asked for when a chip wants an exact Le: enough for any LDS TLV header
 _DENIED = (SW.SECURITY_NOT_SATISFIED, SW.FILE_NOT_FOUND)
-
-
-class SmDropped(ApduError):
-    """The chip answered a protected command with a bare status word: its SM keys are gone."""
-
-    def __init__(self, sw: int) -> None:
-        super().__init__(sw, "secure messaging (unprotected answer)")
-
-
-def supported_pace(infos: SecurityInfos) -> PaceInfo | None:
-    for info in infos.pace:
-        try:
-            info.cipher  # noqa: B018 - raises ParseError for an unknown cipher arc
-        except ParseError:
-            continue
-        if info.mapping == "ECDH-GM" and info.parameter_id in PACE_CURVES:
-            return info
-    return None
 
 
 class ChipSession:

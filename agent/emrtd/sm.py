@@ -48,6 +48,13 @@ def max_plain_response(budget: int, block: int) -> int:
     return n
 
 
+class SmDropped(ApduError):
+    """The chip answered a protected command with a bare status word: its SM keys are gone."""
+
+    def __init__(self, sw: int) -> None:
+        super().__init__(sw, "secure messaging (unprotected answer)")
+
+
 @dataclass(slots=True)
 class SecureMessaging:
     """An SM channel: ``cipher`` (3DES/AES), session keys and the SSC as an integer."""
