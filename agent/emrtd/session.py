@@ -66,6 +66,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
+import structlog
 from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.apdu import CommandApdu, read_binary_command, transmit_from_handler, unwrap_do53
 from idstation.agent.emrtd.bac import Bac
@@ -86,6 +87,7 @@ from idstation.agent.errors import (
 )
 
 traffic = logging.getLogger("idstation.traffic")
+log = structlog.get_logger(__name__)
 
 Transmit = Callable[[bytes], tuple[bytes, int]]
 FID_CARD_ACCESS = 0x011C
@@ -197,6 +199,7 @@ class ChipSession:
             try:
                 self.sm = self._handshake(Bac(key, rng=self._rng))
             except AccessDenied:
+                log.info("access_refused", method="BAC", attempt=attempts)
                 continue
             self.method, self._opened_with = "BAC", (key, None)
             return "BAC"
@@ -211,14 +214,16 @@ class ChipSession:
             try:
                 self.sm = self._handshake(pace)
             except AccessDenied:
+                log.info("access_refused", method=_pace_name(key), attempt=attempts, step=pace.failed_at)
                 if isinstance(key, MrzKey) and pace.failed_at == "MSE":
                     break  # the chip refuses PACE with the MRZ: BAC next
                 continue
             except (CardRemoved, TransmitError):
                 raise
-            except CardError:
+            except CardError as exc:
+                log.info("pace_unusable", step=pace.failed_at, error=type(exc).__name__)
                 break  # the chip does not support this PACE set-up (or answers garbage): BAC next
-            self.method = "PACE-CAN" if isinstance(key, CanKey) else "PACE-MRZ"
+            self.method = _pace_name(key)
             self._opened_with = (key, info)
             return self.method, attempts
         return None, attempts
@@ -243,6 +248,7 @@ class ChipSession:
         if self.sm is not None or self._opened_with is None:
             return
         key, info = self._opened_with
+        log.info("reauthenticating", method=self.method)
         if info is not None:
             self.sm = self._handshake(Pace(key, info, rng=self._rng))
             self._select_application()
@@ -306,11 +312,13 @@ class ChipSession:
                 check(sw, "READ BINARY")
             if sw in SFI_REFUSED - {SW.FILE_NOT_FOUND}:
                 self._sfi = False
+                log.info("sfi_refused", sw=f"{sw:04X}")
         data, sw = self._exchange(CommandApdu(0x00, 0xA4, 0x02, 0x0C, fid.to_bytes(2, "big")))
         check(sw, "SELECT")
         data, sw = self._read_binary(0, first)
         if sw not in (SW.OK, SW.END_OF_FILE, *_DENIED) and self._extended and (self.sm is not None or not had_sm):
             self._extended = False  # some chips reject extended APDUs with other status words
+            log.info("extended_length_off", sw=f"{sw:04X}")
             data, sw = self._read_binary(0, self._chunk_limit(False))
         if sw not in (SW.OK, SW.END_OF_FILE):
             check(sw, "READ BINARY")
@@ -404,3 +412,7 @@ class ChipSession:
         if self.sm is None:
             return ChipAuthResult("failed", choice[0].protocol, "chip dropped secure messaging")
         return ChipAuthResult("ok", choice[0].protocol)
+
+
+def _pace_name(key: CanKey | MrzKey) -> str:
+    return "PACE-CAN" if isinstance(key, CanKey) else "PACE-MRZ"
