@@ -264,7 +264,9 @@ class ChipSession:
     def _chunk_limit(self, extended: bool) -> int:
         budget = min(self.max_response, 65536 if extended else 256)
         if self.sm is not None:
-            return max_plain_response(budget, self.sm.cipher.block)
+            budget = max_plain_response(budget, self.sm.cipher.block)
+        if budget < 1:
+            raise CardError(f"the reader carries {self.max_response} response bytes: too few for secure messaging")
         return budget
 
     def _read_binary(self, offset: int, ne: int, *, sfi: int | None = None, exact: bool = False) -> tuple[bytes, int]:

@@ -270,3 +270,9 @@ def test_chip_rejecting_extended_reads_with_another_status_word_is_read_short() 
     session.open([CAN])
     for fid in [*SIX_FILES, FID_DG[2]]:
         assert session.read_file(fid) == FILES[fid]
+
+
+def test_reader_with_a_tiny_response_buffer_still_reads_in_small_chunks() -> None:
+    session = _session(chip(), extended=False, max_response=64)
+    session.open([CAN])
+    assert session.read_file(FID_DG[1]) == FILES[FID_DG[1]]
