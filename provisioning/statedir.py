@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,27 @@ _GEN_RE = re.compile(r"^g(\d{4,})$")
 KEEP_GENERATIONS = 2  # the live one and the one before it
 
 StepHook = Callable[[str], None]
+
+
+def _env_step_hook() -> StepHook:
+    """Fault-injection seam for tests that kill ``idstation provision apply`` between steps.
+
+    ``IDSTATION_TEST_STEP_DELAY=<seconds>`` makes each step log ``identity_step`` and pause, so a test
+    can SIGKILL the process at a known point. Unset (always, in production): no effect.
+    """
+    raw = os.environ.get("IDSTATION_TEST_STEP_DELAY")
+    if not raw:
+        return lambda _step: None
+    try:
+        delay = min(max(float(raw), 0.0), 10.0)
+    except ValueError:
+        return lambda _step: None
+
+    def pause(step: str) -> None:
+        log.warning("identity_step", step=step, delay_s=delay)
+        time.sleep(delay)
+
+    return pause
 
 
 class Generation:
@@ -70,7 +92,7 @@ class StateDir:
 
     def __init__(self, root: Path | str, *, on_step: StepHook | None = None) -> None:
         self.root = Path(root)
-        self._on_step = on_step or (lambda _step: None)
+        self._on_step = on_step or _env_step_hook()
 
     @property
     def identity(self) -> Path:
