@@ -54,3 +54,8 @@ class ChipImage:
     max_response: int = 65536
     faults: Faults = field(default_factory=Faults)
     atr: bytes = bytes.fromhex("3B8880010000000000000000")  # contactless ISO 14443-4 style
+
+    def __repr__(self) -> str:
+        """Sizes only: the files and keys hold a citizen's data and secrets."""
+        sizes = ", ".join(f"{fid:04X}:{len(data)}" for fid, data in sorted(self.files.items()))
+        return f"ChipImage(files=[{sizes}], faults={self.faults!r})"
