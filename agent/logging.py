@@ -121,11 +121,21 @@ class _StdlibRedactor(logging.Filter):
         return True
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at write time (test runners and daemons swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str | None = None, stream=None) -> None:  # type: ignore[no-untyped-def]
     """Route structlog and stdlib logging to ``stream`` (stderr) as redacted JSON lines."""
     name = (level or os.environ.get("IDSTATION_LOG_LEVEL") or "info").upper()
     numeric = getattr(logging, name, logging.INFO)
-    out = stream or sys.stderr
+    out = stream or _Stderr()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
