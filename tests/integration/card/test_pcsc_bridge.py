@@ -69,7 +69,7 @@ def test_reader_without_a_name_picks_the_reader_holding_the_card(virtual_card) -
         any_reader.close()
 
 
-def test_no_card_within_the_timeout_returns_none(pcscd_reader: str, reader: PcscReader) -> None:
+def test_no_card_within_the_timeout_returns_none(vpcd_lock: str, reader: PcscReader) -> None:
     assert reader.wait_for_card(0.3) is None
 
 
