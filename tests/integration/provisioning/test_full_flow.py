@@ -115,3 +115,48 @@ def test_whole_flow(tmp_path: Path, central: Central, capsys: pytest.CaptureFixt
         with pytest.raises(EventRejected) as rejected:
             _next_event(listener, processor)
         assert rejected.value.reason in ("revoked_device", "unknown_device")
+
+
+def test_first_event_is_accepted_by_central_listen(tmp_path: Path, central: Central) -> None:
+    """A freshly enrolled box's first event (the selftest heartbeat) is printed by `idstation central listen`."""
+    import subprocess
+    import sys
+
+    from idstation.provisioning.bundle import apply_bundle
+    from idstation.provisioning.identity import init_device
+    from idstation.provisioning.selftest import check_broker
+
+    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    central.enroller.expect(box.pairing)
+    csr = (box.device.identity_dir / "device.csr").read_bytes()
+    apply_bundle(tmp_path / "box", central.enroller.enroll(csr, token=box.pairing.token).to_bytes())
+    key = tmp_path / "central_key.pem"
+    key.write_bytes(
+        central.central_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    password = tmp_path / "central.pw"
+    password.write_text(PASSWORDS["central"])
+    argv = [sys.executable, "-m", "idstation.agent.cli", "central", "listen", "--broker", central.claim_url]
+    argv += ["--registry", str(central.registry.path), "--key", str(key), "--ca", str(central.ca.directory / "ca.crt")]
+    argv += ["--username", "central", "--password-file", str(password), "--protocol", "3.1.1"]
+    argv += ["--count", "1", "--timeout", "40", "--json"]
+    listener = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for _ in range(40):  # bounded: publish until the (clean-session) listener has subscribed and prints
+            assert check_broker(tmp_path / "box").ok
+            try:
+                out, _ = listener.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            pytest.fail("central listen accepted nothing")
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.communicate(timeout=10)
+    assert listener.returncode == 0
+    event = json.loads(out.splitlines()[0])
+    assert box.device.device_id in json.dumps(event) and "heartbeat" in json.dumps(event)
