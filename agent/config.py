@@ -33,7 +33,7 @@ class _Section(BaseModel):
 class ReaderConfig(_Section):
     kind: Literal["pcsc", "sim"] = "pcsc"
     name: str = Field("", description="substring of the PC/SC reader name; empty: the first reader")
-    profile: str = Field("generic", description="firmware_cfg/readers/<profile>.toml, or a path to one")
+    profile: str = Field("auto", description="firmware_cfg/readers/<profile>.toml, a path, or auto (by reader name)")
     poll_s: float = Field(0.5, gt=0, le=10)
     read_timeout_s: float = Field(20.0, gt=0, le=300)
 

@@ -216,15 +216,37 @@ def build_publisher(cfg: Config) -> Any:
 
 
 # ---- devices ---------------------------------------------------------------------------------------
-def build_reader(cfg: Config) -> CardReader:
-    from idstation.hal.indicator import load_reader_profile
+def reader_profile(cfg: Config, reader_names: list[str] | None = None) -> Any:
+    """The configured reader profile; ``auto``: the shipped profile matching the reader's name."""
+    from idstation.hal.indicator import load_reader_profile, profile_for_reader_name
 
-    profile = load_reader_profile(cfg.reader.profile)
+    if cfg.reader.profile != "auto":
+        return load_reader_profile(cfg.reader.profile)
+    names = [n for n in (reader_names or []) if cfg.reader.name in n]
+    if cfg.reader.kind == "sim" or not names:
+        return load_reader_profile("generic")
+    return profile_for_reader_name(names[0])
+
+
+def build_reader(cfg: Config) -> tuple[CardReader, Any]:
+    """The PC/SC reader and its profile (sizes for extended-length APDUs, LED/buzzer escapes)."""
     from idstation.hal.reader_pcsc import PcscReader
 
-    return PcscReader(
+    names: list[str] = []
+    if cfg.reader.profile == "auto":
+        probe = PcscReader(cfg.reader.name or None)
+        try:
+            names = probe.readers()
+        except DeviceError as exc:  # pcscd down or no reader yet: the worker retries, the profile stays generic
+            log.warning("reader_not_listed", error=str(exc))
+        finally:
+            probe.close()
+    profile = reader_profile(cfg, names)
+    log.info("reader_profile", profile=profile.key, extended_length=profile.extended_length)
+    reader = PcscReader(
         cfg.reader.name or None, extended_length=profile.extended_length, max_response=profile.max_response
     )
+    return reader, profile
 
 
 def build_camera(cfg: Config) -> Camera | None:
@@ -239,31 +261,25 @@ def build_camera(cfg: Config) -> Camera | None:
     if kind == "v4l2":
         from idstation.hal import camera_v4l2
 
-        return camera_v4l2.V4l2Camera(cfg.camera.device, cfg.camera.resolution)
+        return camera_v4l2.V4l2Camera(cfg.camera.device, cfg.camera.resolution)  # type: ignore[arg-type]
     if kind == "replay":
         from idstation.hal import camera_replay
 
         if cfg.camera.replay_dir is None:
             raise ConfigError("camera.replay_dir: required for camera.kind = replay")
-        return camera_replay.ReplayCamera(cfg.camera.replay_dir)
+        return camera_replay.ReplayCamera(cfg.camera.replay_dir, fps=10.0, loop=True)
     raise ConfigError(f"camera.kind: {kind} needs the simulator (reader.kind = sim)")
 
 
-def build_indicator(cfg: Config, reader: CardReader) -> Any:
-    from idstation.hal.indicator import (
-        ConsoleIndicator,
-        GpioIndicator,
-        MultiIndicator,
-        ReaderIndicator,
-        load_reader_profile,
-    )
+def build_indicator(cfg: Config, reader: CardReader, profile: Any) -> Any:
+    from idstation.hal.indicator import ConsoleIndicator, GpioIndicator, MultiIndicator, ReaderIndicator
 
     items: list[Any] = []
     ind = cfg.indicators
     if ind.console:
         items.append(ConsoleIndicator())
     if ind.reader:
-        items.append(ReaderIndicator(reader, load_reader_profile(cfg.reader.profile)))
+        items.append(ReaderIndicator(reader, profile))
     if any(p is not None for p in (ind.gpio_led_ok, ind.gpio_led_error, ind.gpio_buzzer)):
         try:
             items.append(GpioIndicator(ind.gpio_led_ok, ind.gpio_led_error, ind.gpio_buzzer))
@@ -288,10 +304,11 @@ def _build_with_sink(cfg: Config, sink: MqttSink) -> Built:
         from idstation.agent.simulation import build_simulation
 
         series, reader, camera = build_simulation(cfg)
+        profile = reader_profile(cfg)
     else:
-        reader = build_reader(cfg)
+        reader, profile = build_reader(cfg)
         camera = build_camera(cfg)
-    indicator = build_indicator(cfg, reader)
+    indicator = build_indicator(cfg, reader, profile)
     agent = Agent(cfg, reader, camera, indicator, sink, ChipReader(cfg), QrFinder())
     built = Built(agent)
     built.on_stop.append(reader.close)
