@@ -14,7 +14,7 @@ RF time is modelled, not measured: bytes × 8 / bit rate + a per-command turnaro
 (``--turnaround-ms``, default 5 ms: frame waiting time, chip processing, reader latency). The
 in-process wall time is printed too, but the virtual chip is far faster than a real one.
 
-    python3 bench/chip_read.py [--profile NAME_OR_DIR] [--turnaround-ms 5] [--pcsc] [--json]
+    python3 bench/chip_read.py [--profile NAME_OR_DIR] [--face-kb 15] [--turnaround-ms 5] [--pcsc] [--json]
 
 ``--pcsc`` runs the idstation read once more through pcscd + vpcd (needs both running).
 """
@@ -176,18 +176,48 @@ def run_pcsc(image: Any, key: CanKey, with_face: bool, trust: Any) -> Run:
         wall = (time.perf_counter() - started) * 1000
         conn.close()
     finally:
-        reader.close()
         bridge.stop()
+        reader.wait_for_removal(5.0)  # let pcscd see the card go before the next run places one
+        reader.close()
     files = conn.file_apdus - _access_file_apdus(image, key)
     return Run("idstation via pcscd", access_apdus, conn.apdus - access_apdus, conn.bytes - access_bytes, wall, files)
 
 
-def _load(profile: str) -> tuple[Any, CanKey, Any]:
+def _load(profile: str, face_kb: int) -> tuple[Any, CanKey, Any]:
     from idstation.agent.emrtd.profiles import image_for
     from idstation.agent.emrtd.read import load_trust
 
     image = image_for(profile)
+    if face_kb:
+        image = _with_face_size(image, face_kb * 1024)
     return image, CanKey(image.can), load_trust(None, test_csca=True)
+
+
+def _with_face_size(image: Any, size: int) -> Any:
+    """The same card with a DG2 of about ``size`` bytes (real CCCD faces are 10-20 KB), SOD re-signed.
+
+    The profile's JPEG gets a comment segment (FF FE) of filler after SOI: still a valid JPEG.
+    """
+    import dataclasses
+
+    from idstation.agent.emrtd.lds import build
+    from idstation.agent.emrtd.lds.dg2 import parse_dg2
+    from idstation.agent.emrtd.profile_data.pki import default_pki
+
+    face = parse_dg2(image.files[dg_fid(2)]).face
+    extra = max(0, size - len(image.files[dg_fid(2)]))
+    segments = b""
+    while extra > 4:
+        chunk = min(extra - 4, 65533)
+        segments += b"\xff\xfe" + (chunk + 2).to_bytes(2, "big") + bytes(chunk)
+        extra -= chunk + 4
+    jpeg = face.data[:2] + segments + face.data[2:]
+    groups = {n: image.files[dg_fid(n)] for n in (1, 2, 13, 14, 15)}
+    groups[2] = build.encode_dg2(jpeg, face.width, face.height)
+    pki = default_pki()
+    sod = build.encode_sod(groups, pki.dsc_certificate, pki.dsc_key)
+    files = dict(image.files) | {dg_fid(2): groups[2], FID_SOD: sod}
+    return dataclasses.replace(image, files=files)
 
 
 def _table(rows: list[tuple[str, list[Run]]], turnaround_ms: float) -> str:
@@ -218,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turnaround-ms", type=float, default=5.0, help="modelled per-command turnaround")
     parser.add_argument("--pcsc", action="store_true", help="also run through pcscd + vpcd")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--face-kb", type=int, default=15, help="DG2 size in KB (0: the profile's small face)")
     args = parser.parse_args(argv)
-    image, key, trust = _load(args.profile or _default_profile())
+    image, key, trust = _load(args.profile or _default_profile(), args.face_kb)
     rows: list[tuple[str, list[Run]]] = []
     for case, with_face in (("no face", False), ("with DG2", True)):
         runs = [run_idstation(image, key, with_face, trust), run_baseline(image, key, with_face)]
@@ -238,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         out = {case: [run.__dict__ for run in runs] for case, runs in rows} | {"goal": goal}
         print(json.dumps(out, indent=2))
     else:
+        sizes = {f"{fid:04X}": len(data) for fid, data in sorted(image.files.items())}
+        print(f"file sizes (bytes): {sizes}")
         print(f"access control (same for both): {no_face[0].access_apdus} commands; figures below are after it")
         print(f"modelled RF time = bytes*8/rate + {args.turnaround_ms:g} ms per command")
         print("cmds: every command after access control (idstation adds chip + active authentication);")
