@@ -61,7 +61,6 @@ bytes (encrypted under SM), never decrypted data.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -110,6 +109,7 @@ class ChipSession:
         self.max_response = max(int(max_response), 1)
         self._extended = bool(extended_length) and self.max_response > 256
         self._sfi = True
+        self._select_under_sm = True  # SELECT the application after PACE (dropped if the chip refuses)
         self._probe_first = False  # the chip wants an exact Le: read the TLV header first
         self._rng = rng
         self.sm: SecureMessaging | None = None
@@ -251,14 +251,26 @@ class ChipSession:
         log.info("reauthenticating", method=self.method)
         if info is not None:
             self.sm = self._handshake(Pace(key, info, rng=self._rng))
-            self._select_application()
+            if self._select_under_sm:
+                self._select_application()
         elif isinstance(key, MrzKey):
             self._select_application()
             self.sm = self._handshake(Bac(key, rng=self._rng))
 
     def _select_application(self) -> None:
-        with contextlib.suppress(ApduError):  # some chips select the eMRTD application implicitly
+        """SELECT the eMRTD application; a refusal is tolerated (some chips select it implicitly).
+
+        A chip that refuses it after PACE with a bare status word (dropping its keys) is opened
+        again once, and never asked again.
+        """
+        try:
             self._exchange(CommandApdu(0x00, 0xA4, 0x04, 0x0C, AID_EMRTD))
+        except SmDropped as exc:
+            log.info("application_select_refused", sw=f"{exc.sw:04X}")
+            self._select_under_sm = False
+            self._ensure_open()
+        except ApduError:
+            pass
 
     # -- reading ----------------------------------------------------------------------------------
     def _chunk_limit(self, extended: bool) -> int:

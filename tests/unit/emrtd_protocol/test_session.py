@@ -181,8 +181,8 @@ def test_absent_file_is_6a82() -> None:
 
 def test_dead_chip_after_access_gives_a_card_error() -> None:
     session = _session(chip(faults=Faults(dead_after_access=True)))
-    session.open([CAN])
     with pytest.raises(ApduError):
+        session.open([CAN])
         session.read_file(FID_DG[1])
 
 
@@ -276,3 +276,20 @@ def test_reader_with_a_tiny_response_buffer_still_reads_in_small_chunks() -> Non
     session = _session(chip(), extended=False, max_response=64)
     session.open([CAN])
     assert session.read_file(FID_DG[1]) == FILES[FID_DG[1]]
+
+
+class NoAppSelectChip(VirtualChip):
+    """A chip that refuses SELECT of the application under SM with a bare 6A82 and drops SM."""
+
+    def _select(self, command: CommandApdu, *, protected: bool) -> tuple[bytes, int]:
+        if protected and command.p1 == 0x04:
+            raise ApduError(0x6A82, "no application select under SM")
+        return super()._select(command, protected=protected)
+
+
+def test_chip_refusing_the_application_select_after_pace_is_reopened_once() -> None:
+    handler = NoAppSelectChip(image(), plain_sm_errors=True)
+    session = _session(handler)
+    assert session.open([CAN]) == "PACE-CAN"
+    for fid in SIX_FILES:
+        assert session.read_file(fid) == FILES[fid]
