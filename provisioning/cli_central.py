@@ -75,16 +75,30 @@ def init_ca(args: argparse.Namespace) -> int:
         write_atomic(root / "broker" / "server.key", key_pem, mode=0o600)
         write_atomic(root / "broker" / "server.crt", cert_pem)
         write_atomic(root / "broker" / "ca.crt", ca.cert_pem)
+        _write_broker_config(root / "broker", ca.directory / "crl.pem")
         doc["broker_cert"] = str(root / "broker" / "server.crt")
+        doc["broker_conf"] = str(root / "broker" / "mosquitto.conf")
     doc.update(registry=str(registry_dir), fingerprint=ca.fingerprint, broker_url=args.broker_url)
     if args.json:
         _print_json(doc)
     else:
         print(f"fleet CA created in {root / 'ca'} (sha256 {ca.fingerprint})")
-        for key_name in ("registry", "central_key", "broker_cert"):
+        for key_name in ("registry", "central_key", "broker_cert", "broker_conf"):
             if key_name in doc:
                 print(f"{key_name:<12} {doc[key_name]}")
     return Exit.OK
+
+
+def _write_broker_config(broker: Path, crl: Path) -> None:
+    """mosquitto.conf + ACLs (passwords are the operator's: mosquitto_passwd -c broker/passwords claim)."""
+    from idstation.provisioning.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
+
+    write_atomic(broker / "claim.acl", CLAIM_ACL.encode())
+    write_atomic(broker / "device.acl", DEVICE_ACL.encode())
+    write_atomic(
+        broker / "mosquitto.conf",
+        mosquitto_conf(broker.resolve(), crl.resolve(), persistence_dir=Path("/var/lib/mosquitto")).encode(),
+    )
 
 
 def _enroller(args: argparse.Namespace) -> Any:

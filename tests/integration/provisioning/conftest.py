@@ -18,25 +18,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from idstation.mqtt.registry import Registry
+from idstation.provisioning.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
 from idstation.provisioning.enroller import Enroller, EnrolPolicy
 from idstation.provisioning.fleet_ca import FleetCA
 from idstation.provisioning.mqttio import BrokerAccess
-
-CLAIM_ACL = """user claim
-topic write idstation/v1/provision/+/request
-topic read idstation/v1/provision/+/response
-
-user enroller
-topic readwrite idstation/v1/provision/#
-
-user central
-topic read idstation/v1/#
-"""
-
-DEVICE_ACL = """pattern write idstation/v1/provision/%u/request
-pattern read idstation/v1/provision/%u/response
-pattern write idstation/v1/+/+/+
-"""
 
 PASSWORDS = {"claim": "claim-secret", "enroller": "enroller-secret", "central": "central-secret"}
 
@@ -79,18 +64,6 @@ class Central:
         )
 
 
-def _mosquitto_conf(d: Path, central_ca: FleetCA, claim_port: int, device_port: int) -> str:
-    tls = [f"cafile {d / 'ca.crt'}", f"certfile {d / 'server.crt'}", f"keyfile {d / 'server.key'}"]
-    lines = ["per_listener_settings true", "log_dest stdout", "log_type all", "persistence false"]
-    if os.geteuid() == 0:
-        lines.append("user root")
-    lines += [f"listener {claim_port} 127.0.0.1", *tls, f"password_file {d / 'passwords'}"]
-    lines += [f"acl_file {d / 'claim.acl'}", "allow_anonymous false"]
-    lines += [f"listener {device_port} 127.0.0.1", *tls, "require_certificate true", "use_identity_as_username true"]
-    lines += [f"crlfile {central_ca.directory / 'crl.pem'}", f"acl_file {d / 'device.acl'}"]
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture
 def central(tmp_path: Path) -> Iterator[Central]:
     if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
@@ -104,14 +77,24 @@ def central(tmp_path: Path) -> Iterator[Central]:
     (broker_dir / "server.key").write_bytes(key_pem)
     (broker_dir / "server.crt").write_bytes(cert_pem)
     (broker_dir / "ca.crt").write_bytes(ca.cert_pem)
-    (broker_dir / "claim.acl").write_text(CLAIM_ACL)
+    (broker_dir / "claim.acl").write_text(CLAIM_ACL)  # the production configuration, tested here
     (broker_dir / "device.acl").write_text(DEVICE_ACL)
     pw = broker_dir / "passwords"
     pw.write_text("".join(f"{u}:{p}\n" for u, p in PASSWORDS.items()))
     subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)
     claim_port, device_port = _free_port(), _free_port()
     conf = broker_dir / "mosquitto.conf"
-    conf.write_text(_mosquitto_conf(broker_dir, ca, claim_port, device_port))
+    conf.write_text(
+        mosquitto_conf(
+            broker_dir,
+            ca.directory / "crl.pem",
+            claim_port=claim_port,
+            device_port=device_port,
+            bind="127.0.0.1",
+            run_as_root=os.geteuid() == 0,
+            verbose=True,
+        )
+    )
     central_key = x25519.X25519PrivateKey.generate()
     pub = central_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
