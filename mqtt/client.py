@@ -28,6 +28,7 @@ import collections
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,10 @@ class _TokenBucket:
 class Publisher:
     """Durable, signed, encrypted event publishing for one device."""
 
-    def __init__(self, config: PublisherConfig) -> None:
+    def __init__(self, config: PublisherConfig, *, on_ack: Callable[[str, str], None] | None = None) -> None:
+        """``on_ack(event_id, kind)`` runs on the connection thread when the broker acknowledged an event."""
         self.config = c = config
+        self._on_ack = on_ack
         key = c.signing_key if isinstance(c.signing_key, Ed25519PrivateKey) else load_signing_key(c.signing_key)
         central = (
             c.central_public_key
@@ -110,6 +113,8 @@ class Publisher:
         self._acks: collections.deque[tuple[int, bool]] = collections.deque()
         self._inflight: dict[int, OutboxRow] = {}
         self._refused: dict[int, float] = {}
+        self._live_waiting = True  # live rows may be stored but not in flight (the pump must look)
+        self._last_pump = 0.0
         self._bucket = _TokenBucket(c.backlog_rate_bytes)
         self._last_flush = time.monotonic()
         self.last_ack_at: float | None = None
@@ -212,16 +217,28 @@ class Publisher:
         topic = topic_for(self.config.site, self.config.counter, kind)
         event = self.outbox.append(
             kind, topic, lambda seq: self.builder.build(kind, seq, private=private, **clear), retain=retain
-        )
+        )  # an OutboxRow
         if event is None:
             return None
         log.debug("event_queued", kind=kind, event_id=event.event_id, seq=event.seq)
-        if self._conn.connected.is_set() and self._pump_lock.acquire(blocking=False):
-            try:
-                self._pump()
-            finally:
-                self._pump_lock.release()
+        if self._conn.connected.is_set():
+            with self._pump_lock:  # never held across I/O waits: at most one pump's time
+                self._send_new(event)
         return event.event_id
+
+    def _send_new(self, row: OutboxRow) -> None:
+        """Publish a just-stored live row at once when nothing older waits; else run the full pump."""
+        self._drain_acks()
+        client = self._conn.client
+        if (
+            client is None
+            or row.lane is not Lane.LIVE
+            or self._live_waiting
+            or len(self._inflight) >= self.config.inflight
+        ):
+            self._pump()
+        elif not self._publish(client, row):
+            self._live_waiting = True
 
     def _offline_frame(self, reason: str) -> bytes:
         return self.builder.build("status", self.outbox.last_seq, state="offline", info={"reason": reason}).frame
@@ -241,6 +258,7 @@ class Publisher:
         with self._pump_lock:
             self._inflight.clear()
             self._acks.clear()
+            self._live_waiting = True
         state, info = self._status
         with contextlib.suppress(OutboxFull):
             self._submit("status", retain=True, state=state, info={**info, "protocol": self._conn.negotiated})
@@ -257,8 +275,12 @@ class Publisher:
 
     def _on_idle(self, _client: Any) -> None:
         with self._pump_lock:
-            self._pump()
             now = time.monotonic()
+            acked = bool(self._acks)
+            if (acked and self._live_waiting) or now - self._last_pump > 0.05:
+                self._pump()
+            else:
+                self._drain_acks()
             if now - self._last_flush > 0.2:
                 self.outbox.flush_acks()
                 self._last_flush = now
@@ -276,6 +298,8 @@ class Publisher:
             self.outbox.ack(row.id)
             self.acked += 1
             self.last_ack_at = time.time()
+            if self._on_ack is not None:
+                self._on_ack(row.event_id, row.kind)
 
     def _pump(self) -> None:
         """Fill the in-flight window from the lanes, in priority order. Caller holds the pump lock."""
@@ -283,6 +307,7 @@ class Publisher:
         client = self._conn.client
         if client is None:
             return
+        self._last_pump = time.monotonic()
         c = self.config
         if self._refused:
             now = time.monotonic()
@@ -297,11 +322,16 @@ class Publisher:
         ):
             room = min(free, cap - counts[lane])
             if room <= 0:
+                self._live_waiting = self._live_waiting or lane is Lane.LIVE
                 continue
-            for row in self.outbox.pending(lane, room, busy):
+            rows = self.outbox.pending(lane, room, busy)
+            if lane is Lane.LIVE:
+                self._live_waiting = len(rows) >= room  # a full batch: more may wait
+            for row in rows:
                 if lane is Lane.BACKLOG and not self._bucket.take(row.size):
                     break
                 if not self._publish(client, row):
+                    self._live_waiting = True
                     return
                 free -= 1
 

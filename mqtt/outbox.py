@@ -190,10 +190,10 @@ class Outbox:
 
     def append(
         self, kind: str, topic: str, build: Callable[[int], BuiltEvent], *, retain: bool = False
-    ) -> BuiltEvent | None:
+    ) -> OutboxRow | None:
         """Build the event with its ``seq`` and store it durably, in one transaction.
 
-        Returns the event, or None when a telemetry event was dropped because the outbox is full.
+        Returns the stored row, or None when a telemetry event was dropped because the outbox is full.
         Raises :class:`OutboxFull` for a data event that does not fit.
         """
         if kind not in KINDS:
@@ -217,10 +217,11 @@ class Outbox:
                 self._db.execute("BEGIN IMMEDIATE")
                 if kind == "status":
                     self._supersede_status()
-                self._db.execute(
+                now = self._clock()
+                cur = self._db.execute(
                     "INSERT INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (event.event_id, kind, int(data), seq, topic, int(retain), size, self._clock(), event.frame),
+                    (event.event_id, kind, int(data), seq, topic, int(retain), size, now, event.frame),
                 )
                 if data:
                     self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (seq,))
@@ -230,7 +231,10 @@ class Outbox:
                 raise PublishError(f"outbox write failed: {type(exc).__name__}") from None
             self._bytes += size
             self._seq = seq
-            return event
+            lane = Lane.LIVE if data else Lane.TELEMETRY
+            return OutboxRow(
+                int(cur.lastrowid or 0), event.event_id, kind, seq, topic, retain, size, now, event.frame, lane
+            )
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -1,0 +1,255 @@
+"""Transport benchmark, all in one run against one local mosquitto.
+
+1. raw paho QoS 1 publishes/s (same payload size, same in-flight window) vs durable, signed and
+   HPKE-sealed events/s through the outbox (goal: >= half of raw, >= 2,000 events/s on one core);
+2. a backlog drained over a 256 kbit/s line (a userspace token-bucket proxy, both directions)
+   while live taps go on: live tap-to-acknowledgement p50/p95 (goal: p95 < 1 s);
+3. central verify + decrypt + dedupe events/s on one core (goal: >= 5,000).
+
+usage: python bench/transport.py [--events 5000] [--backlog 10000] [--taps 30] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from idstation.mqtt.broker import LocalBroker, free_port
+from idstation.mqtt.central import CentralProcessor
+from idstation.mqtt.client import Publisher, PublisherConfig
+from idstation.mqtt.dedupe import DedupeStore
+from idstation.mqtt.events import EventBuilder
+from idstation.mqtt.registry import Registry
+from idstation.mqtt.seal import Signer
+from idstation.mqtt.topics import topic_for
+
+PRIVATE = {
+    "source": "chip",
+    "citizen": {"id_number": "000000000000", "full_name": "Bench Citizen", "date_of_birth": "01/01/1990"},
+    "verification": {"passive_auth": "valid", "chip_auth": "valid"},
+}
+
+
+def raw_paho(port: int, payload: bytes, count: int, window: int) -> float:
+    import paho.mqtt.client as mqtt
+
+    done = threading.Event()
+    acked = 0
+
+    def on_publish(*_a: Any) -> None:
+        nonlocal acked
+        acked += 1
+        if acked >= count:
+            done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(window)
+    client.max_queued_messages_set(0)
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    start = time.perf_counter()
+    for _ in range(count):
+        client.publish("bench/raw", payload, qos=1)
+    done.wait(120)
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return count / elapsed
+
+
+def _publisher(
+    url: str, key: Ed25519PrivateKey, central: X25519PrivateKey, outbox: Path, on_ack: Any = None, **kw: Any
+) -> Publisher:
+    config = PublisherConfig(
+        broker_url=url,
+        device_id="bench-1",
+        site="bench",
+        counter="c01",
+        signing_key=key,
+        central_public_key=central.public_key(),
+        outbox_path=outbox,
+        reconnect_min_s=0.1,
+        reconnect_max_s=1.0,
+        **kw,
+    )
+    return Publisher(config, on_ack=on_ack)
+
+
+def durable(url: str, workdir: Path, count: int) -> tuple[float, float, int]:
+    """Events/s submitted durably, events/s end to end (acknowledged), frame size."""
+    key, central = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
+    pub = _publisher(url, key, central, workdir / "durable.sqlite")
+    pub.start()
+    pub.wait_connected(10)
+    pub.drain(10)
+    start = time.perf_counter()
+    for _ in range(count):
+        pub.submit_identity(PRIVATE)
+    submitted = time.perf_counter() - start
+    pub.drain(300)
+    acked = time.perf_counter() - start
+    size = len(pub.builder.build("identity", 1, private=PRIVATE).frame)
+    pub.stop()
+    return count / submitted, count / acked, size
+
+
+class Throttle:
+    """A TCP proxy that carries at most ``rate`` bytes/s in each direction (a slow line)."""
+
+    def __init__(self, target_port: int, rate_bytes: float) -> None:
+        self.port, self.target, self.rate = free_port(), target_port, rate_bytes
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    def start(self) -> Throttle:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+        self._ready.set()
+        self.loop.run_forever()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
+        await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer), return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        budget, stamp = 0.0, time.monotonic()
+        try:
+            while True:
+                data = await reader.read(256)
+                if not data:
+                    break
+                now = time.monotonic()
+                budget = min(self.rate * 0.05, budget + (now - stamp) * self.rate) - len(data)
+                stamp = now
+                if budget < 0:
+                    await asyncio.sleep(-budget / self.rate)
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+def slow_line(port: int, workdir: Path, backlog: int, taps: int, line_kbit: float) -> dict[str, Any]:
+    rate = line_kbit * 1000 / 8
+    key, central = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
+    outbox = workdir / "slow.sqlite"
+    offline = _publisher("mqtt://127.0.0.1:1", key, central, outbox, live_window_s=2.0)
+    for _ in range(backlog):
+        offline.submit_identity(PRIVATE)
+    offline.stop(0.1)
+    time.sleep(2.1)  # the queued events are now backlog
+    throttle = Throttle(port, rate).start()
+    acked: dict[str, float] = {}
+    pub = _publisher(
+        f"mqtt://127.0.0.1:{throttle.port}",
+        key,
+        central,
+        outbox,
+        live_window_s=2.0,
+        backlog_rate_bytes=rate * 0.6,
+        on_ack=lambda event_id, _kind: acked.__setitem__(event_id, time.perf_counter()),
+    )
+    start = time.perf_counter()
+    pub.start()
+    pub.wait_connected(30)
+    latencies: list[float] = []
+    for _ in range(taps):
+        t0 = time.perf_counter()
+        event_id = pub.submit_identity(PRIVATE)
+        deadline = t0 + 10
+        while event_id not in acked and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        latencies.append(acked.get(event_id, deadline) - t0)
+        time.sleep(max(0.0, 1.0 - (time.perf_counter() - t0)))
+    depth_after_taps = pub.stats()["outbox"]["total"]
+    drained_backlog = backlog + taps - depth_after_taps
+    elapsed = time.perf_counter() - start
+    pub.stop(1)
+    throttle.stop()
+    latencies.sort()
+    return {
+        "line_kbit_s": line_kbit,
+        "backlog_events": backlog,
+        "live_taps": taps,
+        "live_p50_s": round(statistics.median(latencies), 3),
+        "live_p95_s": round(latencies[max(0, int(len(latencies) * 0.95) - 1)], 3),
+        "live_max_s": round(latencies[-1], 3),
+        "backlog_drained_during_taps": drained_backlog,
+        "backlog_drain_events_s": round(drained_backlog / elapsed, 1),
+        "backlog_drain_eta_s": round(backlog / max(drained_backlog / elapsed, 1e-9)),
+    }
+
+
+def central_rate(workdir: Path, count: int) -> float:
+    key, central = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
+    registry = Registry(workdir / "registry", create=True)
+    registry.add_device("bench-1", "bench", "c01", key.public_key())
+    builder = EventBuilder("bench-1", "bench", "c01", Signer(key), central.public_key())
+    frames = [builder.build("identity", seq, private=PRIVATE).frame for seq in range(1, count + 1)]
+    processor = CentralProcessor(registry, central, DedupeStore(workdir / "central.sqlite"))
+    topic = topic_for("bench", "c01", "identity")
+    start = time.process_time()
+    for frame in frames:
+        processor.process(topic, frame)
+    return count / (time.process_time() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--backlog", type=int, default=10000)
+    parser.add_argument("--taps", type=int, default=30)
+    parser.add_argument("--line-kbit", type=float, default=256.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("IDSTATION_LOG_LEVEL", "warning")
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with LocalBroker(work / "broker", persistence=False) as broker:
+            submit_rate, durable_rate, size = durable(broker.url, work, args.events)
+            raw_rate = raw_paho(broker.port, os.urandom(size), args.events, 20)
+            slow = slow_line(broker.port, work, args.backlog, args.taps, args.line_kbit)
+        central = central_rate(work, args.events)
+    result = {
+        "frame_bytes": size,
+        "raw_paho_qos1_msgs_s": round(raw_rate),
+        "durable_submit_events_s": round(submit_rate),
+        "durable_acked_events_s": round(durable_rate),
+        "durable_vs_raw": round(durable_rate / raw_rate, 2),
+        "slow_line": slow,
+        "central_verify_decrypt_dedupe_events_s_per_core": round(central),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key:>50}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
