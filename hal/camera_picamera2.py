@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from idstation.hal.camera_change import ChangeGate
 from idstation.hal.errors import CameraError
 from idstation.hal.ports import Frame
 
@@ -62,6 +63,7 @@ class Picamera2Camera:
         exposure_us: int | None = None,
         camera_num: int = 0,
         controls: Mapping[str, object] | None = None,
+        unchanged_refresh: float | None = 0.5,
     ) -> None:
         self.main_size = main_size
         self.lores_size = lores_size
@@ -72,6 +74,8 @@ class Picamera2Camera:
         self.controls = dict(controls or {})
         self._cam: Any = None
         self._seq = 0
+        # unchanged frames are skipped, one still passes every ``unchanged_refresh`` s (None: all pass)
+        self.gate = ChangeGate(refresh=unchanged_refresh) if unchanged_refresh is not None else None
 
     @classmethod
     def from_profile(cls, profile: str, resolution: tuple[int, int] | None = None) -> Picamera2Camera:
@@ -119,6 +123,8 @@ class Picamera2Camera:
         except Exception as exc:  # libcamera raises RuntimeError, IndexError, OSError ...
             raise CameraError(f"cannot start the Pi camera: {type(exc).__name__}") from exc
         self._cam = cam
+        if self.gate is not None:
+            self.gate.reset()
 
     def stop(self) -> None:
         cam, self._cam = self._cam, None
@@ -129,24 +135,34 @@ class Picamera2Camera:
                 cam.close()
 
     def read(self, timeout: float) -> Frame | None:
+        """The next new frame (unchanged ones skipped), or None after ``timeout`` seconds.
+
+        picamera2 delivers a frame every 1/fps seconds and ``capture_request`` blocks for the next
+        one (its timeout argument differs between versions), so a read may end up to one frame
+        interval after ``timeout``.
+        """
         if self._cam is None:
             raise CameraError("Pi camera is not started")
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self._capture()
+            if frame is not None or time.monotonic() >= deadline:
+                return frame
+
+    def _capture(self) -> Frame | None:
+        """One request: None when the change gate skips it (the main stream is then not copied)."""
         try:
-            request = self._cam.capture_request(wait=timeout)
-        except TimeoutError:
-            return None
-        except Exception as exc:
+            request = self._cam.capture_request()
+        except Exception as exc:  # libcamera errors surface as RuntimeError and others
             raise CameraError(f"Pi camera stopped delivering frames: {type(exc).__name__}") from exc
-        if request is None:
-            return None
         try:
-            lores = request.make_array("lores")
-            main = request.make_array("main")
+            gray = y_plane(request.make_array("lores"), *self.lores_size)
+            if self.gate is not None and not self.gate.admit(gray):
+                return None
+            full = y_plane(request.make_array("main"), *self.main_size)
             metadata = request.get_metadata()
         finally:
             request.release()
         self._seq += 1
-        gray = y_plane(lores, *self.lores_size)
-        full = y_plane(main, *self.main_size)
         meta = {k: metadata[k] for k in ("ExposureTime", "AnalogueGain", "LensPosition") if k in metadata}
         return Frame(gray=gray, timestamp=time.monotonic(), seq=self._seq, full=full, meta=meta)

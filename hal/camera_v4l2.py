@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from idstation.hal.camera_change import ChangeGate, read_changed
 from idstation.hal.camera_sim import downscale2
 from idstation.hal.errors import CameraError
 from idstation.hal.ports import Frame
@@ -25,6 +26,7 @@ class V4l2Camera:
         size: tuple[int, int] = (1280, 960),
         fps: float = 15.0,
         preview_long_side: int = 800,
+        unchanged_refresh: float | None = 0.5,
     ) -> None:
         # a device number, "N", or a path such as /dev/video0
         self.index: int | str = int(index) if isinstance(index, str) and index.isdigit() else index
@@ -34,6 +36,8 @@ class V4l2Camera:
         self._cap: Any = None
         self._cv2: Any = None
         self._seq = 0
+        # unchanged frames are skipped, one still passes every ``unchanged_refresh`` s (None: all pass)
+        self.gate = ChangeGate(refresh=unchanged_refresh) if unchanged_refresh is not None else None
 
     def start(self) -> None:
         try:
@@ -49,6 +53,8 @@ class V4l2Camera:
         cap.set(cv2.CAP_PROP_FPS, self.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
         self._cap, self._cv2 = cap, cv2
+        if self.gate is not None:
+            self.gate.reset()
 
     @property
     def _name(self) -> str:
@@ -60,8 +66,12 @@ class V4l2Camera:
             cap.release()
 
     def read(self, timeout: float) -> Frame | None:
+        """The next new frame (unchanged ones skipped), or None after ``timeout`` seconds."""
         if self._cap is None:
             raise CameraError("V4L2 camera is not started")
+        return read_changed(self._capture, self.gate, timeout)
+
+    def _capture(self, timeout: float) -> Frame | None:
         ok, image = self._cap.read()
         if not ok or image is None:
             raise CameraError(f"V4L2 camera {self._name} stopped delivering frames")

@@ -108,9 +108,11 @@ class _FakeRequest:
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.arrays = arrays
         self.released = False
+        self.made: list[str] = []
 
     def make_array(self, name: str) -> np.ndarray:
-        return self.arrays[name]
+        self.made.append(name)
+        return self.arrays[name].copy()
 
     def get_metadata(self) -> dict[str, object]:
         return {"ExposureTime": 4000, "Lux": 300}
@@ -128,6 +130,7 @@ class _FakePicamera2:
         self.config: dict[str, object] = {}
         self.started = self.closed = False
         self.requests: list[_FakeRequest] = []
+        self.lores_value = 100
         _FakePicamera2.instances.append(self)
 
     def create_video_configuration(self, **config: object) -> dict[str, object]:
@@ -147,7 +150,7 @@ class _FakePicamera2:
 
     def capture_request(self, wait: float | None = None) -> _FakeRequest:
         main = np.full((960 * 3 // 2, 1280), 200, np.uint8)
-        lores = np.full((480 * 3 // 2, 640), 100, np.uint8)
+        lores = np.full((480 * 3 // 2, 640), self.lores_value, np.uint8)
         request = _FakeRequest({"main": main, "lores": lores})
         self.requests.append(request)
         return request
@@ -232,3 +235,19 @@ def test_a_usb_camera_can_be_named_by_device_path() -> None:
     assert V4l2Camera("3").index == 3
     with pytest.raises(CameraError, match="/dev/video-none"):
         V4l2Camera("/dev/video-none", (640, 480)).start()
+
+
+def test_the_pi_camera_skips_unchanged_frames_without_copying_the_main_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=_FakePicamera2))
+    camera = Picamera2Camera(unchanged_refresh=60.0)
+    camera.start()
+    fake = _FakePicamera2.instances[-1]
+    assert camera.read(timeout=1.0) is not None
+    assert camera.read(timeout=0.0) is None  # the same picture again
+    assert fake.requests[-1].made == ["lores"]
+    assert all(r.released for r in fake.requests)
+    fake.lores_value = 180  # a card arrives
+    frame = camera.read(timeout=0.0)
+    assert frame is not None
+    assert int(frame.gray[0, 0]) == 180
+    camera.stop()

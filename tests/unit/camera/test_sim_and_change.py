@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from idstation.agent.qr.decode import QrDecoder
 from idstation.agent.qr.synth import random_payload
-from idstation.hal.camera_change import ChangeDetector, SkipUnchanged
+from idstation.hal.camera_change import ChangeDetector, ChangeGate, SkipUnchanged
 from idstation.hal.camera_sim import SimCamera, downscale2
 from idstation.hal.errors import CameraError
 from idstation.hal.ports import Camera, Frame
@@ -131,3 +131,15 @@ def test_skip_unchanged_passes_the_first_frame_then_one_per_refresh_period() -> 
     changed = camera.read(timeout=0.5)
     assert changed is not None
     assert changed.gray.mean() == 200
+
+
+def test_a_change_gate_admits_a_still_picture_once_per_refresh_period() -> None:
+    clock = FakeClock()
+    gate = ChangeGate(refresh=0.5, clock=clock)
+    still = np.full((48, 64), 90, np.uint8)
+    admitted = []
+    for _ in range(10):  # one second of frames at 10 per second
+        admitted.append(gate.admit(still))
+        clock.sleep(0.1)
+    assert sum(admitted) == 2
+    assert gate.skipped == 8
