@@ -142,15 +142,20 @@ class Pace:
         return mse_set_at(self.info, password_reference(self.key))
 
     def receive(self, data: bytes, sw: int) -> CommandApdu | SecureMessaging:
-        step = {"MSE": self._on_mse, "NONCE": self._on_nonce, "MAP": self._on_map, "AGREE": self._on_agree}
-        handler = step.get(self.state, self._on_tokens if self.state == "TOKENS" else None)
-        if handler is None:
+        """Consume the chip's answer to the last command; return the next command or the SM channel."""
+        transitions: dict[str, tuple[Callable[[bytes, int], CommandApdu | SecureMessaging], str]] = {
+            "MSE": (self._on_mse, "NONCE"),
+            "NONCE": (self._on_nonce, "MAP"),
+            "MAP": (self._on_map, "AGREE"),
+            "AGREE": (self._on_agree, "TOKENS"),
+            "TOKENS": (self._on_tokens, "DONE"),
+        }
+        if self.state not in transitions:
             raise TypeError(f"PACE receive() in state {self.state}")
-        self.state, current = "ERROR", self.state
-        self.failed_at = current
+        handler, following = transitions[self.state]
+        self.failed_at, self.state = self.state, "ERROR"  # any exception leaves the machine in ERROR
         result = handler(data, sw)
-        self.failed_at = None
-        self.state = {"MSE": "NONCE", "NONCE": "MAP", "MAP": "AGREE", "AGREE": "TOKENS", "TOKENS": "DONE"}[current]
+        self.failed_at, self.state = None, following
         return result
 
     def _on_mse(self, data: bytes, sw: int) -> CommandApdu:
