@@ -174,7 +174,12 @@ class ChipSession:
         return self.card_access
 
     def open(self, candidates: Sequence[CanKey | MrzKey]) -> str:
-        """Run access control over ``candidates``; return "PACE-CAN", "PACE-MRZ" or "BAC"."""
+        """Run access control over ``candidates``; return "PACE-CAN", "PACE-MRZ" or "BAC".
+
+        Order: PACE with each CAN, then each MRZ key (if EF.CardAccess offers a supported
+        PACEInfo), then BAC with each MRZ key. Bound: every distinct candidate is tried at most
+        once per method, i.e. at most len(CAN) + 2·len(MRZ) handshakes; then ``AccessDenied``.
+        """
         cans = list(dict.fromkeys(k for k in candidates if isinstance(k, CanKey)))
         mrzs = list(dict.fromkeys(k for k in candidates if isinstance(k, MrzKey)))
         if not cans and not mrzs:
