@@ -67,6 +67,8 @@ _UNAVAILABLE = frozenset(
     }
 )
 
+_CONTEXT_GONE = frozenset({SCARD_E_INVALID_HANDLE, SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED})
+
 STATE_CHANGED = 0x0002
 STATE_UNAVAILABLE = 0x0008
 STATE_EMPTY = 0x0010
@@ -258,6 +260,14 @@ class PcscReader:
             self._context = context
         return self._context
 
+    def _check_context(self, hresult: int, what: str) -> None:
+        """Like ``check``; a dead context (pcscd restarted) is dropped, so the next call makes a new one."""
+        code = hresult & 0xFFFFFFFF
+        if code in _CONTEXT_GONE:
+            self.close()
+            raise ReaderUnavailable(f"PC/SC service went away ({what}: PC/SC 0x{code:08X})")
+        check(hresult, what)
+
     def readers(self) -> list[str]:
         """Names of the readers PC/SC knows now ([] when none)."""
         from smartcard import scard
@@ -267,7 +277,7 @@ class PcscReader:
             hresult, readers = scard.SCardListReaders(context, [])
         if hresult & 0xFFFFFFFF == SCARD_E_NO_READERS_AVAILABLE:
             return []
-        check(hresult, "SCardListReaders")
+        self._check_context(hresult, "SCardListReaders")
         return list(readers)
 
     def _watch(self, deadline: float, done: Callable[[int], bool]) -> str | None:
@@ -290,7 +300,7 @@ class PcscReader:
                         if done(event):
                             return reader
                 elif code != SCARD_E_TIMEOUT:
-                    check(hresult, "SCardGetStatusChange")
+                    self._check_context(hresult, "SCardGetStatusChange")
             else:
                 time.sleep(min(remaining_ms, _SLICE_MS) / 1000)
             if time.monotonic() >= deadline:
@@ -317,7 +327,7 @@ class PcscReader:
             hresult, hcard, protocol = scard.SCardConnect(
                 context, reader, scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T1 | scard.SCARD_PROTOCOL_T0
             )
-        check(hresult, "SCardConnect")
+        self._check_context(hresult, "SCardConnect")
         with map_exceptions("SCardStatus"):
             status = scard.SCardStatus(hcard)
         atr = bytes(status[4]) if status[0] & 0xFFFFFFFF == SCARD_S_SUCCESS else b""
@@ -351,7 +361,7 @@ class PcscReader:
             raise ReaderUnavailable("no matching reader for a control command")
         with map_exceptions("SCardConnect"):
             hresult, hcard, _protocol = scard.SCardConnect(self._ctx(), names[0], scard.SCARD_SHARE_DIRECT, 0)
-        check(hresult, "SCardConnect")
+        self._check_context(hresult, "SCardConnect")
         try:
             with map_exceptions("SCardControl"):
                 hresult, response = scard.SCardControl(hcard, ioctl_code(code), list(data))
