@@ -61,7 +61,10 @@ class TlsOptions:
     insecure_no_hostname_check: bool = False
 
     def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
+        except (OSError, ssl.SSLError) as exc:
+            raise PublishError(f"cannot load the CA file: {type(exc).__name__}") from None
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.cert_file:
             try:
