@@ -188,3 +188,29 @@ def test_repr_holds_no_personal_data(card_on_reader, profiles, trust) -> None:
     text = repr(read_document(card_on_reader(image_for("an")), can_of(an), ReadPolicy(), trust))
     for secret in (an.id_number, an.full_name, an.id_number[-9:], an.permanent_address):
         assert secret not in text
+
+
+def test_clone_without_the_aa_key_fails_active_authentication(card_on_reader, profiles, trust) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    clone = dataclasses.replace(image_for("an"), aa_key=ec.generate_private_key(ec.SECP256R1()))
+    result = read_document(card_on_reader(clone), can_of(profiles["an"]), ReadPolicy(), trust)
+    assert (result.passive, result.verification["active"]["result"]) == ("ok", "failed")
+    assert not result.verified
+
+
+def test_clone_without_the_ca_key_fails_chip_authentication(card_on_reader, profiles, trust) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    clone = dataclasses.replace(image_for("an"), ca_key=ec.generate_private_key(ec.BrainpoolP256R1()))
+    result = read_document(card_on_reader(clone), can_of(profiles["an"]), ReadPolicy(), trust)
+    assert result.verification["chip"]["result"] == "failed"
+    assert not result.verified
+
+
+def test_policy_can_skip_active_and_chip_authentication(card_on_reader, profiles, trust) -> None:
+    policy = ReadPolicy(active_auth=False, chip_auth=False)
+    result = read_document(card_on_reader(image_for("an")), can_of(profiles["an"]), policy, trust)
+    assert result.verification["active"] == {"result": "not_run"}
+    assert result.verification["chip"] == {"result": "not_run"}
+    assert result.verified
