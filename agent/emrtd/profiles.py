@@ -92,7 +92,8 @@ class CitizenProfile:
 
 @lru_cache(maxsize=1)
 def _data() -> dict[str, Any]:
-    return json.loads((Path(__file__).parent / "profile_data" / "vn.json").read_text("utf-8"))
+    data: dict[str, Any] = json.loads((Path(__file__).parent / "profile_data" / "vn.json").read_text("utf-8"))
+    return data
 
 
 def _weighted(rng: random.Random, pairs: list[list[Any]]) -> str:
@@ -289,9 +290,10 @@ def build_chip_image(
 def _pem_key(key: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.private_bytes(
+    pem: bytes = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    return pem
 
 
 def profile_json(profile: CitizenProfile) -> dict[str, Any]:

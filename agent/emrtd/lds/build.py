@@ -58,11 +58,11 @@ TAG_DG14 = 0x6E
 
 
 def _oid(dotted: str) -> bytes:
-    return core.ObjectIdentifier(dotted).dump()
+    return bytes(core.ObjectIdentifier(dotted).dump())
 
 
 def _int(value: int) -> bytes:
-    return core.Integer(value).dump()
+    return bytes(core.Integer(value).dump())
 
 
 def _seq(*parts: bytes) -> bytes:
@@ -95,7 +95,7 @@ def encode_dg14(
 
 def lds_security_object(data_groups: dict[int, bytes]) -> bytes:
     """LDSSecurityObject v0 with SHA-256 hashes of ``data_groups`` (number → file bytes)."""
-    return LdsSecurityObject(
+    security_object = LdsSecurityObject(
         {
             "version": 0,
             "hash_algorithm": {"algorithm": "sha256"},
@@ -104,7 +104,8 @@ def lds_security_object(data_groups: dict[int, bytes]) -> bytes:
                 for n in sorted(data_groups)
             ],
         }
-    ).dump()
+    )
+    return bytes(security_object.dump())
 
 
 def _sign(key: Any, data: bytes, scheme: str) -> tuple[bytes, dict[str, Any]]:
