@@ -114,6 +114,7 @@ class Publisher:
         self._inflight: dict[int, OutboxRow] = {}
         self._refused: dict[int, float] = {}
         self._live_waiting = True  # live rows may be stored but not in flight (the pump must look)
+        self._fresh: collections.deque[OutboxRow] = collections.deque()  # stored live rows not yet sent
         self._last_pump = 0.0
         self._bucket = _TokenBucket(c.backlog_rate_bytes)
         self._last_flush = time.monotonic()
@@ -222,23 +223,10 @@ class Publisher:
             return None
         log.debug("event_queued", kind=kind, event_id=event.event_id, seq=event.seq)
         if self._conn.connected.is_set():
-            with self._pump_lock:  # never held across I/O waits: at most one pump's time
-                self._send_new(event)
+            if event.lane is Lane.LIVE:
+                self._fresh.append(event)
+            self._conn.wake()  # the connection thread publishes; this thread only made it durable
         return event.event_id
-
-    def _send_new(self, row: OutboxRow) -> None:
-        """Publish a just-stored live row at once when nothing older waits; else run the full pump."""
-        self._drain_acks()
-        client = self._conn.client
-        if (
-            client is None
-            or row.lane is not Lane.LIVE
-            or self._live_waiting
-            or len(self._inflight) >= self.config.inflight
-        ):
-            self._pump()
-        elif not self._publish(client, row):
-            self._live_waiting = True
 
     def _offline_frame(self, reason: str) -> bytes:
         return self.builder.build("status", self.outbox.last_seq, state="offline", info={"reason": reason}).frame
@@ -276,14 +264,28 @@ class Publisher:
     def _on_idle(self, _client: Any) -> None:
         with self._pump_lock:
             now = time.monotonic()
-            acked = bool(self._acks)
-            if (acked and self._live_waiting) or now - self._last_pump > 0.05:
+            if self._live_waiting or now - self._last_pump > 0.05:
                 self._pump()
             else:
-                self._drain_acks()
+                self._send_fresh()
             if now - self._last_flush > 0.2:
                 self.outbox.flush_acks()
                 self._last_flush = now
+
+    def _send_fresh(self) -> None:
+        """Publish just-stored live rows without asking the database (nothing older waits)."""
+        self._drain_acks()
+        client = self._conn.client
+        if client is None or not self._fresh:
+            return
+        sent = {r.id for r in self._inflight.values()}
+        while self._fresh and len(self._inflight) < self.config.inflight:
+            row = self._fresh.popleft()
+            if row.id in sent:
+                continue  # a pump already picked it from the database
+            if not self._publish(client, row):
+                self._live_waiting = True
+                return
 
     def _drain_acks(self) -> None:
         while self._acks:
@@ -308,6 +310,7 @@ class Publisher:
         if client is None:
             return
         self._last_pump = time.monotonic()
+        self._fresh.clear()  # the database query below sees them, in order
         c = self.config
         if self._refused:
             now = time.monotonic()

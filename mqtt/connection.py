@@ -9,7 +9,10 @@ re-sends anything by itself: the owner (the outbox) decides what is sent after a
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import select
 import ssl
 import threading
 import time
@@ -131,9 +134,13 @@ class Connection:
         self.backoff = backoff or Backoff()
         self.name = name
         self.connack_timeout = connack_timeout
+        self.idle_s = 0.05
         self.negotiated: str | None = None  # "5" or "3.1.1" once connected
         self.connected = threading.Event()
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._thread: threading.Thread | None = None
         self._client: Any = None
         self._try_v5 = protocol != "3.1.1"
@@ -239,6 +246,37 @@ class Connection:
                 self._stop.wait(self.backoff.next_delay())
         self._client = None
 
+    def wake(self) -> None:
+        """Make the connection thread run ``on_idle`` now (e.g. an event was just stored)."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"\0")
+
+    def _turn(self, client: Any) -> Any:
+        """One event-loop turn: like paho's ``loop()``, but also woken by :meth:`wake`."""
+        import paho.mqtt.client as mqtt
+
+        sock = client.socket()
+        if sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        try:
+            readable, writable, _ = select.select(
+                [sock, self._wake_r], [sock] if client.want_write() else [], [], self.idle_s
+            )
+        except (OSError, ValueError):
+            return mqtt.MQTT_ERR_CONN_LOST
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(self._wake_r, 4096)
+        if sock in readable:
+            rc = client.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+        if sock in writable or client.want_write():
+            rc = client.loop_write()
+            if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+                return rc
+        return client.loop_misc()
+
     def _session(self, client: Any) -> None:
         import paho.mqtt.client as mqtt
 
@@ -246,7 +284,7 @@ class Connection:
             if self._on_connect:
                 self._on_connect(client)
             while not self._stop.is_set():
-                if client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                if self._turn(client) != mqtt.MQTT_ERR_SUCCESS:
                     break
                 if self._on_idle:
                     self._on_idle(client)
