@@ -86,7 +86,9 @@ class QrDecoder:
         attempt = _Attempt(deadline=start + self.config.budget_ms / 1000)
         scale = (full.shape[1] / gray.shape[1]) if full is not None else 1.0
         for strategy, image, to_full, binarizer in self._plan(gray, full, scale, attempt):
-            found = self._read(image, binarizer, attempt, to_full, errors=True)
+            # a region try expects the code to fill a good part of its crop
+            min_side = 0.3 * min(image.shape) * to_full[0] if strategy.startswith("roi") else 0.0
+            found = self._read(image, binarizer, attempt, to_full, min_side)
             if found is not None:
                 text, raw, corners = found
                 ms = (self._clock() - start) * 1000
@@ -124,10 +126,11 @@ class QrDecoder:
         if crop.shape[0] < 16 or crop.shape[1] < 16:
             return
         side = max(crop.shape)
-        factor = min(cfg.max_upscale, max(1.5, cfg.upscale_to_px / side))
+        factor = min(cfg.max_upscale, max(2.0, cfg.upscale_to_px / side))
         if side < cfg.upscale_to_px:
             to_full = (1.0 / factor, x0, y0)
             big = upscale(crop, factor)
+            yield "roi_upscaled", big, to_full, "LocalAverage"
             yield "roi_upscaled", sharpen(big, sigma=factor, amount=1.5), to_full, "LocalAverage"
             yield "roi_upscaled", stretch(sharpen(big, sigma=factor, amount=2.5)), to_full, "FixedThreshold"
             yield "roi_upscaled", sharpen(big, sigma=0.7 * factor, amount=0.8), to_full, "LocalAverage"
@@ -147,8 +150,14 @@ class QrDecoder:
         binarizer: str,
         attempt: _Attempt,
         to_full: tuple[float, float, float],
-        errors: bool,
+        min_side: float = 0.0,
     ) -> tuple[str, bytes, tuple[Point, Point, Point, Point]] | None:
+        """One zxing-cpp call; the largest valid symbol of at least ``min_side`` (full-frame px).
+
+        Symbols located but not decoded are remembered as regions for later tries. ``min_side``
+        rejects the tiny "codes" zxing-cpp occasionally reads out of a dense code's alignment
+        patterns when a region is searched (a version 1 symbol inside a version 7-9 one).
+        """
         import zxingcpp
 
         attempt.tries += 1
@@ -157,20 +166,22 @@ class QrDecoder:
             formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
             try_rotate=self.config.try_rotate,
             binarizer=getattr(zxingcpp.Binarizer, binarizer),
-            return_errors=errors,
+            return_errors=True,
             text_mode=zxingcpp.TextMode.Plain,  # the payload as encoded (no GS1/HRI rewriting)
         )
+        best: tuple[float, str, bytes, tuple[Point, Point, Point, Point]] | None = None
         for result in results:
             corners = _corners(result.position, to_full)
-            if result.valid:
-                return result.text, bytes(result.bytes), corners
-            if attempt.regions is None:
-                attempt.regions = []
             array = np.array(corners)
-            size = float(np.linalg.norm(array[0] - array[2]) / 1.414)
-            if len(attempt.regions) < 4:
-                attempt.regions.append((array, size))
-        return None
+            side = float(np.linalg.norm(array[0] - array[2]) / 1.414)
+            if not result.valid:
+                if attempt.regions is None:
+                    attempt.regions = []
+                if len(attempt.regions) < 4:
+                    attempt.regions.append((array, side))
+            elif side >= min_side and (best is None or side > best[0]):
+                best = (side, result.text, bytes(result.bytes), corners)
+        return best[1:] if best is not None else None
 
 
 def _planes(frame: Frame | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

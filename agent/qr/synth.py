@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from idstation.hal.camera_scene import SceneParams, random_params, render_scene
 
-__all__ = ["SyntheticPhoto", "random_payload", "synthetic_photos"]
+__all__ = ["SyntheticPhoto", "random_payload", "synthetic_photos", "synthetic_scenes"]
 
 _SURNAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô")
 _MIDDLE = ("Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quốc", "Thị Mỹ", "Xuân", "Bảo")
@@ -71,8 +71,15 @@ def synthetic_photos(
     count: int, seed: int = 2024, width: int = 1280, height: int = 960, hard: float = 1.0
 ) -> Iterator[SyntheticPhoto]:
     """``count`` card photos with varied conditions (tilt up to 35°, blur, JPEG q40, dim, glare, small codes)."""
+    for text, params in synthetic_scenes(count, seed, width, height, hard):
+        yield SyntheticPhoto(text=text, image=render_scene(text, params), params=params)
+
+
+def synthetic_scenes(
+    count: int, seed: int = 2024, width: int = 1280, height: int = 960, hard: float = 1.0
+) -> Iterator[tuple[str, SceneParams]]:
+    """The payloads and scene parameters of ``synthetic_photos`` without rendering them."""
     rng = np.random.default_rng(seed)
     for _ in range(count):
         text = random_payload(rng)
-        params = random_params(rng, width=width, height=height, hard=hard)
-        yield SyntheticPhoto(text=text, image=render_scene(text, params), params=params)
+        yield text, random_params(rng, width=width, height=height, hard=hard)
