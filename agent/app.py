@@ -91,6 +91,10 @@ class Agent:
         self.health = Health()
         self.stop_event = threading.Event()
         self.on_outcome: Callable[[str], None] | None = None  # tests and the demo count outcomes
+        self._last_scan = float("-inf")
+        from idstation.hal.camera_change import ChangeDetector
+
+        self._changes = ChangeDetector()
 
     # ---- the worker ----------------------------------------------------------------------------
     def start_devices(self) -> None:
@@ -119,6 +123,31 @@ class Agent:
             self.health.reader = "ok"
             if conn is not None:
                 self._placement(conn)
+            else:
+                try:
+                    self._idle_scan()
+                except Exception as exc:  # a bad frame between cards must not stop the worker
+                    log.exception("idle_scan_crashed", error_type=type(exc).__name__)
+
+    def _idle_scan(self) -> None:
+        """Between cards: now and then, a changed frame is searched for a QR shown before placement."""
+        now = self.clock()
+        self.machine.expire(now)
+        interval = self.cfg.camera.idle_scan_s
+        if self.camera is None or interval <= 0 or now - self._last_scan < interval:
+            return
+        self._last_scan = now
+        try:
+            frame = self.camera.read(0.05)
+        except CameraError as exc:
+            self._camera_failed(exc)
+            return
+        if frame is None or not self._changes.changed(frame.gray):
+            return
+        text = self.find_qr(frame)
+        if text is not None:
+            log.info("qr_seen_before_placement")
+            self.machine.handle(flow.QrDecoded(text, self.clock()))
 
     def _reader_down(self, exc: DeviceError) -> None:
         if self.health.reader != "failed":

@@ -46,6 +46,7 @@ class CameraConfig(_Section):
     replay_dir: Path | None = None
     qr_budget_s: float = Field(3.0, gt=0, le=60, description="how long to look for the QR on each placement")
     qr_memory_s: float = Field(60.0, ge=0, le=600, description="how long a QR seen before placement stays usable")
+    idle_scan_s: float = Field(1.0, ge=0, le=60, description="look for a QR between cards this often (0: off)")
 
     @field_validator("resolution")
     @classmethod

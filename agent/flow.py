@@ -262,6 +262,11 @@ class Placement:
             return self._fail(INTERNAL_ERROR)
         return []
 
+    def expire(self, now: float) -> None:
+        """Forget a remembered QR once its window has passed (it is personal data in memory)."""
+        if self._seen_qr is not None and now - self._seen_at > self.qr_memory_s + self.qr_budget_s:
+            self.forget()
+
     def forget(self) -> None:
         """Drop the remembered QR (personal data in memory) once its window is over or on stop."""
         self._seen_qr, self._seen_at = None, float("-inf")

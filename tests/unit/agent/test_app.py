@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from idstation.agent import flow
 from idstation.agent.app import Agent, Daemon
@@ -74,7 +75,8 @@ class Camera:
             self.dead = False  # a restart brings it back
             raise CameraError("camera gone")
         time.sleep(min(timeout, 0.01))
-        return Frame(gray=None, timestamp=time.monotonic(), seq=0, meta={"qr": self.shown})  # type: ignore[arg-type]
+        gray = np.full((48, 64), 255 if self.shown else 0, dtype=np.uint8)
+        return Frame(gray=gray, timestamp=time.monotonic(), seq=0, meta={"qr": self.shown})
 
 
 def find_qr(frame: Frame) -> str | None:
@@ -191,3 +193,27 @@ def test_the_daemon_stops_cleanly_and_closes_the_sink(tmp_path: Path) -> None:
     assert sink.closed
     assert sink.statuses
     assert '"state": "stopped"' in (tmp_path / "status.json").read_text()
+
+
+def test_a_qr_shown_before_the_card_is_used_when_the_qr_side_is_down(tmp_path: Path) -> None:
+    cfg = validate(
+        {
+            "state_dir": str(tmp_path),
+            "reader": {"kind": "sim", "poll_s": 0.05},
+            "camera": {"kind": "sim", "qr_budget_s": 0.3, "qr_memory_s": 30, "idle_scan_s": 0.05},
+        }
+    )
+    reader, camera, chip, sink = SimReader(), Camera(), Chip(), Sink()
+    agent = Agent(cfg, reader, camera, SimIndicator(), sink, chip, find_qr)
+    worker = threading.Thread(target=agent.work, daemon=True)
+    worker.start()
+    try:
+        camera.shown = QR  # the citizen shows the QR to the camera first
+        time.sleep(0.5)
+        camera.shown = None  # then lays the card QR side down
+        place(reader, sink, 1)
+    finally:
+        agent.stop_event.set()
+        reader.close()
+        worker.join(timeout=5)
+    assert sink.events == [("identity", "verified")]
