@@ -189,12 +189,21 @@ class Agent:
         elif isinstance(action, flow.ReadChip):
             return self._read(conn, action)
         elif isinstance(action, flow.PublishIdentity):
-            self.sink.identity(action.status, action.qr_text, action.result)
-            self._outcome(action.status)
+            self._store(lambda: self.sink.identity(action.status, action.qr_text, action.result), action.status)
         elif isinstance(action, flow.PublishReadFailed):
-            self.sink.read_failed(action.reason)
-            self._outcome(action.reason)
+            self._store(lambda: self.sink.read_failed(action.reason), action.reason)
         return None
+
+    def _store(self, submit: Callable[[], None], outcome: str) -> None:
+        """Put the event in the outbox; when the outbox refuses it (full, disk error) the clerk is told."""
+        try:
+            submit()
+        except (IdstationError, OSError) as exc:
+            log.error("event_not_stored", outcome=outcome, error_type=type(exc).__name__)
+            self.health.last_outcome = "not_stored"
+            self.indicator.signal(Signal.ERROR, "FAULT: event could not be stored")
+            return
+        self._outcome(outcome)
 
     def _look_for_qr(self, deadline: float) -> flow.Event:
         """Frames until a citizen QR, the deadline, a dead camera, or the card leaving."""

@@ -217,3 +217,36 @@ def test_a_qr_shown_before_the_card_is_used_when_the_qr_side_is_down(tmp_path: P
         reader.close()
         worker.join(timeout=5)
     assert sink.events == [("identity", "verified")]
+
+
+class FullSink(Sink):
+    """An outbox that refuses data events (full disk)."""
+
+    def identity(self, status: str, qr_text: str | None, result: object | None) -> None:
+        from idstation.mqtt.errors import OutboxFull
+
+        raise OutboxFull("outbox is full")
+
+
+def test_a_refused_event_is_signalled_and_the_worker_keeps_going(tmp_path: Path) -> None:
+    cfg = validate(
+        {"state_dir": str(tmp_path), "reader": {"kind": "sim", "poll_s": 0.05}, "camera": {"qr_budget_s": 0.3}}
+    )
+    reader, camera, sink, indicator = SimReader(), Camera(), FullSink(), SimIndicator()
+    camera.shown = QR
+    agent = Agent(cfg, reader, camera, indicator, sink, Chip(), find_qr)
+    worker = threading.Thread(target=agent.work, daemon=True)
+    worker.start()
+    try:
+        for _ in range(2):
+            reader.insert(handler)
+            time.sleep(0.6)
+            reader.remove()
+            time.sleep(0.2)
+        assert worker.is_alive()
+    finally:
+        agent.stop_event.set()
+        reader.close()
+        worker.join(timeout=5)
+    assert [s.message for s in indicator.history].count("FAULT: event could not be stored") == 2
+    assert agent.health.placements == 2
