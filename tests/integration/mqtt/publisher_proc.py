@@ -1,11 +1,13 @@
 """A publisher process for kill -9 tests: submits N identity events, prints each id once durable.
 
-usage: python -m tests.integration.mqtt.publisher_proc URL DEVICE SITE COUNTER SIGNING_KEY CENTRAL_PUB OUTBOX N
+usage: python -m tests.integration.mqtt.publisher_proc URL DEVICE SITE COUNTER SIGNING_KEY CENTRAL_KEY OUTBOX N
+       [INTERVAL_S [DRAIN_TIMEOUT_S]]
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
 from cryptography.hazmat.primitives import serialization
 from idstation.mqtt.client import Publisher, PublisherConfig
@@ -13,7 +15,9 @@ from idstation.mqtt.seal import load_central_private_key
 
 
 def main(argv: list[str]) -> int:
-    url, device, site, counter, key, central, outbox, count = argv
+    url, device, site, counter, key, central, outbox, count = argv[:8]
+    interval = float(argv[8]) if len(argv) > 8 else 0.0
+    drain_timeout = float(argv[9]) if len(argv) > 9 else 30.0
     central_public = load_central_private_key(central).public_key()
     pem = central_public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     config = PublisherConfig(
@@ -33,7 +37,9 @@ def main(argv: list[str]) -> int:
         event_id = pub.submit_identity({"source": "chip", "citizen": {"n": n}, "verification": {}})
         sys.stdout.write(event_id + "\n")
         sys.stdout.flush()
-    drained = pub.drain(30)
+        if interval:
+            time.sleep(interval)
+    drained = pub.drain(drain_timeout)
     pub.stop(5)
     sys.stdout.write("DRAINED\n" if drained else "NOT-DRAINED\n")
     return 0
