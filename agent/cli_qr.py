@@ -64,8 +64,15 @@ def decode_image(path: Path, decoder: Any) -> dict[str, Any]:
     try:
         result["citizen"] = parse_cccd(hit.text).to_json()
     except QrError as exc:
-        result["citizen_error"] = str(exc)  # a plain QR code: text only
+        result["citizen_error"] = str(exc)
+        if _looks_like_citizen_card(hit.text):
+            result["error"] = str(exc)  # a damaged or truncated card payload; plain QR codes: text only
     return result
+
+
+def _looks_like_citizen_card(text: str) -> bool:
+    head = text.split("|", 1)[0]
+    return "|" in text and len(head) == 12 and head.isascii() and head.isdigit()
 
 
 def _decode_qr(args: argparse.Namespace) -> int:

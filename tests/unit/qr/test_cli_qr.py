@@ -133,3 +133,21 @@ def test_camera_test_plain_output_and_bad_sources(capsys: pytest.CaptureFixture[
     assert "frames/s" in capsys.readouterr().out
     assert main(["camera-test", "--source", "webcam"]) == 2
     assert main(["camera-test", "--source", "replay:/nonexistent/folder"]) == 7
+
+
+def test_a_truncated_citizen_payload_decodes_with_the_parse_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import segno
+
+    truncated = "|".join(PAYLOAD.split("|")[:5])
+    path = tmp_path / "cut.png"
+    segno.make(truncated.encode("utf-8"), mode="byte", error="m").save(str(path), scale=5)
+    code, results = _run_json(["decode-qr", "--json", str(path)], capsys)
+    assert code == 0  # the image decoded
+    (result,) = results  # type: ignore[misc]
+    assert result["ok"] is True
+    assert result["text"] == truncated
+    assert result["citizen"] is None
+    assert "truncated" in result["error"]
+    assert PAYLOAD.split("|")[2] not in result["error"]
