@@ -28,12 +28,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from idstation.agent.emrtd.keys import CanKey, MrzKey
 from idstation.agent.errors import ApduError, IdstationError, ParseError
 from idstation.hal.ports import CardConnection
+
+if TYPE_CHECKING:
+    from idstation.agent.emrtd.trust import TrustStore
 
 log = structlog.get_logger(__name__)
 
@@ -138,7 +142,7 @@ def read_document(
     conn: CardConnection,
     candidates: Sequence[CanKey | MrzKey],
     policy: ReadPolicy | None = None,
-    trust: object | None = None,
+    trust: TrustStore | None = None,
     *,
     now: datetime | None = None,
     rng: Rng = os.urandom,
@@ -247,7 +251,7 @@ def _active_auth(session: Any, dg15: bytes | None, policy: ReadPolicy, rng: Rng)
 
 
 def _passive_auth(
-    ef_sod: bytes, groups: dict[int, bytes], trust: object | None, now: datetime | None
+    ef_sod: bytes, groups: dict[int, bytes], trust: TrustStore | None, now: datetime | None
 ) -> dict[str, Any]:
     if not ef_sod:
         return {"result": "failed", "reason": "no EF.SOD"}
@@ -379,7 +383,7 @@ def _unique(keys: list[CanKey | MrzKey]) -> list[CanKey | MrzKey]:
     return out
 
 
-def load_trust(csca_dir: str | os.PathLike[str] | None = None, *, test_csca: bool = False) -> Any:
+def load_trust(csca_dir: str | Path | None = None, *, test_csca: bool = False) -> TrustStore:
     """The CSCA trust store: ``csca_dir`` (certificates / master lists), plus the test CSCA when asked.
 
     The test CSCA signs the built-in virtual cards; trusting it on a real counter would let anyone
@@ -389,7 +393,7 @@ def load_trust(csca_dir: str | os.PathLike[str] | None = None, *, test_csca: boo
     from cryptography import x509
     from idstation.agent.emrtd.trust import TrustStore
 
-    certificates: list[Any] = []
+    certificates: list[x509.Certificate] = []
     if csca_dir is not None:
         certificates.extend(TrustStore.from_dir(csca_dir).certificates)
     if test_csca:

@@ -23,6 +23,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 from idstation.hal.errors import CardRemoved, IdstationError
@@ -255,7 +256,7 @@ class VpcdBridge:
 class _MessageReader:
     """Reads length-prefixed vpcd messages, polling so that a swap or stop is noticed."""
 
-    def __init__(self, sock: socket.socket, still_current) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, sock: socket.socket, still_current: Callable[[], bool]) -> None:
         self._sock = sock
         self._still_current = still_current
         self._buffer = bytearray()
