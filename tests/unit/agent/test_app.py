@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -250,3 +251,55 @@ def test_a_refused_event_is_signalled_and_the_worker_keeps_going(tmp_path: Path)
         worker.join(timeout=5)
     assert [s.message for s in indicator.history].count("FAULT: event could not be stored") == 2
     assert agent.health.placements == 2
+
+
+class SlowChip(Chip):
+    """A chip read that hangs (a wedged reader driver)."""
+
+    def __call__(self, conn: Any, qr_text: str) -> tuple[str, object]:
+        time.sleep(3.0)
+        return flow.VERDICT_VERIFIED, None
+
+
+def test_systemd_gets_ready_and_watchdog_pings_only_while_the_worker_is_alive(tmp_path: Path) -> None:
+    import socket
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(tmp_path / "notify"))
+    server.settimeout(0.2)
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"}
+    cfg = validate(
+        {
+            "state_dir": str(tmp_path),
+            "reader": {"kind": "sim", "poll_s": 0.05, "read_timeout_s": 0.2},
+            "camera": {"qr_budget_s": 0.2},
+        }
+    )
+    reader, camera = SimReader(), Camera()
+    camera.shown = QR
+    agent = Agent(cfg, reader, camera, SimIndicator(), Sink(), SlowChip(), find_qr)
+    daemon = Daemon(agent, Notifier(environ=env))
+    runner = threading.Thread(target=daemon.run, daemon=True)
+    runner.start()
+    messages: list[tuple[float, bytes]] = []
+
+    def collect(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            with contextlib.suppress(TimeoutError):
+                messages.append((time.monotonic(), server.recv(4096)))
+
+    try:
+        collect(1.0)
+        assert any(m.startswith(b"READY=1") for _, m in messages)
+        assert any(m == b"WATCHDOG=1" for _, m in messages)
+        reader.insert(handler)  # the read now hangs for 3 s
+        time.sleep(0.5)
+        wedged_from = time.monotonic() + 1.2  # stale after max(2 x read_timeout, watchdog) = 1 s
+        collect(2.0)
+        assert not [m for t, m in messages if t > wedged_from and m == b"WATCHDOG=1"]
+    finally:
+        agent.stop_event.set()
+        reader.close()
+        runner.join(timeout=10)
+        server.close()
