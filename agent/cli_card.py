@@ -148,12 +148,27 @@ def _candidates(args: argparse.Namespace) -> list[Any]:
         raise _Usage(str(exc)) from exc
 
 
-def _trust(args: argparse.Namespace, sim: bool) -> object:
+DEFAULT_CSCA_DIR = Path("/etc/idstation/csca")
+VIRTUAL_READER_PREFIX = "Virtual PCD"  # vsmartcard's vpcd: test machines only, never on a box
+
+
+def _trust(args: argparse.Namespace, virtual: bool) -> object:
+    """--csca DIR, else the box's CSCA directory (IDSTATION_CSCA_DIR or /etc/idstation/csca) if any.
+
+    The built-in test CSCA is trusted with --trust-test-csca, or by default when the card sits on a
+    virtual reader (sim:, or vpcd) and no --csca was given: a real reader never trusts it implicitly.
+    """
+    import os
+
     from idstation.agent.emrtd.read import load_trust
     from idstation.agent.errors import ConfigError
 
+    csca = args.csca
+    if csca is None:
+        configured = Path(os.environ.get("IDSTATION_CSCA_DIR") or DEFAULT_CSCA_DIR)
+        csca = str(configured) if configured.exists() else None
     try:
-        return load_trust(args.csca, test_csca=args.trust_test_csca or (sim and args.csca is None))
+        return load_trust(csca, test_csca=args.trust_test_csca or (virtual and args.csca is None))
     except (ConfigError, OSError, ValueError) as exc:
         raise _Usage(f"cannot load the CSCA directory: {type(exc).__name__}") from exc
 
@@ -230,8 +245,9 @@ def _with_card(args: argparse.Namespace, work: Callable[[Any, list[Any], bool], 
         conn = reader.wait_for_card(args.timeout)
         if conn is None:
             raise NoCard(f"no card on the reader within {args.timeout:g} s")
+        virtual = sim or reader.name.startswith(VIRTUAL_READER_PREFIX)
         try:
-            return work(conn, candidates, sim)
+            return work(conn, candidates, virtual)
         finally:
             conn.close()
     except (_Usage, IdstationError) as exc:
@@ -243,10 +259,10 @@ def _with_card(args: argparse.Namespace, work: Callable[[Any, list[Any], bool], 
 
 # --- commands ----------------------------------------------------------------------------------
 def _cmd_read_card(args: argparse.Namespace) -> int:
-    def work(conn: Any, candidates: list[Any], sim: bool) -> int:
+    def work(conn: Any, candidates: list[Any], virtual: bool) -> int:
         from idstation.agent.emrtd.read import ReadPolicy, read_document
 
-        trust = _trust(args, sim)
+        trust = _trust(args, virtual)
         result = read_document(conn, candidates, ReadPolicy(with_face=args.with_face), trust)
         if args.json:
             _print_json(result.to_json())

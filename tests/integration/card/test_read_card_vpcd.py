@@ -86,7 +86,8 @@ def read_card(*keys: str, extra: tuple[str, ...] = ()) -> tuple[int, dict[str, A
 
 
 def trusted(*keys: str) -> tuple[int, dict[str, Any]]:
-    return read_card(*keys, extra=("--trust-test-csca",))
+    """read-card as a tester runs it: a virtual (vpcd) reader trusts the test CSCA by default."""
+    return read_card(*keys)
 
 
 def test_pace_can_read_through_pcscd_is_verified(serve) -> None:
@@ -151,10 +152,12 @@ def test_unknown_csca_exits_1_with_unknown_csca(serve) -> None:
     assert doc["verification"]["passive"]["result"] == "unknown_csca"
 
 
-def test_real_reader_trusts_no_test_csca_by_default(serve) -> None:
+def test_explicit_csca_directory_replaces_the_test_csca(serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
     serve()
-    code, doc = read_card("--can", CAN)
+    code, doc = read_card("--can", CAN, extra=("--csca", str(tmp_path)))
     assert (code, doc["verification"]["passive"]["result"]) == (1, "unknown_csca")
+    code, doc = read_card("--can", CAN, extra=("--csca", str(tmp_path), "--trust-test-csca"))
+    assert (code, doc["verification"]["passive"]["result"]) == (0, "ok")
 
 
 def test_card_pulled_mid_read_exits_5_and_the_next_card_reads(serve) -> None:
@@ -179,7 +182,7 @@ def test_chip_quirks_still_read(serve, flags: tuple[str, ...]) -> None:
 
 def test_reader_without_extended_length_reads_with_short_apdus(serve) -> None:
     serve()
-    code, doc = read_card("--can", CAN, extra=("--trust-test-csca", "--short-apdus"))
+    code, doc = read_card("--can", CAN, extra=("--short-apdus",))
     assert code == 0
     assert doc["apdus"] > 17  # more, shorter commands
 
