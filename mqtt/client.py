@@ -114,6 +114,7 @@ class Publisher:
         self._inflight: dict[int, OutboxRow] = {}
         self._refused: dict[int, float] = {}
         self._live_waiting = True  # live rows may be stored but not in flight (the pump must look)
+        self._alarm: str | None = None
         self._fresh: collections.deque[OutboxRow] = collections.deque()  # stored live rows not yet sent
         self._last_pump = 0.0
         self._bucket = _TokenBucket(c.backlog_rate_bytes)
@@ -134,6 +135,7 @@ class Publisher:
             on_connect=self._on_connect,
             on_idle=self._on_idle,
             on_disconnect=self._on_disconnect,
+            before_disconnect=self._before_disconnect,
             backoff=Backoff(c.reconnect_min_s, c.reconnect_max_s),
             name="publisher",
         )
@@ -197,17 +199,10 @@ class Publisher:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Say "offline" (retained), wait a little for acknowledgements, disconnect; the outbox stays intact."""
-        client = self._conn.client
-        if client is not None:
-            try:
-                frame = self._offline_frame("stopped")
-                client.publish(topic_for(self.config.site, self.config.counter, "status"), frame, qos=1, retain=True)
-            except (OSError, ValueError):
-                pass
-            deadline = time.monotonic() + timeout / 2
-            while self._inflight and time.monotonic() < deadline and self._conn.connected.is_set():
-                time.sleep(0.02)
-        self._conn.stop(timeout)
+        deadline = time.monotonic() + timeout / 2
+        while self._inflight and time.monotonic() < deadline and self._conn.connected.is_set():
+            time.sleep(0.02)
+        self._conn.stop(timeout)  # the connection thread says "offline" (_before_disconnect) first
         with self._pump_lock:
             self._drain_acks()
             self.outbox.close()
@@ -216,9 +211,14 @@ class Publisher:
 
     def _submit(self, kind: str, *, private: dict[str, Any] | None = None, retain: bool = False, **clear: Any) -> Any:
         topic = topic_for(self.config.site, self.config.counter, kind)
-        event = self.outbox.append(
-            kind, topic, lambda seq: self.builder.build(kind, seq, private=private, **clear), retain=retain
-        )  # an OutboxRow
+        try:
+            event = self.outbox.append(
+                kind, topic, lambda seq: self.builder.build(kind, seq, private=private, **clear), retain=retain
+            )
+        except OutboxFull:
+            self._alarm = "outbox_full"  # published directly (not stored) by the connection thread
+            self._conn.wake()
+            raise
         if event is None:
             return None
         log.debug("event_queued", kind=kind, event_id=event.event_id, seq=event.seq)
@@ -261,7 +261,20 @@ class Publisher:
                 log.info("publisher_inflight_requeued", count=len(self._inflight))
             self._inflight.clear()
 
-    def _on_idle(self, _client: Any) -> None:
+    def _before_disconnect(self, client: Any) -> None:
+        """On a clean stop: the retained status says "offline" (the will covers the unclean ones)."""
+        topic = topic_for(self.config.site, self.config.counter, "status")
+        client.publish(topic, self._offline_frame("stopped"), qos=1, retain=True)
+
+    def _publish_alarm(self, client: Any) -> None:
+        alarm, self._alarm = self._alarm, None
+        frame = self.builder.build("status", self.outbox.last_seq, state="alarm", info={"alarm": alarm}).frame
+        client.publish(topic_for(self.config.site, self.config.counter, "status"), frame, qos=1, retain=True)
+        log.error("publisher_alarm", alarm=alarm)
+
+    def _on_idle(self, client: Any) -> None:
+        if self._alarm:
+            self._publish_alarm(client)
         with self._pump_lock:
             now = time.monotonic()
             if self._live_waiting or now - self._last_pump > 0.05:

@@ -120,6 +120,7 @@ class Connection:
         on_connect: Callable[[Any], None] | None = None,
         on_idle: Callable[[Any], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        before_disconnect: Callable[[Any], None] | None = None,
         backoff: Backoff | None = None,
         name: str = "mqtt",
         connack_timeout: float = 5.0,
@@ -130,7 +131,7 @@ class Connection:
         self.keepalive, self.clean_start, self.session_expiry = keepalive, clean_start, session_expiry
         self.username, self.password = username, password
         self._configure, self._on_connect, self._on_idle = configure, on_connect, on_idle
-        self._on_disconnect = on_disconnect
+        self._on_disconnect, self._before_disconnect = on_disconnect, before_disconnect
         self.backoff = backoff or Backoff()
         self.name = name
         self.connack_timeout = connack_timeout
@@ -291,6 +292,8 @@ class Connection:
         finally:
             self.connected.clear()
             if self._stop.is_set():
+                if self._before_disconnect:
+                    self._before_disconnect(client)
                 _disconnect_cleanly(client)
             else:
                 log.warning("mqtt_disconnected", conn=self.name, broker=str(self.url))

@@ -146,3 +146,33 @@ def test_personal_data_is_never_in_the_clear_on_the_wire_or_on_disk(
     everything = b"".join(wire) + on_disk
     for secret in SECRETS:
         assert secret not in everything
+
+
+def test_a_full_outbox_refuses_identity_and_raises_an_alarm(mosquitto, registry, central_key, enrol, tmp_path) -> None:
+    from idstation.mqtt.errors import OutboxFull
+
+    device = enrol()
+    with Collector(mosquitto.url, registry, central_key.path, tmp_path / "state.sqlite") as central:
+        offline = make_publisher(
+            "mqtt://127.0.0.1:1", device, central_key.public, tmp_path / "a.sqlite", max_bytes=4000
+        )
+        stored = []
+        with pytest.raises(OutboxFull):
+            for _ in range(50):
+                stored.append(offline.submit_identity(PRIVATE))
+        offline.stop(0.1)
+        assert 0 < len(stored) < 50
+        pub = make_publisher(mosquitto.url, device, central_key.public, tmp_path / "a.sqlite", max_bytes=4000)
+        pub.start()
+        assert pub.drain(20)  # nothing stored was dropped
+        assert wait_for(lambda: set(stored) <= set(central.ids()), 10)
+        pub.stop()
+        tiny = make_publisher(mosquitto.url, device, central_key.public, tmp_path / "b.sqlite", max_bytes=1000)
+        tiny.start()
+        assert tiny.wait_connected(10)
+        assert tiny.drain(10)  # the "online" status is out
+        with pytest.raises(OutboxFull):
+            for _ in range(5):  # one frame fits; acknowledgements are flushed only every 0.2 s
+                tiny.submit_identity(PRIVATE)
+        assert wait_for(lambda: any(e.header.get("state") == "alarm" for e in central.events), 10)
+        tiny.stop()
