@@ -318,6 +318,7 @@ class PcscReader:
             except CardRemoved:  # pulled between the event and the connect: wait again
                 if time.monotonic() >= deadline:
                     return None
+                time.sleep(0.05)
 
     def _connect(self, reader: str) -> PcscConnection:
         from smartcard import scard
