@@ -294,6 +294,7 @@ class Daemon:
         self.on_stop = on_stop or []
         self.on_ready = on_ready or []
         self.ready_at: float | None = None
+        self._outbox_depth: object = "?"
 
     def install_signals(self) -> None:
         import signal
@@ -325,7 +326,12 @@ class Daemon:
         tick = min(1.0, watchdog / 4 if watchdog else 1.0)
         stale_after = max(2 * self.agent.cfg.reader.read_timeout_s, watchdog or 0)
         next_status = 0.0
+        shown: object = None
         while True:
+            last = getattr(self.agent.indicator, "last", None)
+            if isinstance(last, tuple) and last != shown:  # the clerk's line, in `systemctl status`
+                shown = last
+                self.notifier.status(self._status_line())
             if not worker.is_alive() and not self.agent.stop_event.is_set():
                 log.error("worker_died")
                 return 70  # Exit.INTERNAL: systemd restarts us
@@ -350,10 +356,16 @@ class Daemon:
             write_status_file(self.agent.cfg.state_dir, doc)
         except (IdstationError, OSError) as exc:
             log.warning("status_failed", error=type(exc).__name__)
-        outbox = doc.get("outbox", {})
-        self.notifier.status(
-            f"{doc['reader']} reader, {doc['camera']} camera, outbox {outbox.get('depth', '?')}, "
-            f"{doc['placements']} placements"
+        self._outbox_depth = doc.get("outbox", {}).get("depth", "?")
+        self.notifier.status(self._status_line())
+
+    def _status_line(self) -> str:
+        last = getattr(self.agent.indicator, "last", None)
+        clerk = str(last[1] or last[0]) if isinstance(last, tuple) else "running"
+        health = self.agent.health
+        return (
+            f"{clerk} | reader {health.reader}, camera {health.camera}, outbox {self._outbox_depth}, "
+            f"{health.placements} placements"
         )
 
     def _shutdown(self, worker: threading.Thread) -> None:

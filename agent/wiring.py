@@ -7,6 +7,7 @@ only what its configuration uses (picamera2 or V4L2, pyscard or the simulator, n
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,7 +277,7 @@ def build_indicator(cfg: Config, reader: CardReader, profile: Any) -> Any:
 
     items: list[Any] = []
     ind = cfg.indicators
-    if ind.console:
+    if ind.console and sys.stderr.isatty():  # under systemd the line is the unit's STATUS instead
         items.append(ConsoleIndicator())
     if ind.reader:
         items.append(ReaderIndicator(reader, profile))
