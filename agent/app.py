@@ -389,7 +389,7 @@ def run_daemon(cfg: Config, environ: dict[str, str] | None = None) -> int:
     """``idstation run``: build everything from the configuration and serve until SIGTERM."""
     from idstation.agent.exitcodes import Exit
     from idstation.agent.logging import configure_logging
-    from idstation.agent.wiring import build_agent
+    from idstation.agent.wiring import build_agent, tune_malloc
 
     started = time.monotonic()
     configure_logging(cfg.logging.level)
@@ -402,28 +402,6 @@ def run_daemon(cfg: Config, environ: dict[str, str] | None = None) -> int:
     daemon = Daemon(built.agent, Notifier(environ), built.on_stop, built.on_ready)
     daemon.install_signals()
     return daemon.run(started)
-
-
-def tune_malloc() -> None:
-    """Keep glibc from hoarding freed frame buffers (512 MB boxes).
-
-    glibc raises its mmap threshold after a large block is freed, so later camera-frame-sized
-    arrays come from the heap and are never given back; fixing the threshold at 128 KiB and
-    limiting arenas to 2 keeps the resident size near the live size (measured: 178 -> 85 MB
-    with the simulated camera). Same as MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name or "musl" in name:
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        libc.mallopt(-3, 131072)  # M_MMAP_THRESHOLD
-        libc.mallopt(-8, 2)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        log.info("malloc_tuning_unavailable")
 
 
 def _exit_for(exc: IdstationError, exits: Any) -> int:

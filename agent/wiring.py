@@ -216,6 +216,28 @@ def build_publisher(cfg: Config) -> Any:
     return publisher
 
 
+def tune_malloc() -> None:
+    """Keep glibc from hoarding freed frame buffers (512 MB boxes).
+
+    glibc raises its mmap threshold after a large block is freed, so later camera-frame-sized
+    arrays come from the heap and are never given back; fixing the threshold at 128 KiB and
+    limiting arenas to 2 keeps the resident size near the live size (measured: 178 -> 85 MB
+    with the simulated camera). Same as MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or "musl" in name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(-3, 131072)  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        log.info("malloc_tuning_unavailable")
+
+
 # ---- devices ---------------------------------------------------------------------------------------
 def reader_profile(cfg: Config, reader_names: list[str] | None = None) -> Any:
     """The configured reader profile; ``auto``: the shipped profile matching the reader's name."""
