@@ -385,14 +385,16 @@ class Daemon:
         log.info("agent_stopped", placements=self.agent.health.placements)
 
 
-def run_daemon(cfg: Config, environ: dict[str, str] | None = None) -> int:
+def run_daemon(cfg: Config, environ: dict[str, str] | None = None, log_level: str | None = None) -> int:
     """``idstation run``: build everything from the configuration and serve until SIGTERM."""
     from idstation.agent.exitcodes import Exit
     from idstation.agent.logging import configure_logging
     from idstation.agent.wiring import build_agent, tune_malloc
 
     started = time.monotonic()
-    configure_logging(cfg.logging.level)
+    import os
+
+    configure_logging(log_level or os.environ.get("IDSTATION_LOG_LEVEL") or cfg.logging.level)
     tune_malloc()
     try:
         built = build_agent(cfg)

@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"config: {problem}", file=sys.stderr)
         return Exit.CONFIG_ERROR
-    return run_daemon(cfg)
+    return run_daemon(cfg, log_level=getattr(args, "log_level", None))
 
 
 def _demo(args: argparse.Namespace) -> int:
