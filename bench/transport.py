@@ -150,7 +150,8 @@ class Throttle:
             writer.close()
 
 
-def slow_line(port: int, workdir: Path, backlog: int, taps: int, line_kbit: float) -> dict[str, Any]:
+def slow_line(port: int, workdir: Path, opts: Any) -> dict[str, Any]:
+    backlog, taps, line_kbit = opts.backlog, opts.taps, opts.line_kbit
     rate = line_kbit * 1000 / 8
     key, central = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
     outbox = workdir / "slow.sqlite"
@@ -167,21 +168,24 @@ def slow_line(port: int, workdir: Path, backlog: int, taps: int, line_kbit: floa
         central,
         outbox,
         live_window_s=2.0,
-        backlog_rate_bytes=rate * 0.6,
+        backlog_rate_bytes=rate * opts.backlog_share,
         on_ack=lambda event_id, _kind: acked.__setitem__(event_id, time.perf_counter()),
     )
     start = time.perf_counter()
     pub.start()
     pub.wait_connected(30)
     latencies: list[float] = []
-    for _ in range(taps):
+    limit = time.perf_counter() + 900
+    n = 0
+    while n < taps or (opts.full_drain and pub.stats()["outbox"]["total"] > 0 and time.perf_counter() < limit):
+        n += 1
         t0 = time.perf_counter()
         event_id = pub.submit_identity(PRIVATE)
         deadline = t0 + 10
         while event_id not in acked and time.perf_counter() < deadline:
             time.sleep(0.005)
         latencies.append(acked.get(event_id, deadline) - t0)
-        time.sleep(max(0.0, 1.0 - (time.perf_counter() - t0)))
+        time.sleep(max(0.0, opts.tap_interval - (time.perf_counter() - t0)))
     depth_after_taps = pub.stats()["outbox"]["total"]
     drained_backlog = backlog + taps - depth_after_taps
     elapsed = time.perf_counter() - start
@@ -191,7 +195,9 @@ def slow_line(port: int, workdir: Path, backlog: int, taps: int, line_kbit: floa
     return {
         "line_kbit_s": line_kbit,
         "backlog_events": backlog,
-        "live_taps": taps,
+        "live_taps": n,
+        "backlog_share_of_line": opts.backlog_share,
+        "elapsed_s": round(elapsed, 1),
         "live_p50_s": round(statistics.median(latencies), 3),
         "live_p95_s": round(latencies[max(0, int(len(latencies) * 0.95) - 1)], 3),
         "live_max_s": round(latencies[-1], 3),
@@ -221,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, default=10000)
     parser.add_argument("--taps", type=int, default=30)
     parser.add_argument("--line-kbit", type=float, default=256.0)
+    parser.add_argument("--backlog-share", type=float, default=0.6, help="backlog rate as a share of the line")
+    parser.add_argument("--tap-interval", type=float, default=1.0, help="seconds between live taps")
+    parser.add_argument("--full-drain", action="store_true", help="keep tapping until the whole backlog is drained")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("IDSTATION_LOG_LEVEL", "warning")
@@ -232,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         with LocalBroker(work / "broker", persistence=False) as broker:
             submit_rate, durable_rate, size = durable(broker.url, work, args.events)
             raw_rate = raw_paho(broker.port, os.urandom(size), args.events, 20)
-            slow = slow_line(broker.port, work, args.backlog, args.taps, args.line_kbit)
+            slow = slow_line(broker.port, work, args)
         central = central_rate(work, args.events)
     result = {
         "frame_bytes": size,
