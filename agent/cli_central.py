@@ -65,13 +65,9 @@ def _listen(args: argparse.Namespace) -> int:
     if not valid_name(args.group):
         print("error: --group is 1-128 of A-Z a-z 0-9 . _ -", file=sys.stderr)
         return Exit.USAGE
-    password = None
-    if args.password_file:
-        try:
-            password = open(args.password_file, encoding="utf-8").read().strip()  # noqa: SIM115
-        except OSError as exc:
-            print(f"error: cannot read --password-file: {exc.strerror}", file=sys.stderr)
-            return Exit.CONFIG_ERROR
+    password = _password(args.password_file)
+    if password is False:
+        return Exit.CONFIG_ERROR
     tls = TlsOptions(args.ca, args.cert, args.client_key, args.insecure) if url.tls else None
     accepted = 0
     done = threading.Event()
@@ -101,12 +97,24 @@ def _listen(args: argparse.Namespace) -> int:
             protocol=args.protocol,
             client_id=args.client_id,
             username=args.username,
-            password=password,
+            password=password or None,
         )
     except (SealError, RegistryError, PublishError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return Exit.CONFIG_ERROR
     return _run(listener, done, args)
+
+
+def _password(path: str | None) -> str | bool | None:
+    """The MQTT password from ``--password-file`` (None without one, False when unreadable)."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError as exc:
+        print(f"error: cannot read --password-file: {exc.strerror}", file=sys.stderr)
+        return False
 
 
 def _run(listener: Any, done: threading.Event, args: argparse.Namespace) -> int:
