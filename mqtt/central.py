@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -219,6 +220,7 @@ class CentralListener:
             on_connect=self._subscribe,
             on_disconnect=self.subscribed.clear,
             name="central",
+            manual_ack=True,
         )
 
     def start(self) -> None:
@@ -244,15 +246,23 @@ class CentralListener:
         client.subscribe(topic, qos=1)
         log.info("central_subscribed", topic=topic, protocol=self._conn.negotiated)
 
-    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+    def _on_message(self, client: Any, _userdata: Any, message: Any) -> None:
+        """Acknowledge only what was recorded (accepted or rejected); a store failure reconnects,
+        so the broker delivers the message again (the session is persistent)."""
         try:
             event = self.processor.process(message.topic, message.payload)
         except EventRejected as exc:
+            client.ack(message.mid, message.qos)
             level = log.info if exc.reason == "duplicate" else log.warning
             level("central_event_rejected", reason=exc.reason, topic=message.topic, error=str(exc))
             if self._on_reject:
                 self._on_reject(message.topic, exc)
             return
+        except sqlite3.Error as exc:
+            log.error("central_state_store_failed", error=type(exc).__name__)
+            client.disconnect()
+            return
+        client.ack(message.mid, message.qos)
         try:
             self._on_event(event)
         except Exception as exc:  # the owner's callback must not kill the MQTT thread

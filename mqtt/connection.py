@@ -124,6 +124,7 @@ class Connection:
         backoff: Backoff | None = None,
         name: str = "mqtt",
         connack_timeout: float = 5.0,
+        manual_ack: bool = False,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise TypeError(f"protocol must be one of {PROTOCOLS}")
@@ -136,6 +137,7 @@ class Connection:
         self.name = name
         self.connack_timeout = connack_timeout
         self.idle_s = 0.05
+        self.manual_ack = manual_ack
         self.negotiated: str | None = None  # "5" or "3.1.1" once connected
         self.connected = threading.Event()
         self._stop = threading.Event()
@@ -172,7 +174,12 @@ class Connection:
         import paho.mqtt.client as mqtt
 
         proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
-        kwargs: dict[str, Any] = {"client_id": self.client_id, "protocol": proto, "reconnect_on_failure": False}
+        kwargs: dict[str, Any] = {
+            "client_id": self.client_id,
+            "protocol": proto,
+            "reconnect_on_failure": False,
+            "manual_ack": self.manual_ack,
+        }
         if not v5:
             kwargs["clean_session"] = self.clean_start
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
@@ -242,7 +249,10 @@ class Connection:
             self.connects += 1
             self.connected.set()
             log.info("mqtt_connected", conn=self.name, broker=str(self.url), protocol=self.negotiated)
-            self._session(client)
+            try:
+                self._session(client)
+            except Exception as exc:  # supervisor of the connection thread: log, reconnect, never die
+                log.error("mqtt_session_failed", conn=self.name, error=type(exc).__name__)
             if not self._stop.is_set():
                 self._stop.wait(self.backoff.next_delay())
         self._client = None
