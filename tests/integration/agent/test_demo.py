@@ -28,7 +28,9 @@ def test_demo_json_prints_each_event_then_the_summary_and_exits_0(broker: str) -
     done = demo("--taps", "3", "--json", "--broker", broker)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]  # stdout is JSON only
-    assert lines[-1] == {"summary": {"taps": 3, "accepted": 3, "duplicates": 0, "lost": 0}}
+    summary = lines[-1]["summary"]
+    assert set(summary) == {"taps", "accepted", "duplicates", "lost"}
+    assert (summary["taps"], summary["accepted"], summary["lost"]) == (3, 3, 0)  # a QoS 1 resend may duplicate
     events = lines[:-1]
     assert [e["kind"] for e in events] == ["identity"] * 3
     assert all(e["verification"]["passive"]["result"] == "ok" for e in events)
