@@ -206,7 +206,9 @@ class CentralListener:
         self.group, self.shared = group, shared
         self._on_event, self._on_reject = on_event, on_reject
         self.subscribed = threading.Event()
-        client_id = client_id or f"idstation-central-{group}-{socket.gethostname()}-{os.getpid()}"
+        # default: unique per listener (two clients with one id kick each other off); a stable
+        # --client-id keeps the persistent session across listener restarts
+        client_id = client_id or f"idstation-central-{group}-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self._conn = Connection(
             parse_broker_url(broker_url),
             client_id[:64],

@@ -176,3 +176,60 @@ def test_a_full_outbox_refuses_identity_and_raises_an_alarm(mosquitto, registry,
                 tiny.submit_identity(PRIVATE)
         assert wait_for(lambda: any(e.header.get("state") == "alarm" for e in central.events), 10)
         tiny.stop()
+
+
+def test_listeners_of_one_group_share_the_load_and_the_duplicates(mosquitto, registry, central_key, enrol, tmp_path):
+    device = enrol()
+    state = tmp_path / "shared-state.sqlite"
+    with (
+        Collector(mosquitto.url, registry, central_key.path, state, group="g2") as a,
+        Collector(mosquitto.url, registry, central_key.path, state, group="g2") as b,
+    ):
+        pub = make_publisher(mosquitto.url, device, central_key.public, tmp_path / "ob.sqlite")
+        pub.start()
+        ids = [pub.submit_identity(PRIVATE) for _ in range(40)]
+        assert pub.drain(20)
+        assert wait_for(lambda: set(ids) <= set(a.ids()) | set(b.ids()), 10)
+        pub.stop()
+    got = [i for i in a.ids() + b.ids() if i in set(ids)]
+    assert sorted(got) == sorted(ids)  # each event accepted once, by one of the two
+    assert a.ids() and b.ids()  # the broker spread the load
+
+
+def test_a_killed_publisher_leaves_an_offline_will(mosquitto, registry, central_key, enrol, tmp_path) -> None:
+    device = enrol()
+    with Collector(mosquitto.url, registry, central_key.path, tmp_path / "state.sqlite") as central:
+        proc = _run_publisher(mosquitto.url, device, central_key, tmp_path / "ob.sqlite", 100000)
+        assert wait_for(lambda: len(central.ids()) > 5, 20)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+
+        def offline() -> bool:
+            return any(e.kind == "status" and e.header.get("state") == "offline" for e in central.events)
+
+        assert wait_for(offline, 10)
+    will = next(e for e in central.events if e.kind == "status" and e.header.get("state") == "offline")
+    assert will.header["info"]["reason"] == "connection_lost"
+
+
+def test_a_password_broker_admits_only_known_users(broker_factory, registry, central_key, enrol, tmp_path) -> None:
+    broker = broker_factory(passwords={"box-1": "s3cret", "central": "c3ntral"})
+    device = enrol()
+    state = tmp_path / "state.sqlite"
+    with Collector(broker.url, registry, central_key.path, state, username="central", password="c3ntral") as central:
+        good = make_publisher(
+            broker.url, device, central_key.public, tmp_path / "a.sqlite", username="box-1", password="s3cret"
+        )
+        good.start()
+        event_id = good.submit_identity(PRIVATE)
+        assert good.drain(10)
+        assert wait_for(lambda: event_id in central.ids(), 10)
+        good.stop()
+    bad = make_publisher(
+        broker.url, device, central_key.public, tmp_path / "b.sqlite", username="box-1", password="nope"
+    )
+    bad.start()
+    bad.submit_identity(PRIVATE)
+    time.sleep(1.0)
+    assert not bad.stats()["connected"] and bad.stats()["outbox"]["total"] == 1
+    bad.stop(0.2)
