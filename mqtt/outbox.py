@@ -107,7 +107,7 @@ class Outbox:
         self.set_aside: Path | None = None
         self.full_alarm = False
         self.dropped_telemetry = 0
-        self._pending_acks: list[int] = []
+        self._pending_acks: set[int] = set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open_checked()
         self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM events").fetchone()[0])
@@ -267,7 +267,7 @@ class Outbox:
     def ack(self, row_id: int) -> None:
         """The broker acknowledged this row: delete it (batched; see :meth:`flush_acks`)."""
         with self._lock:
-            self._pending_acks.append(row_id)
+            self._pending_acks.add(row_id)
             if len(self._pending_acks) >= 64:
                 self.flush_acks()
 
@@ -275,7 +275,7 @@ class Outbox:
         with self._lock:
             if not self._pending_acks:
                 return
-            ids, self._pending_acks = self._pending_acks, []
+            ids, self._pending_acks = sorted(self._pending_acks), set()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 freed = 0
@@ -286,7 +286,7 @@ class Outbox:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                self._pending_acks = ids + self._pending_acks
+                self._pending_acks |= set(ids)
                 log.warning("outbox_ack_failed", error=type(exc).__name__)
                 return
             self._bytes -= freed
@@ -300,7 +300,6 @@ class Outbox:
         """Up to ``limit`` unsent rows of ``lane`` in order, skipping ids in ``exclude`` (in flight)."""
         if limit <= 0:
             return []
-        skip = set(exclude) | set(self._pending_acks)
         cutoff = self._clock() - self.live_window_s
         if lane is Lane.LIVE:
             where, args = "data = 1 AND enqueued_at >= ?", (cutoff,)
@@ -310,6 +309,7 @@ class Outbox:
             where, args = "data = 0", ()
         sql = _PENDING_SQL.format(where=where)
         with self._lock:
+            skip = set(exclude) | self._pending_acks
             rows = self._db.execute(sql, (*args, limit + len(skip))).fetchall()
         out = [OutboxRow(*r[:5], bool(r[5]), *r[6:], lane) for r in rows if r[0] not in skip]  # type: ignore[misc]
         return out[:limit]
