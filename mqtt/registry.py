@@ -102,6 +102,21 @@ def _public_pem(key: Ed25519PublicKey | str | bytes) -> tuple[Ed25519PublicKey, 
     return loaded, raw.decode("ascii")
 
 
+def _record_key(data: dict[str, Any]) -> tuple[Ed25519PublicKey, str]:
+    """The device's Ed25519 key: ``public_key_pem``, or else an Ed25519 ``certificate_pem``."""
+    pem = data.get("public_key_pem")
+    if pem:
+        return load_verify_key(pem.encode("ascii")), pem
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(data["certificate_pem"].encode("ascii"))
+    key = cert.public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        raise TypeError("the certificate does not hold an Ed25519 key")
+    spki = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key, spki.decode("ascii")
+
+
 class Registry:
     """A registry directory. Thread-safe; lookups reload changed directories automatically."""
 
@@ -247,7 +262,7 @@ class Registry:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             device_id, site, counter = data["device_id"], data["site"], data["counter"]
-            key = load_verify_key(data["public_key_pem"].encode("ascii"))
+            key, pem = _record_key(data)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, SealError):
             log.warning("registry_record_unreadable", file=path.name)
             return None
@@ -264,7 +279,7 @@ class Registry:
             counter,
             key_id,
             key,
-            data["public_key_pem"],
+            pem,
             data.get("certificate_pem"),
             str(data.get("enrolled_at", "")),
         )

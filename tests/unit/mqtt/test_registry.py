@@ -65,3 +65,26 @@ def test_a_corrupt_record_is_skipped_not_fatal(tmp_path) -> None:
 def test_a_record_names_no_key_material_in_its_repr(tmp_path) -> None:
     rec = Registry(tmp_path, create=True).add_device("box-1", "s", "c", Ed25519PrivateKey.generate().public_key())
     assert "BEGIN" not in repr(rec)
+
+
+def test_a_record_may_carry_its_key_as_an_ed25519_certificate(tmp_path) -> None:
+    import datetime as dt
+    import json
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    key = Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "box-7")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)).sign(key, None)
+    )  # fmt: skip
+    (tmp_path / "devices").mkdir()
+    record = {"device_id": "box-7", "site": "s", "counter": "c", "certificate_pem": cert.public_bytes(
+        serialization.Encoding.PEM).decode()}  # fmt: skip
+    (tmp_path / "devices" / "box-7.json").write_text(json.dumps(record), encoding="utf-8")
+    found = Registry(tmp_path).lookup("box-7")
+    assert found is not None and found.key_id == key_id_for(key.public_key())
