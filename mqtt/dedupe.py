@@ -161,7 +161,7 @@ class DedupeStore:
         if device_id is not None:
             sql, args = sql + " WHERE device_id = ?", (device_id,)
         with self._lock:
-            return [tuple(r) for r in self._db.execute(sql + " ORDER BY device_id, lo", args)]  # type: ignore[misc]
+            return [(r[0], r[1], r[2]) for r in self._db.execute(sql + " ORDER BY device_id, lo", args)]
 
     def max_seq(self, device_id: str) -> int | None:
         with self._lock:

@@ -54,7 +54,7 @@ __all__ = [
 class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1] = Field(default=SCHEMA_VERSION, description="schema version")
+    v: Literal[1] = Field(default=1, description="schema version (SCHEMA_VERSION)")
     event_id: str = Field(pattern=_UUID7, description="UUIDv7, unique per event, kept across resends")
     device_id: str = Field(pattern=_NAME)
     site: str = Field(pattern=_NAME)
@@ -100,7 +100,7 @@ Header = Annotated[
     IdentityHeader | ReadFailedHeader | StatusHeader | HeartbeatHeader,
     Field(discriminator="kind"),
 ]
-_HEADER = TypeAdapter(Header)
+_HEADER: TypeAdapter[Any] = TypeAdapter(Header)
 
 
 class IdentityPrivate(BaseModel):

@@ -301,17 +301,22 @@ class Outbox:
         if limit <= 0:
             return []
         cutoff = self._clock() - self.live_window_s
+        args: tuple[float, ...] = ()
         if lane is Lane.LIVE:
             where, args = "data = 1 AND enqueued_at >= ?", (cutoff,)
         elif lane is Lane.BACKLOG:
             where, args = "data = 1 AND enqueued_at < ?", (cutoff,)
         else:
-            where, args = "data = 0", ()
+            where = "data = 0"
         sql = _PENDING_SQL.format(where=where)
         with self._lock:
             skip = set(exclude) | self._pending_acks
             rows = self._db.execute(sql, (*args, limit + len(skip))).fetchall()
-        out = [OutboxRow(*r[:5], bool(r[5]), *r[6:], lane) for r in rows if r[0] not in skip]  # type: ignore[misc]
+        out = [
+            OutboxRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8], lane)
+            for r in rows
+            if r[0] not in skip
+        ]
         return out[:limit]
 
     def depth(self) -> dict[str, int]:

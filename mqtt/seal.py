@@ -125,7 +125,7 @@ def load_central_public_key(source: str | bytes | Path) -> X25519PublicKey:
 # --- HPKE ---------------------------------------------------------------------------------------
 
 
-def _suite():  # type: ignore[no-untyped-def]
+def _suite() -> Any:
     from cryptography.hazmat.primitives import hpke
 
     return hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
