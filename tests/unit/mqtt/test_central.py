@@ -7,6 +7,8 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from idstation.mqtt.central import CentralProcessor, event_to_json_line
 from idstation.mqtt.dedupe import DedupeStore
 from idstation.mqtt.errors import EventRejected
@@ -143,3 +145,19 @@ def test_telemetry_lines_carry_no_sealed_fields(world, central) -> None:
     frame = world.device().build("status", 0, state="online", info={"reader": "ok"}).frame
     line = json.loads(event_to_json_line(central.process(topic_for("hn-01", "c01", "status"), frame)))
     assert line["state"] == "online" and "citizen" not in line
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400))
+def test_any_payload_is_accepted_or_rejected_never_a_crash(central, data: bytes) -> None:
+    with pytest.raises(EventRejected):
+        central.process(TOPIC, data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(position=st.integers(min_value=0, max_value=10_000), flip=st.integers(min_value=1, max_value=255))
+def test_any_altered_byte_of_a_genuine_frame_is_rejected(world, central, position: int, flip: int) -> None:
+    frame = bytearray(world.device(f"box-{position % 7}").build("identity", 1, private=PRIVATE).frame)
+    frame[position % len(frame)] ^= flip
+    with pytest.raises(EventRejected):
+        central.process(TOPIC, bytes(frame))
