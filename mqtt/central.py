@@ -40,7 +40,7 @@ from idstation.mqtt.errors import EventRejected, SealError
 from idstation.mqtt.events import DATA_KINDS, parse_header
 from idstation.mqtt.registry import Registry
 from idstation.mqtt.seal import decode_frame, load_central_private_key, open_private, verify_frame
-from idstation.mqtt.topics import SUBSCRIPTION, parse_topic, shared_subscription
+from idstation.mqtt.topics import SUBSCRIPTION, is_provisioning_topic, parse_topic, shared_subscription
 
 log = structlog.get_logger(__name__)
 
@@ -251,6 +251,9 @@ class CentralListener:
     def _on_message(self, client: Any, _userdata: Any, message: Any) -> None:
         """Acknowledge only what was recorded (accepted or rejected); a store failure reconnects,
         so the broker delivers the message again (the session is persistent)."""
+        if is_provisioning_topic(message.topic):  # enrolment traffic, not an event: not a reject
+            client.ack(message.mid, message.qos)
+            return
         try:
             event = self.processor.process(message.topic, message.payload)
         except EventRejected as exc:

@@ -13,8 +13,18 @@ from idstation.mqtt.registry import valid_name
 
 PREFIX = "idstation/v1"
 SUBSCRIPTION = f"{PREFIX}/+/+/+"
+# Enrolment request/response topics (provisioning) share the prefix and the depth of event topics.
+PROVISION_PREFIX = f"{PREFIX}/provision/"
 
-__all__ = ["PREFIX", "SUBSCRIPTION", "parse_topic", "shared_subscription", "topic_for"]
+__all__ = [
+    "PREFIX",
+    "PROVISION_PREFIX",
+    "SUBSCRIPTION",
+    "is_provisioning_topic",
+    "parse_topic",
+    "shared_subscription",
+    "topic_for",
+]
 
 
 def topic_for(site: str, counter: str, kind: str) -> str:
@@ -24,6 +34,11 @@ def topic_for(site: str, counter: str, kind: str) -> str:
     if kind not in KINDS:
         raise TypeError(f"unknown event kind {kind!r}")
     return f"{PREFIX}/{site}/{counter}/{kind}"
+
+
+def is_provisioning_topic(topic: str) -> bool:
+    """True for enrolment traffic, which an event listener's wildcard also receives and must ignore."""
+    return topic.startswith(PROVISION_PREFIX)
 
 
 def parse_topic(topic: str) -> tuple[str, str, str]:
