@@ -54,3 +54,21 @@ def test_cli_help_lists_every_command_family() -> None:
     ).stdout
     for word in ("card", "central", "provision"):
         assert word in out
+
+
+def test_readme_cli_reference_names_every_command() -> None:
+    from idstation.agent.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    for name, command_parser in sub.choices.items():
+        assert f"idstation {name}" in readme, name
+        nested = [a for a in command_parser._actions if getattr(a, "choices", None) and a.dest.endswith("_command")]
+        for action in nested:
+            seen: set[int] = set()
+            for child, child_parser in action.choices.items():
+                if id(child_parser) in seen:  # an alias of a command already checked
+                    continue
+                seen.add(id(child_parser))
+                assert f"idstation {name} {child}" in readme, f"{name} {child}"
