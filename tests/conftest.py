@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
 pytest_plugins = [
     "tests.fixtures.pcsc",  # pcscd + vpcd with the virtual chip
     "tests.fixtures.broker",  # real mosquitto on loopback (plain, TLS, mTLS, ACL)
 ]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands run in process (``main()``) configure logging; give every next test the defaults back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_idstation", False)]:
+        root.removeHandler(handler)

@@ -4,13 +4,10 @@ hardware, a first event accepted by the central side, renewal, revocation (event
 from __future__ import annotations
 
 import json
-import logging
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from cryptography.hazmat.primitives import serialization
 from idstation.agent.cli import main
 from idstation.mqtt.central import CentralProcessor
@@ -21,17 +18,6 @@ from idstation.provisioning.mqttio import MqttSession
 from .conftest import PASSWORDS, Central
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """main() points logging at the captured stderr; give later tests the defaults back."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_idstation", False)]:
-        root.removeHandler(handler)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import structlog
 from idstation.agent.cli import main
 from idstation.agent.qr.synth import random_payload
 from idstation.hal.camera_scene import SceneParams, render_scene
@@ -16,13 +15,6 @@ from idstation.hal.camera_scene import SceneParams, render_scene
 PAYLOAD = random_payload(np.random.default_rng(31))
 KEYS = {"path", "ok", "text", "citizen", "error", "ms"}
 CITIZEN_KEYS = {"id_number", "old_id_number", "full_name", "date_of_birth", "gender", "permanent_address", "issue_date"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_logging() -> object:
-    """main() points structlog at this test's captured stderr; undo that for later tests."""
-    yield
-    structlog.reset_defaults()
 
 
 def _save(path: Path, image: np.ndarray) -> Path:

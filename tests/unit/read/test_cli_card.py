@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from idstation.agent.cli import main
 from idstation.agent.emrtd.profiles import qr_text
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """main() points logging at the captured stderr; undo that so later tests don't log to a closed file."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_idstation", False):
-            root.removeHandler(handler)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
