@@ -78,47 +78,46 @@ def _read_pem(source: str | bytes | Path) -> bytes:
         raise SealError(f"cannot read key file {source}: {exc.strerror}") from None
 
 
+def _load_key(source: str | bytes | Path, *, private: bool, expected: type, what: str) -> Any:
+    """A PEM key of type ``expected`` (private PKCS#8 or public SubjectPublicKeyInfo), else SealError."""
+    pem = _read_pem(source)
+    try:
+        key = (
+            serialization.load_pem_private_key(pem, password=None)
+            if private
+            else serialization.load_pem_public_key(pem)
+        )
+    except (ValueError, TypeError) as exc:
+        kind = "an unencrypted PEM private key" if private else "a PEM public key"
+        raise SealError(f"not {kind}: {type(exc).__name__}") from None
+    if not isinstance(key, expected):
+        raise SealError(
+            f"the {what} is not an {expected.__name__.removesuffix('PrivateKey').removesuffix('PublicKey')} key"
+        )
+    return key
+
+
 def load_signing_key(source: str | bytes | Path) -> Ed25519PrivateKey:
     """An Ed25519 private key from a PKCS#8 PEM file (or PEM text/bytes)."""
-    try:
-        key = serialization.load_pem_private_key(_read_pem(source), password=None)
-    except (ValueError, TypeError) as exc:
-        raise SealError(f"not an unencrypted PEM private key: {type(exc).__name__}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SealError("the signing key is not an Ed25519 key")
+    key: Ed25519PrivateKey = _load_key(source, private=True, expected=Ed25519PrivateKey, what="signing key")
     return key
 
 
 def load_verify_key(source: str | bytes | Path) -> Ed25519PublicKey:
     """An Ed25519 public key from PEM (SubjectPublicKeyInfo) text, bytes or file."""
-    try:
-        key = serialization.load_pem_public_key(_read_pem(source))
-    except (ValueError, TypeError) as exc:
-        raise SealError(f"not a PEM public key: {type(exc).__name__}") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise SealError("the device key is not an Ed25519 key")
+    key: Ed25519PublicKey = _load_key(source, private=False, expected=Ed25519PublicKey, what="device key")
     return key
 
 
 def load_central_private_key(source: str | bytes | Path) -> X25519PrivateKey:
     """The central X25519 private key, PKCS#8 PEM as ``openssl genpkey -algorithm X25519`` writes it."""
-    try:
-        key = serialization.load_pem_private_key(_read_pem(source), password=None)
-    except (ValueError, TypeError) as exc:
-        raise SealError(f"not an unencrypted PEM private key: {type(exc).__name__}") from None
-    if not isinstance(key, X25519PrivateKey):
-        raise SealError("the central key is not an X25519 key")
+    key: X25519PrivateKey = _load_key(source, private=True, expected=X25519PrivateKey, what="central key")
     return key
 
 
 def load_central_public_key(source: str | bytes | Path) -> X25519PublicKey:
     """The central X25519 public key (PEM SubjectPublicKeyInfo), the HPKE recipient on devices."""
-    try:
-        key = serialization.load_pem_public_key(_read_pem(source))
-    except (ValueError, TypeError) as exc:
-        raise SealError(f"not a PEM public key: {type(exc).__name__}") from None
-    if not isinstance(key, X25519PublicKey):
-        raise SealError("the central public key is not an X25519 key")
+    key: X25519PublicKey = _load_key(source, private=False, expected=X25519PublicKey, what="central public key")
     return key
 
 
