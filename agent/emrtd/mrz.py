@@ -22,7 +22,11 @@ _VN_OPTIONAL = re.compile(r"(\d{12})<<(\d)")
 
 @dataclass(frozen=True, slots=True)
 class Mrz:
-    """A parsed MRZ. Dates are YYMMDD strings as printed (expiry may be '<<<<<<' when absent)."""
+    """A parsed MRZ. Dates are YYMMDD strings as printed.
+
+    The expiry of a lifelong card is undocumented (domain.md): it may be '<<<<<<' or a digit filler
+    that is not a calendar date ('000000', '999999'); it is kept as printed, check digit verified.
+    """
 
     format: str  # "TD1" or "TD3"
     document_code: str
@@ -66,8 +70,8 @@ def _verify(field: str, digit: str, what: str, *, optional: bool = False) -> Non
 
 
 def _date_field(value: str, what: str, *, may_be_empty: bool = False) -> str:
-    if may_be_empty and value == "<<<<<<":
-        return value
+    if may_be_empty and (value == "<<<<<<" or (len(value) == 6 and value.isdigit())):
+        return value  # a date, or a lifelong card's filler: the check digit still guards it
     if not value.isdigit() or not (1 <= int(value[2:4]) <= 12) or not (1 <= int(value[4:6]) <= 31):
         raise MrzError(f"MRZ {what} is not a YYMMDD date")
     return value
