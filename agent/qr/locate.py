@@ -111,7 +111,7 @@ def _linear_along(src: np.ndarray, size: int, factor: float, axis: int) -> np.nd
     n = src.shape[axis]
     pos = (np.arange(size, dtype=np.float32) + 0.5) / factor - 0.5
     i0 = np.clip(np.floor(pos).astype(np.intp), 0, n - 2)
-    frac = np.clip(pos - i0, 0, 1)
+    frac = np.clip(pos - i0, 0, 1).astype(np.float32)  # float64 here made the product 10x slower
     a, b = np.take(src, i0, axis=axis), np.take(src, i0 + 1, axis=axis)
     weight = frac[:, None] if axis == 0 else frac[None, :]
     out: np.ndarray = a + (b - a) * weight

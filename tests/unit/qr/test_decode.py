@@ -193,3 +193,11 @@ def test_a_tiny_code_read_out_of_a_dense_codes_alignment_patterns_is_not_a_hit()
     text, params = list(synthetic_scenes(190, seed=2024))[189]
     hit = QrDecoder().decode(render_scene(text, params))
     assert hit is None or hit.text == text
+
+
+@pytest.mark.parametrize("ppm", [10, 16])
+def test_a_large_code_decodes_with_the_first_call_without_the_downscaled_pyramid(ppm: float) -> None:
+    hit = QrDecoder().decode(render_scene(PAYLOAD, replace(BASE, ppm=ppm, roll=5, tilt=5, defocus=3.0)))
+    assert hit is not None
+    assert hit.text == PAYLOAD
+    assert hit.strategy == "first"
