@@ -236,14 +236,22 @@ def _scale_box(box: tuple[int, int, int, int], scale: float, shape: tuple[int, .
 
 
 def _distinct(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """Drop boxes mostly inside an earlier one (the same code located twice)."""
+    """Drop boxes mostly inside an earlier one of similar size (the same code located twice).
+
+    A box inside a much larger one is kept: zxing-cpp sometimes locates a misshapen symbol
+    around a code, and the tighter box gets the larger upscale a small code needs.
+    """
     kept: list[tuple[int, int, int, int]] = []
     for box in boxes:
         x0, y0, x1, y1 = box
         area = max(1, (x1 - x0) * (y1 - y0))
-        if all(_overlap(box, k) < 0.6 * area for k in kept):
+        if all(_overlap(box, k) < 0.6 * area or _area(k) > 2.5 * area for k in kept):
             kept.append(box)
     return kept
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return max(1, (box[2] - box[0]) * (box[3] - box[1]))
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:

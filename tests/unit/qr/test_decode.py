@@ -201,3 +201,10 @@ def test_a_large_code_decodes_with_the_first_call_without_the_downscaled_pyramid
     assert hit is not None
     assert hit.text == PAYLOAD
     assert hit.strategy == "first"
+
+
+def test_a_tight_box_inside_a_much_larger_located_box_is_still_tried() -> None:
+    from idstation.agent.qr.decode import _distinct
+
+    large, tight, again = (0, 0, 400, 400), (100, 100, 200, 200), (105, 100, 205, 200)
+    assert _distinct([large, tight, again]) == [large, tight]
