@@ -21,6 +21,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from idstation.mqtt import seal
 from idstation.provisioning.errors import NotProvisioned, StateError
 
 SIGNING_KEY_FILE = "signing_key.pem"
@@ -28,8 +29,8 @@ TLS_KEY_FILE = "tls_key.pem"
 
 
 def key_id_for(signing_public_raw: bytes) -> str:
-    """The key id of an Ed25519 public key (32 raw bytes)."""
-    return "ed25519:" + hashlib.sha256(signing_public_raw).hexdigest()[:16]
+    """The key id of an Ed25519 public key (32 raw bytes): the event layer's own ``key_id_for``."""
+    return seal.key_id_for(ed25519.Ed25519PublicKey.from_public_bytes(signing_public_raw))
 
 
 def device_id_for(signing_public_raw: bytes) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
+from idstation.mqtt.broker import free_port
 from idstation.mqtt.registry import Registry
 from idstation.provisioning.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
 from idstation.provisioning.enroller import Enroller, EnrolPolicy
@@ -24,12 +25,6 @@ from idstation.provisioning.fleet_ca import FleetCA
 from idstation.provisioning.mqttio import BrokerAccess
 
 PASSWORDS = {"claim": "claim-secret", "enroller": "enroller-secret", "central": "central-secret"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -82,7 +77,7 @@ def central(tmp_path: Path) -> Iterator[Central]:
     pw = broker_dir / "passwords"
     pw.write_text("".join(f"{u}:{p}\n" for u, p in PASSWORDS.items()))
     subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)
-    claim_port, device_port = _free_port(), _free_port()
+    claim_port, device_port = free_port(), free_port()
     conf = broker_dir / "mosquitto.conf"
     conf.write_text(
         mosquitto_conf(
