@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from idstation.hal.storage import write_atomic
 from idstation.mqtt.errors import RegistryError
 from idstation.mqtt.seal import SealError, key_id_for, load_verify_key
 
@@ -76,18 +76,10 @@ def _now_iso() -> str:
 
 
 def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+    """A registry record, replaced atomically and durably (the directory entry included)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_atomic(path, text.encode("utf-8"))
 
 
 def _public_pem(key: Ed25519PublicKey | str | bytes) -> tuple[Ed25519PublicKey, str]:
