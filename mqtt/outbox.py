@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from idstation.hal.storage import write_atomic
 from idstation.mqtt.errors import OutboxCorrupt, OutboxFull, PublishError
 from idstation.mqtt.events import DATA_KINDS, KINDS, BuiltEvent
 
@@ -88,6 +89,25 @@ class OutboxRow:
         return f"OutboxRow(id={self.id}, event_id={self.event_id!r}, kind={self.kind!r}, lane={self.lane.name})"
 
 
+@dataclass(slots=True)
+class _Write:
+    """A built event waiting for the group commit, and its outcome."""
+
+    event: BuiltEvent
+    kind: str
+    data: bool
+    seq: int
+    topic: str
+    retain: bool
+    size: int
+    done: bool = False
+    row: OutboxRow | None = None
+    error: Exception | None = None
+
+    def __repr__(self) -> str:
+        return f"_Write(event_id={self.event.event_id!r}, kind={self.kind!r}, seq={self.seq}, done={self.done})"
+
+
 class Outbox:
     """One outbox file. Thread-safe (one connection behind a lock)."""
 
@@ -103,7 +123,12 @@ class Outbox:
         self.max_bytes = max_bytes
         self.live_window_s = live_window_s
         self._clock = clock
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the database connection
+        self._build_lock = threading.Lock()  # seq order: one event is built at a time
+        self._group = threading.Condition(threading.Lock())  # the group-commit queue
+        self._queue: list[_Write] = []
+        self._queued_bytes = 0
+        self._committing = False
         self.set_aside: Path | None = None
         self.full_alarm = False
         self.dropped_telemetry = 0
@@ -174,12 +199,7 @@ class Outbox:
         if seq <= self._reserved:
             return
         reserved = seq + SEQ_BLOCK
-        tmp = self._seq_file().with_suffix(".tmp")
-        with open(tmp, "w", encoding="ascii") as fh:
-            fh.write(f"{reserved}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._seq_file())
+        write_atomic(self._seq_file(), f"{reserved}\n".encode("ascii"))
         self._reserved = reserved
 
     # --- writing --------------------------------------------------------------------------------
@@ -193,62 +213,118 @@ class Outbox:
     ) -> OutboxRow | None:
         """Build the event with its ``seq`` and store it durably, in one transaction.
 
-        Returns the stored row, or None when a telemetry event was dropped because the outbox is full.
-        Raises :class:`OutboxFull` for a data event that does not fit.
+        Returns the stored row once it is committed, or None when a telemetry event was dropped
+        because the outbox is full. Raises :class:`OutboxFull` for a data event that does not fit.
+
+        Building (sealing and signing: CPU under the GIL) happens under a build lock that only
+        orders ``seq``; the database lock is not held meanwhile, so the connection thread keeps
+        publishing and acknowledging. Events built while a commit is under way are committed
+        together by the next one (group commit: one fsync for all of them), and each caller
+        returns only after the commit that holds its row.
         """
         if kind not in KINDS:
             raise TypeError(f"unknown event kind {kind!r}")
         data = kind in DATA_KINDS
-        with self._lock:
+        with self._build_lock:
             seq = self._seq + 1 if data else self._seq
             if data:
                 self._reserve(seq)
             event = build(seq)
             size = len(event.frame)
-            if self._bytes + size > self.max_bytes and not self._make_room(data, size):
-                if data:
+            with self._group:
+                if data and self._bytes + self._queued_bytes + size > self.max_bytes:
                     self.full_alarm = True
                     log.error("outbox_full_rejected", kind=kind, bytes=self._bytes, cap=self.max_bytes)
                     raise OutboxFull("the outbox is full: the event was refused")
-                self.dropped_telemetry += 1
-                log.warning("outbox_full_telemetry_dropped", kind=kind)
-                return None
+                request = _Write(event, kind, data, seq, topic, retain, size)
+                self._queue.append(request)
+                self._queued_bytes += size
+            if data:
+                self._seq = seq
+        return self._await_commit(request)
+
+    def _await_commit(self, request: _Write) -> OutboxRow | None:
+        with self._group:
+            while not request.done:
+                if self._committing:
+                    self._group.wait()
+                    continue
+                self._committing = True
+                batch, self._queue = self._queue, []
+                self._group.release()
+                try:
+                    self._commit(batch)
+                finally:
+                    self._group.acquire()
+                    self._queued_bytes -= sum(w.size for w in batch)
+                    for write in batch:
+                        write.done = True
+                    self._committing = False
+                    self._group.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.row
+
+    def _commit(self, batch: list[_Write]) -> None:
+        """Insert a batch of built events in one transaction (one fsync). Sets each write's outcome."""
+        with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                if kind == "status":
-                    self._supersede_status()
-                now = self._clock()
-                cur = self._db.execute(
-                    "INSERT INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (event.event_id, kind, int(data), seq, topic, int(retain), size, now, event.frame),
-                )
-                if data:
-                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (seq,))
+                now, added, top_seq = self._clock(), 0, 0
+                for w in batch:
+                    need = self._bytes + added + w.size - self.max_bytes
+                    if need > 0 and not w.data:
+                        freed = self._evict_telemetry(need)
+                        if freed is None:
+                            self.dropped_telemetry += 1
+                            log.warning("outbox_full_telemetry_dropped", kind=w.kind)
+                            continue  # dropped: the caller gets None
+                        added -= freed
+                    if w.kind == "status":
+                        added -= self._supersede_status()
+                    w.row = self._insert(w, now)
+                    added += w.size
+                    top_seq = max(top_seq, w.seq if w.data else 0)
+                if top_seq:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('seq',"
+                        " MAX(?, COALESCE((SELECT value FROM meta WHERE key = 'seq'), 0)))",
+                        (top_seq,),
+                    )
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except Exception as exc:  # every waiter must learn that its write failed
                 self._rollback()
-                raise PublishError(f"outbox write failed: {type(exc).__name__}") from None
-            self._bytes += size
-            self._seq = seq
-            lane = Lane.LIVE if data else Lane.TELEMETRY
-            return OutboxRow(
-                int(cur.lastrowid or 0), event.event_id, kind, seq, topic, retain, size, now, event.frame, lane
-            )
+                log.error("outbox_write_failed", error=type(exc).__name__, events=len(batch))
+                error = PublishError(f"outbox write failed: {type(exc).__name__}")
+                for w in batch:
+                    w.row, w.error = None, error
+                return
+            self._bytes += added
+
+    def _insert(self, w: _Write, now: float) -> OutboxRow:
+        cur = self._db.execute(
+            "INSERT INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (w.event.event_id, w.kind, int(w.data), w.seq, w.topic, int(w.retain), w.size, now, w.event.frame),
+        )
+        lane = Lane.LIVE if w.data else Lane.TELEMETRY
+        row_id, event = int(cur.lastrowid or 0), w.event
+        return OutboxRow(row_id, event.event_id, w.kind, w.seq, w.topic, w.retain, w.size, now, event.frame, lane)
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
 
-    def _supersede_status(self) -> None:
+    def _supersede_status(self) -> int:
+        """Delete unsent older statuses (a new one supersedes them); the bytes freed."""
         cur = self._db.execute("DELETE FROM events WHERE kind = 'status' RETURNING size")
-        self._bytes -= sum(r[0] for r in cur.fetchall())
+        return sum(r[0] for r in cur.fetchall())
 
-    def _make_room(self, data: bool, size: int) -> bool:
-        """Evict the oldest telemetry to fit ``size`` bytes; data is never evicted."""
-        if data:
-            return False
-        need = self._bytes + size - self.max_bytes
+    def _evict_telemetry(self, need: int) -> int | None:
+        """Delete the oldest telemetry rows to free ``need`` bytes: the bytes freed, or None (no room).
+
+        Data events are never evicted.
+        """
         rows = self._db.execute("SELECT id, size FROM events WHERE data = 0 ORDER BY id").fetchall()
         victims, freed = [], 0
         for row_id, row_size in rows:
@@ -257,12 +333,11 @@ class Outbox:
             victims.append(row_id)
             freed += row_size
         if freed < need:
-            return False
+            return None
         self._db.executemany("DELETE FROM events WHERE id = ?", [(v,) for v in victims])
-        self._bytes -= freed
         self.dropped_telemetry += len(victims)
         log.warning("outbox_telemetry_evicted", count=len(victims))
-        return True
+        return freed
 
     def ack(self, row_id: int) -> None:
         """The broker acknowledged this row: delete it (batched; see :meth:`flush_acks`)."""
