@@ -37,7 +37,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from idstation.mqtt.connection import Backoff, Connection, TlsOptions, parse_broker_url
-from idstation.mqtt.errors import OutboxFull
+from idstation.mqtt.errors import OutboxDiskFull, OutboxFull, PublishError
 from idstation.mqtt.events import EventBuilder
 from idstation.mqtt.outbox import Lane, Outbox, OutboxRow
 from idstation.mqtt.seal import Signer, load_central_public_key, load_signing_key
@@ -182,6 +182,7 @@ class Publisher:
             "acked": self.acked,
             "last_ack_at": self.last_ack_at,
             "outbox_full": self.outbox.full_alarm,
+            "disk_full": self.outbox.disk_full,
             "dropped_telemetry": self.outbox.dropped_telemetry,
             "outbox_set_aside": str(self.outbox.set_aside) if self.outbox.set_aside else None,
         }
@@ -215,8 +216,9 @@ class Publisher:
             event = self.outbox.append(
                 kind, topic, lambda seq: self.builder.build(kind, seq, private=private, **clear), retain=retain
             )
-        except OutboxFull:
-            self._alarm = "outbox_full"  # published directly (not stored) by the connection thread
+        except (OutboxFull, OutboxDiskFull) as exc:
+            # published directly (not stored: there is no room) by the connection thread
+            self._alarm = "disk_full" if isinstance(exc, OutboxDiskFull) else "outbox_full"
             self._conn.wake()
             raise
         if event is None:
@@ -248,10 +250,12 @@ class Publisher:
             self._acks.clear()
             self._live_waiting = True
         state, info = self._status
-        with contextlib.suppress(OutboxFull):
+        with contextlib.suppress(PublishError):  # a full outbox or disk: the alarm below still goes out
             self._submit("status", retain=True, state=state, info={**info, "protocol": self._conn.negotiated})
-        if self.outbox.full_alarm:
-            self._submit("status", retain=True, state="alarm", info={"alarm": "outbox_full"})
+            if self.outbox.full_alarm:
+                self._submit("status", retain=True, state="alarm", info={"alarm": "outbox_full"})
+        if self.outbox.disk_full:
+            self._alarm = "disk_full"  # nothing can be stored: the alarm goes out directly
         self._on_idle(client)
 
     def _on_disconnect(self) -> None:

@@ -13,6 +13,10 @@ class OutboxFull(PublishError):
     """The outbox reached its byte cap and its policy refused the event."""
 
 
+class OutboxDiskFull(PublishError):
+    """The file system under the outbox is full: the event was refused (nothing stored is lost)."""
+
+
 class OutboxCorrupt(PublishError):
     """The outbox database failed its integrity check (it is set aside and a new one started)."""
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import errno
 import os
 import sqlite3
 import threading
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import structlog
 from idstation.hal.storage import write_atomic
-from idstation.mqtt.errors import OutboxCorrupt, OutboxFull, PublishError
+from idstation.mqtt.errors import OutboxCorrupt, OutboxDiskFull, OutboxFull, PublishError
 from idstation.mqtt.events import DATA_KINDS, KINDS, BuiltEvent
 
 log = structlog.get_logger(__name__)
@@ -131,6 +132,7 @@ class Outbox:
         self._committing = False
         self.set_aside: Path | None = None
         self.full_alarm = False
+        self.disk_full = False  # the last write failed for want of space
         self.dropped_telemetry = 0
         self._pending_acks: set[int] = set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +230,10 @@ class Outbox:
         with self._build_lock:
             seq = self._seq + 1 if data else self._seq
             if data:
-                self._reserve(seq)
+                try:
+                    self._reserve(seq)
+                except OSError as exc:
+                    raise _write_error(exc) from None
             event = build(seq)
             size = len(event.frame)
             with self._group:
@@ -294,12 +299,16 @@ class Outbox:
                 self._db.execute("COMMIT")
             except Exception as exc:  # every waiter must learn that its write failed
                 self._rollback()
-                log.error("outbox_write_failed", error=type(exc).__name__, events=len(batch))
-                error = PublishError(f"outbox write failed: {type(exc).__name__}")
+                error = _write_error(exc)
+                self.disk_full = isinstance(error, OutboxDiskFull)
+                log.error("outbox_write_failed", error=str(error), events=len(batch))
                 for w in batch:
                     w.row, w.error = None, error
                 return
             self._bytes += added
+            if self.disk_full:
+                self.disk_full = False
+                log.info("outbox_disk_full_cleared")
 
     def _insert(self, w: _Write, now: float) -> OutboxRow:
         cur = self._db.execute(
@@ -421,6 +430,14 @@ class Outbox:
 
     def __repr__(self) -> str:
         return f"Outbox(path={str(self.path)!r}, bytes={self._bytes}, last_seq={self._seq})"
+
+
+def _write_error(exc: BaseException) -> PublishError:
+    """The typed error for a failed outbox write; a full file system is :class:`OutboxDiskFull`."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name == "SQLITE_FULL" or getattr(exc, "errno", None) == errno.ENOSPC:
+        return OutboxDiskFull("outbox write failed: the disk is full")
+    return PublishError(f"outbox write failed: {name or type(exc).__name__}")
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
