@@ -17,6 +17,7 @@ username is the certificate's CN (``use_identity_as_username``), i.e. the device
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,7 +37,31 @@ log = structlog.get_logger(__name__)
 __all__ = ["BrokerTls", "LocalBroker", "free_port", "render_acl"]
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A loopback TCP port that is free now, chosen below the kernel's ephemeral range.
+
+    A port handed out by ``bind(0)`` comes from the ephemeral range, where any outgoing connection
+    made before the server binds (another test's client, say) can take it; below that range only
+    another server choosing the same random port can, which is rare.
+    """
+    low = _ephemeral_low()
+    start = max(10_000, low - 12_000)
+    for _ in range(50):  # bounded
+        port = random.randrange(start, low) if low - start > 100 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -214,6 +214,7 @@ class Connection:
             client.connect(self.url.host, self.url.port, **kwargs)
         except (OSError, ssl.SSLError, ValueError) as exc:
             log.info("mqtt_connect_failed", conn=self.name, broker=str(self.url), error=type(exc).__name__)
+            _close(client)
             return client, "error"
         deadline = time.monotonic() + self.connack_timeout
         while "rc" not in result and time.monotonic() < deadline and not self._stop.is_set():
@@ -313,7 +314,12 @@ class Connection:
 
 
 def _close(client: Any) -> None:
+    """Close the client's network socket and its wake-up socket pair (paho leaves both to the GC)."""
     try:
+        reset = getattr(client, "_reset_sockets", None)  # paho 2.x: closes the socket and the pair
+        if reset is not None:
+            reset()
+            return
         sock = client.socket()
         if sock is not None:
             sock.close()
