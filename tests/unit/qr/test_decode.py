@@ -138,8 +138,9 @@ class _CountingDecoder(QrDecoder):
 
 PHOTOS = Path(__file__).resolve().parents[3].parent / "shared" / "qr-photos"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
-# Codes printed on wrinkled t-shirts (not a flat grid): beyond zxing-cpp's sampler and our tries.
-KNOWN_MISSES = {f"zxing-qrcode-4/{n}.png" for n in ("05", "06", "08", "13", "30", "31", "32", "33")}
+# Codes printed on wrinkled t-shirts (not a flat grid): the "dewarp" try resamples 7 of the 8
+# along their bent grid; this one's folds shift modules too far from any smooth correction.
+KNOWN_MISSES = {"zxing-qrcode-4/06.png"}
 
 
 def _photo_cases() -> list[object]:
@@ -150,7 +151,7 @@ def _photo_cases() -> list[object]:
         if image.suffix.lower() not in IMAGE_SUFFIXES or not image.with_suffix(".txt").exists():
             continue
         name = f"{image.parent.name}/{image.name}"
-        marks = [pytest.mark.xfail(reason="wrinkled fabric", strict=False)] if name in KNOWN_MISSES else []
+        marks = [pytest.mark.xfail(reason="wrinkled fabric", strict=True)] if name in KNOWN_MISSES else []
         cases.append(pytest.param(image, id=name, marks=marks))
     return cases
 
