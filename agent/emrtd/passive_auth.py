@@ -4,8 +4,10 @@
 2. The SignerInfo: the signed attributes' content-type is the eContent type and their
    message-digest is the hash of the eContent; the signature over the signed attributes (DER SET)
    verifies with the Document Signer certificate (DSC) embedded in the SOD.
-3. The DSC chains to a configured CSCA: issuer name (and key identifier) match, and the CSCA's key
-   verifies the DSC's signature.
+3. The DSC chains to a configured CSCA: issuer name (and key identifier) match, the CSCA's key
+   verifies the DSC's signature, and the DSC was issued (its notBefore) while that CSCA could sign:
+   within the CSCA's PrivateKeyUsagePeriod when it has one, else within its validity (9303-12
+   §7.1: a CSCA outlives its signing period; a DSC dated outside it is not the issuer's).
 4. The DSC is within its validity at ``now``.
 
 Results: "ok", "failed" (with a reason), "unknown_csca" (all good but no configured CSCA issued the
@@ -135,17 +137,41 @@ def _verify_signature(sod: Sod, cert: x509.Certificate) -> None:
         raise TypeError("signature algorithm does not match the signer's key")
 
 
-def _find_csca(cert: x509.Certificate, trust: TrustStore | None) -> tuple[x509.Certificate | None, bool]:
-    """(the CSCA that verifiably issued ``cert``, whether a name-matching CSCA rejected it)."""
-    rejected = False
+def _signing_period(csca: x509.Certificate) -> tuple[datetime | None, datetime | None]:
+    """When the CSCA's key may sign: its PrivateKeyUsagePeriod, else its validity."""
+    try:
+        usage = csca.extensions.get_extension_for_class(x509.PrivateKeyUsagePeriod).value
+    except (x509.ExtensionNotFound, AttributeError):
+        return csca.not_valid_before_utc, csca.not_valid_after_utc
+    start, end = usage.not_before, usage.not_after
+    return (
+        start.replace(tzinfo=UTC) if start and start.tzinfo is None else start,
+        end.replace(tzinfo=UTC) if end and end.tzinfo is None else end,
+    )
+
+
+def _issued_in_period(cert: x509.Certificate, csca: x509.Certificate) -> bool:
+    start, end = _signing_period(csca)
+    issued = cert.not_valid_before_utc
+    return (start is None or start <= issued) and (end is None or issued <= end)
+
+
+def _find_csca(cert: x509.Certificate, trust: TrustStore | None) -> tuple[x509.Certificate | None, str | None]:
+    """The CSCA that verifiably issued ``cert`` (one whose signing period covers it first), and why
+    none did: "signature" (a name-matching CSCA's key rejects it), "period" (a CSCA's key verifies it
+    but the DSC is dated outside that CSCA's signing period), or None (no CSCA matches by name)."""
+    why: str | None = None
+    outside: x509.Certificate | None = None
     for csca in trust.issuers_of(cert) if trust is not None else []:
         try:
             cert.verify_directly_issued_by(csca)
         except _CRYPTO_ERRORS:
-            rejected = True
+            why = why or "signature"
             continue
-        return csca, False
-    return None, rejected
+        if _issued_in_period(cert, csca):
+            return csca, None
+        outside = csca
+    return None, "period" if outside is not None else why
 
 
 def verify_passive(
@@ -190,8 +216,10 @@ def _check(sod: Sod, groups: dict[int, str], trust: TrustStore | None, now: date
         _verify_signature(sod, cert)
     except _CRYPTO_ERRORS:
         return verdict("failed", "EF.SOD signature does not verify", signer=signer)
-    csca, rejected = _find_csca(cert, trust)
-    if csca is None and rejected:
+    csca, why = _find_csca(cert, trust)
+    if why == "period":
+        return verdict("failed", "document signer was issued outside its CSCA's signing period", signer=signer)
+    if why == "signature":
         return verdict("failed", "document signer certificate signature does not verify", signer=signer)
     if csca is None:
         return verdict("unknown_csca", "no configured CSCA issued the document signer", signer=signer)

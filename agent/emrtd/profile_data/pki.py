@@ -23,7 +23,7 @@ UNKNOWN_CSCA_SEED = 4242  # a CSCA no box is told about (for "unknown_csca" scen
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 CSCA_VALIDITY = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2045, 1, 1, tzinfo=UTC))
 DSC_VALIDITY = (datetime(2021, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC))
-EXPIRED_DSC_VALIDITY = (datetime(2016, 1, 1, tzinfo=UTC), datetime(2020, 12, 31, tzinfo=UTC))
+EXPIRED_DSC_VALIDITY = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 12, 31, tzinfo=UTC))
 
 
 def derive_key(label: str, curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey:

@@ -196,3 +196,69 @@ def test_test_csca_is_the_same_key_in_every_process() -> None:
         der, spki
     )
     assert first.csca_certificate.subject == second.csca_certificate.subject
+
+
+def _dsc_signed_by_test_csca(not_before: datetime, not_after: datetime):  # type: ignore[no-untyped-def]
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pki = default_pki()
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(pki.dsc_certificate.subject)
+        .issuer_name(pki.csca_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(4343)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .sign(pki.csca_key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def test_a_signer_dated_before_its_csca_existed_fails(image, trust: TrustStore) -> None:  # type: ignore[no-untyped-def]
+    """The CSCA's key verifies the DSC, but the DSC claims an issue date outside the CSCA's validity."""
+    from idstation.agent.emrtd.lds.build import encode_sod
+
+    cert, key = _dsc_signed_by_test_csca(datetime(2015, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC))
+    groups = _groups(image)
+    verdict = verify_passive(encode_sod(groups, cert, key), groups, trust, NOW)
+    assert verdict.result == "failed"
+    assert verdict.reason == "document signer was issued outside its CSCA's signing period"
+
+
+def test_the_csca_private_key_usage_period_bounds_the_signer(image) -> None:  # type: ignore[no-untyped-def]
+    """A CSCA certificate outlives its key's signing period (9303-12): a DSC issued after it fails;
+    the same key re-certified with a later period (a renewed CSCA) makes it pass."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from idstation.agent.emrtd.lds.build import encode_sod
+
+    pki = default_pki()
+    real = pki.csca_certificate
+
+    def csca(serial: int, usage_end: datetime) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(real.subject)
+            .issuer_name(real.subject)
+            .public_key(real.public_key())
+            .serial_number(serial)
+            .not_valid_before(real.not_valid_before_utc)
+            .not_valid_after(real.not_valid_after_utc)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.PrivateKeyUsagePeriod(real.not_valid_before_utc, usage_end), critical=False)
+            .sign(pki.csca_key, hashes.SHA256())
+        )
+
+    cert, key = _dsc_signed_by_test_csca(datetime(2025, 6, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC))
+    groups = _groups(image)
+    sod = encode_sod(groups, cert, key)
+    old = csca(501, datetime(2024, 12, 31, tzinfo=UTC))
+    assert verify_passive(sod, groups, TrustStore([old]), NOW).result == "failed"
+    renewed = csca(502, datetime(2029, 12, 31, tzinfo=UTC))
+    verdict = verify_passive(sod, groups, TrustStore([old, renewed]), NOW)
+    assert verdict.result == "ok"
+    assert verdict.to_json()["csca"]["serial"] == format(502, "x")
