@@ -1,12 +1,17 @@
 """Transport benchmark, all in one run against one local mosquitto.
 
 1. raw paho QoS 1 publishes/s (same payload size, same in-flight window) vs durable, signed and
-   HPKE-sealed events/s through the outbox (goal: >= half of raw, >= 2,000 events/s on one core);
+   HPKE-sealed events/s through the outbox (goal: >= half of raw, >= 2,000 events/s on one core),
+   measured three ways: delivery (events already stored: outbox -> broker -> acknowledged ->
+   deleted durably), end to end with one producer (build, one fsync each, publish, ack) and end to
+   end with several producers (group commit); plus what each step costs per event, and the one-core
+   ceiling that sealing + signing + one raw publish leave;
 2. a backlog drained over a 256 kbit/s line (a userspace token-bucket proxy, both directions)
    while live taps go on: live tap-to-acknowledgement p50/p95 (goal: p95 < 1 s);
 3. central verify + decrypt + dedupe events/s on one core (goal: >= 5,000).
 
-usage: python bench/transport.py [--events 5000] [--backlog 10000] [--taps 30] [--json]
+usage: python bench/transport.py [--events 5000] [--backlog 10000] [--taps 30] [--producers 4]
+                                 [--skip-slow-line] [--json]
 """
 
 from __future__ import annotations
@@ -87,22 +92,88 @@ def _publisher(
     return Publisher(config, on_ack=on_ack)
 
 
-def durable(url: str, workdir: Path, count: int) -> tuple[float, float, int]:
-    """Events/s submitted durably, events/s end to end (acknowledged), frame size."""
+def durable(url: str, workdir: Path, count: int, producers: int = 1) -> tuple[float, float, int]:
+    """Events/s submitted durably, events/s end to end (acknowledged), frame size.
+
+    ``producers`` threads submit at once (their events share commits: group commit).
+    """
     key, central = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
-    pub = _publisher(url, key, central, workdir / "durable.sqlite")
+    pub = _publisher(url, key, central, workdir / f"durable-{producers}.sqlite")
     pub.start()
     pub.wait_connected(10)
     pub.drain(10)
+
+    def produce(n: int) -> None:
+        for _ in range(n):
+            pub.submit_identity(PRIVATE)
+
+    threads = [threading.Thread(target=produce, args=(count // producers,)) for _ in range(producers)]
     start = time.perf_counter()
-    for _ in range(count):
-        pub.submit_identity(PRIVATE)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     submitted = time.perf_counter() - start
     pub.drain(300)
     acked = time.perf_counter() - start
+    total = count // producers * producers
     size = len(pub.builder.build("identity", 1, private=PRIVATE).frame)
     pub.stop()
-    return count / submitted, count / acked, size
+    return total / submitted, total / acked, size
+
+
+def delivery(url: str, workdir: Path, count: int, window: int) -> float:
+    """Events/s from a full outbox to the broker: stored signed+sealed events, acknowledged, deleted.
+
+    The events are made offline first; the timer runs from ``start()`` (connect included) until
+    the outbox is empty, with the same in-flight window as the raw run and no backlog rate limit.
+    """
+    key, central = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
+    outbox = workdir / "delivery.sqlite"
+    offline = _publisher("mqtt://127.0.0.1:1", key, central, outbox)
+    for _ in range(count):
+        offline.submit_identity(PRIVATE)
+    offline.stop(0.1)
+    pub = _publisher(url, key, central, outbox, inflight=window, backlog_inflight=window, backlog_rate_bytes=None)
+    start = time.perf_counter()
+    pub.start()
+    pub.drain(300)
+    elapsed = time.perf_counter() - start
+    left = pub.stats()["outbox"]["total"]
+    pub.stop()
+    if left:
+        raise RuntimeError(f"delivery run left {left} events in the outbox")
+    return count / elapsed
+
+
+def per_event_costs(workdir: Path, count: int) -> dict[str, float]:
+    """Microseconds per event of each step, one core: seal (HPKE), sign, the whole build, a durable insert."""
+    from idstation.mqtt.events import BuiltEvent
+    from idstation.mqtt.outbox import Outbox
+    from idstation.mqtt.seal import seal_private
+
+    key, central = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
+    builder = EventBuilder("bench-1", "bench", "c01", Signer(key), central.public_key())
+    recipient = central.public_key()
+
+    def per_call(fn: Any) -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            fn()
+        return (time.perf_counter() - start) / count * 1e6
+
+    frame = builder.build("identity", 1, private=PRIVATE).frame
+    box = Outbox(workdir / "costs.sqlite")
+    topic = topic_for("bench", "c01", "identity")
+    ids = iter(range(10**9))
+    return {
+        "seal_us": per_call(lambda: seal_private(PRIVATE, recipient, "bench-1", "0190-bench")),
+        "sign_us": per_call(lambda: key.sign(frame)),
+        "build_us": per_call(lambda: builder.build("identity", 1, private=PRIVATE)),
+        "durable_insert_us": per_call(
+            lambda: box.append("identity", topic, lambda seq: BuiltEvent(f"e{next(ids)}", "identity", seq, frame))
+        ),
+    }
 
 
 class Throttle:
@@ -230,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog-share", type=float, default=0.6, help="backlog rate as a share of the line")
     parser.add_argument("--tap-interval", type=float, default=1.0, help="seconds between live taps")
     parser.add_argument("--full-drain", action="store_true", help="keep tapping until the whole backlog is drained")
+    parser.add_argument("--window", type=int, default=20, help="in-flight window, raw and delivery runs")
+    parser.add_argument("--producers", type=int, default=4, help="threads submitting at once (group commit)")
+    parser.add_argument("--skip-slow-line", action="store_true", help="skip the 256 kbit/s run (about 5 minutes)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("IDSTATION_LOG_LEVEL", "warning")
@@ -240,15 +314,28 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         with LocalBroker(work / "broker", persistence=False) as broker:
             submit_rate, durable_rate, size = durable(broker.url, work, args.events)
-            raw_rate = raw_paho(broker.port, os.urandom(size), args.events, 20)
-            slow = slow_line(broker.port, work, args)
+            raw_rate = raw_paho(broker.port, os.urandom(size), args.events, args.window)
+            submit_n, durable_n, _ = durable(broker.url, work, args.events, args.producers)
+            deliver_rate = delivery(broker.url, work, args.events, args.window)
+            slow = None if args.skip_slow_line else slow_line(broker.port, work, args)
+        costs = per_event_costs(work, min(args.events, 2000))
         central = central_rate(work, args.events)
+    publish_us = 1e6 / raw_rate  # what one raw QoS 1 publish costs this process, all in
+    ceiling = 1e6 / (costs["build_us"] + publish_us)  # one core: build then publish, nothing else
     result = {
         "frame_bytes": size,
         "raw_paho_qos1_msgs_s": round(raw_rate),
+        "durable_delivery_events_s": round(deliver_rate),
+        "durable_delivery_vs_raw": round(deliver_rate / raw_rate, 2),
         "durable_submit_events_s": round(submit_rate),
         "durable_acked_events_s": round(durable_rate),
         "durable_vs_raw": round(durable_rate / raw_rate, 2),
+        f"durable_acked_events_s_{args.producers}_producers": round(durable_n),
+        f"durable_vs_raw_{args.producers}_producers": round(durable_n / raw_rate, 2),
+        f"durable_submit_events_s_{args.producers}_producers": round(submit_n),
+        "per_event_us": {k: round(v, 1) for k, v in costs.items()} | {"raw_publish_us": round(publish_us, 1)},
+        "one_core_ceiling_build_plus_publish_events_s": round(ceiling),
+        "one_core_ceiling_vs_raw": round(ceiling / raw_rate, 2),
         "slow_line": slow,
         "central_verify_decrypt_dedupe_events_s_per_core": round(central),
     }
