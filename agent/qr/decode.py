@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 from idstation.agent.qr.dewarp import rectify
-from idstation.agent.qr.locate import candidate_regions, sharpen, stretch, upscale
+from idstation.agent.qr.locate import candidate_regions, gaussian, sharpen, stretch, unsharp, upscale
 from idstation.hal.ports import Frame
 
 __all__ = ["DecoderConfig", "QrDecoder", "QrHit"]
@@ -178,10 +178,12 @@ class QrDecoder:
             to_full = (1.0 / factor, x0, y0)
             big = upscale(crop, factor)
             yield _Try("roi_upscaled", big, to_full, "LocalAverage", min_side)
-            yield _Try("roi_upscaled", sharpen(big, sigma=factor, amount=1.5), to_full, "LocalAverage", min_side)
-            sharper = stretch(sharpen(big, sigma=factor, amount=2.5))
-            yield _Try("roi_upscaled", sharper, to_full, "FixedThreshold", min_side)
-            yield _Try("roi_upscaled", sharpen(big, sigma=0.7 * factor, amount=0.8), to_full, "LocalAverage", min_side)
+            soft = gaussian(big, sigma=factor)  # one blur, two amounts
+            yield _Try("roi_upscaled", unsharp(big, soft, amount=1.5), to_full, "LocalAverage", min_side)
+            yield _Try("roi_upscaled", stretch(unsharp(big, soft, amount=2.5)), to_full, "FixedThreshold", min_side)
+            del soft
+            mild = sharpen(big, sigma=0.7 * factor, amount=0.8)
+            yield _Try("roi_upscaled", mild, to_full, "LocalAverage", min_side)
         yield _Try("roi", crop, (1.0, x0, y0), "GlobalHistogram", min_side)
         yield _Try("roi", stretch(crop), (1.0, x0, y0), "LocalAverage", min_side)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["candidate_regions", "sharpen", "stretch", "upscale"]
+__all__ = ["candidate_regions", "gaussian", "sharpen", "stretch", "unsharp", "upscale"]
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1
 
@@ -91,8 +91,10 @@ def stretch(img: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(sample, (1, 99))
     if hi - lo < 8:
         return img
-    scaled = (img.astype(np.float32) - lo) * (255.0 / (hi - lo))
-    out: np.ndarray = np.clip(scaled, 0, 255).astype(np.uint8)
+    # a lookup table: the same values as stretching every pixel, without image-sized temporaries
+    scaled = (np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo))
+    table = np.clip(scaled, 0, 255).astype(np.uint8)
+    out: np.ndarray = table[img]
     return out
 
 
@@ -101,10 +103,30 @@ def upscale(img: np.ndarray, factor: float) -> np.ndarray:
     h, w = img.shape
     if h < 2 or w < 2:
         return img
+    if factor == 2.0:
+        return _double(img)
     rows = _linear_along(img.astype(np.float32), round(h * factor), factor, axis=0)
     both = _linear_along(rows, round(w * factor), factor, axis=1)
     out: np.ndarray = np.clip(both + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def _double(img: np.ndarray) -> np.ndarray:
+    """``upscale(img, 2.0)`` in 16-bit integers (weights 3/4, 1/4): the same pixels, a quarter of
+    the float version's memory traffic (large float temporaries evicted the next frame's cache)."""
+    padded = np.pad(img, 1, mode="edge").astype(np.uint16)
+    h, w = img.shape
+    rows = np.empty((2 * h, w + 2), np.uint16)
+    centre = 3 * padded[1:-1]
+    np.add(centre, padded[:-2], out=rows[0::2])
+    np.add(centre, padded[2:], out=rows[1::2])
+    out = np.empty((2 * h, 2 * w), np.uint16)
+    centre = 3 * rows[:, 1:-1]
+    np.add(centre, rows[:, :-2], out=out[:, 0::2])
+    np.add(centre, rows[:, 2:], out=out[:, 1::2])
+    out += 8
+    out >>= 4
+    return out.astype(np.uint8)
 
 
 def _linear_along(src: np.ndarray, size: int, factor: float, axis: int) -> np.ndarray:
@@ -120,13 +142,36 @@ def _linear_along(src: np.ndarray, size: int, factor: float, axis: int) -> np.nd
 
 def sharpen(img: np.ndarray, sigma: float = 1.0, amount: float = 1.0) -> np.ndarray:
     """Unsharp mask: ``img + amount * (img - gaussian(img, sigma))`` (against defocus)."""
+    return unsharp(img, gaussian(img, sigma), amount)
+
+
+def unsharp(img: np.ndarray, blurred: np.ndarray, amount: float) -> np.ndarray:
+    """``img + amount * (img - blurred)`` as uint8 (one blur can serve several amounts)."""
     src = img.astype(np.float32)
+    out = blurred - src
+    out *= -amount  # amount * (src - blurred)
+    out += src
+    np.clip(out, 0, 255, out=out)
+    result: np.ndarray = out.astype(np.uint8)
+    return result
+
+
+def gaussian(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur as float32 (edges repeated).
+
+    Accumulated in place: per-tap temporaries of the whole image were most of the extra tries'
+    memory traffic, which evicted the next frame's working set from the caches.
+    """
     radius = max(1, int(np.ceil(2.5 * sigma)))
     k = np.exp(-(np.arange(-radius, radius + 1, dtype=np.float32) ** 2) / (2 * sigma**2))
     k /= k.sum()
-    padded = np.pad(src, radius, mode="edge")
+    padded = np.pad(img.astype(np.float32), radius, mode="edge")
     h, w = img.shape
-    tmp = sum(k[i] * padded[:, i : i + w] for i in range(k.size))
-    blur = sum(k[i] * tmp[i : i + h, :] for i in range(k.size))
-    out: np.ndarray = np.clip(src + amount * (src - blur), 0, 255).astype(np.uint8)
-    return out
+    term = np.empty((padded.shape[0], w), np.float32)
+    tmp = np.zeros((padded.shape[0], w), np.float32)
+    for i in range(k.size):
+        tmp += np.multiply(padded[:, i : i + w], k[i], out=term)
+    blur = np.zeros((h, w), np.float32)
+    for i in range(k.size):
+        blur += np.multiply(tmp[i : i + h, :], k[i], out=term[:h])
+    return blur

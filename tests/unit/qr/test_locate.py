@@ -34,3 +34,21 @@ def test_image_operations_keep_shape_type_and_range() -> None:
     assert sharpen(img, sigma=1.5, amount=1.0).shape == img.shape
     flat = np.full((10, 10), 7, np.uint8)
     assert np.array_equal(stretch(flat), flat)
+
+
+def test_the_integer_2x_upscale_gives_the_same_pixels_as_the_bilinear_formula() -> None:
+    from idstation.agent.qr.locate import _linear_along
+
+    img = np.random.default_rng(1).integers(0, 256, (37, 53)).astype(np.uint8)
+    rows = _linear_along(img.astype(np.float32), 74, 2.0, axis=0)
+    reference = np.clip(_linear_along(rows, 106, 2.0, axis=1) + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(upscale(img, 2.0), reference)
+
+
+def test_one_blur_serves_several_sharpening_amounts() -> None:
+    from idstation.agent.qr.locate import gaussian, unsharp
+
+    img = np.random.default_rng(2).integers(0, 256, (40, 30)).astype(np.uint8)
+    soft = gaussian(img, 2.0)
+    assert np.array_equal(unsharp(img, soft, 1.5), sharpen(img, sigma=2.0, amount=1.5))
+    assert np.array_equal(unsharp(img, soft, 2.5), sharpen(img, sigma=2.0, amount=2.5))
