@@ -107,7 +107,9 @@ def upscale(img: np.ndarray, factor: float) -> np.ndarray:
         return _double(img)
     rows = _linear_along(img.astype(np.float32), round(h * factor), factor, axis=0)
     both = _linear_along(rows, round(w * factor), factor, axis=1)
-    out: np.ndarray = np.clip(both + 0.5, 0, 255).astype(np.uint8)
+    both += 0.5
+    np.clip(both, 0, 255, out=both)
+    out: np.ndarray = both.astype(np.uint8)
     return out
 
 
@@ -134,9 +136,11 @@ def _linear_along(src: np.ndarray, size: int, factor: float, axis: int) -> np.nd
     pos = (np.arange(size, dtype=np.float32) + 0.5) / factor - 0.5
     i0 = np.clip(np.floor(pos).astype(np.intp), 0, n - 2)
     frac = np.clip(pos - i0, 0, 1).astype(np.float32)  # float64 here made the product 10x slower
-    a, b = np.take(src, i0, axis=axis), np.take(src, i0 + 1, axis=axis)
+    a, out = np.take(src, i0, axis=axis), np.take(src, i0 + 1, axis=axis)
     weight = frac[:, None] if axis == 0 else frac[None, :]
-    out: np.ndarray = a + (b - a) * weight
+    out -= a  # a + (b - a) * weight, in place
+    out *= weight
+    out += a
     return out
 
 
