@@ -136,7 +136,8 @@ def _linear_along(src: np.ndarray, size: int, factor: float, axis: int) -> np.nd
     pos = (np.arange(size, dtype=np.float32) + 0.5) / factor - 0.5
     i0 = np.clip(np.floor(pos).astype(np.intp), 0, n - 2)
     frac = np.clip(pos - i0, 0, 1).astype(np.float32)  # float64 here made the product 10x slower
-    a, out = np.take(src, i0, axis=axis), np.take(src, i0 + 1, axis=axis)
+    a = np.take(src, i0, axis=axis)
+    out: np.ndarray = np.take(src, i0 + 1, axis=axis)
     weight = frac[:, None] if axis == 0 else frac[None, :]
     out -= a  # a + (b - a) * weight, in place
     out *= weight
