@@ -159,11 +159,12 @@ class QrDecoder:
     def _dewarp_tries(self, source: np.ndarray, regions: list[_Region]) -> Iterator[_Try]:
         """Located symbols of known size, resampled along their bent grid (cloth, curved cards)."""
         limit = 17 + 4 * self.config.dewarp_max_version
-        known = sorted((r for r in regions if r.modules is not None and r.modules <= limit), key=lambda r: -r.side)
-        for region in known[:2]:
-            assert region.modules is not None
-            rectified = rectify(source, region.corners, region.modules)
-            yield _Try("dewarp", rectified.image, rectified.to_frame, "LocalAverage", 0.5 * region.side)
+        known = [(r, r.modules) for r in regions if r.modules is not None and r.modules <= limit]
+        known.sort(key=lambda pair: -pair[0].side)
+        for region, modules in known[:2]:
+            rectified = rectify(source, region.corners, modules)
+            if rectified is not None:
+                yield _Try("dewarp", rectified.image, rectified.to_frame, "LocalAverage", 0.5 * region.side)
 
     def _region_tries(self, source: np.ndarray, box: tuple[int, int, int, int]) -> Iterator[_Try]:
         cfg = self.config

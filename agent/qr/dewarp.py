@@ -34,6 +34,7 @@ import numpy as np
 __all__ = ["Rectified", "rectify"]
 
 _REL_LINES = np.arange(-2.0, 3.0, dtype=np.float32)  # the module boundaries each control point looks at
+_MAX_SHIFT = 3.0  # modules: a bend that moves modules farther than this is beyond repair here
 _BAND = 2.5  # how far along the boundaries each control point looks, each way, in modules
 _SPACING = 2.0  # modules between control points
 _MAX_POINTS = 16  # control points per axis at most (their count bounds the cost on large symbols)
@@ -60,13 +61,20 @@ class Rectified:
 
 def rectify(
     gray: np.ndarray, corners: np.ndarray, modules: int, *, ppm: int = 5, quiet: int = 4, passes: int = 1
-) -> Rectified:
+) -> Rectified | None:
     """Resample the symbol of ``modules`` modules whose outer corners are ``corners``.
 
     ``corners`` is a 4x2 array (top-left, top-right, bottom-right, bottom-left) in ``gray``'s pixels.
+    None when the corners do not describe a usable quadrilateral (degenerate, folded, not finite).
     """
+    corners = np.asarray(corners, np.float64)
+    if min(gray.shape) < 2 or corners.shape != (4, 2) or not np.isfinite(corners).all():
+        return None
+    homography = _homography(corners, modules)
+    if not _keeps_orientation(homography, modules, _MAX_SHIFT + 3):
+        return None
     image = gray.astype(np.float32)
-    grid = _Grid(_homography(np.asarray(corners, np.float64), modules), modules)
+    grid = _Grid(homography, modules)
     reach = 0.5
     for index in range(passes):
         grid.add(*_measure_shifts(image, grid, reach, unwrap=index == 0))
@@ -149,7 +157,8 @@ def _measure_shifts(image: np.ndarray, grid: _Grid, reach: float, *, unwrap: boo
     (du, wu), (dv, wv) = found[0], (found[1][0].T, found[1][1].T)
     if unwrap:
         du, dv = _unwrap(du, wu, grid), _unwrap(dv, wv, grid)
-    return _smooth(du, wu), _smooth(dv, wv)
+    limit = _MAX_SHIFT - np.abs(grid.du).max(initial=0), _MAX_SHIFT - np.abs(grid.dv).max(initial=0)
+    return np.clip(_smooth(du, wu), -limit[0], limit[0]), np.clip(_smooth(dv, wv), -limit[1], limit[1])
 
 
 def _unwrap(shift: np.ndarray, weight: np.ndarray, grid: _Grid) -> np.ndarray:
@@ -243,6 +252,17 @@ def _resample(table: np.ndarray, index: np.ndarray, frac: np.ndarray) -> np.ndar
     rows = table[index] * (1 - f) + table[index + 1] * f
     out: np.ndarray = rows[:, index] * (1 - frac) + rows[:, index + 1] * frac
     return out
+
+
+def _keeps_orientation(h: np.ndarray, modules: int, margin: float) -> bool:
+    """Whether the transform is finite and keeps its orientation over the square and ``margin``
+    modules around it (else the sampled points would fold over or run to infinity)."""
+    if not np.isfinite(h).all():
+        return False
+    lo, hi = -margin, modules + margin
+    square = np.array([(lo, lo, 1), (hi, lo, 1), (hi, hi, 1), (lo, hi, 1)], np.float64)
+    w = square @ h[2]
+    return bool((w > 1e-9).all() or (w < -1e-9).all())
 
 
 def _homography(corners: np.ndarray, modules: int) -> np.ndarray:

@@ -81,3 +81,16 @@ def test_resampled_pixels_map_back_to_the_frame(corner: int) -> None:
     x, y = rectified.to_frame(np.array([rx], np.float32), np.array([ry], np.float32))
     assert abs(float(x[0]) - corners[corner][0]) < 0.5 * PPM
     assert abs(float(y[0]) - corners[corner][1]) < 0.5 * PPM
+
+
+@pytest.mark.parametrize(
+    "corners",
+    [
+        [(10, 10), (10, 10), (10, 10), (10, 10)],  # a point
+        [(10, 10), (90, 90), (90, 10), (10, 90)],  # folded over
+        [(10, 10), (float("nan"), 10), (90, 90), (10, 90)],
+    ],
+)
+def test_corners_that_describe_no_usable_quadrilateral_give_none(corners: list[tuple[float, float]]) -> None:
+    flat = _flat_code().astype(np.uint8)
+    assert rectify(flat, np.array(corners, np.float64), 29) is None
