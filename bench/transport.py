@@ -4,7 +4,7 @@
    HPKE-sealed events/s through the outbox (goal: >= half of raw, >= 2,000 events/s on one core),
    measured three ways: delivery (events already stored: outbox -> broker -> acknowledged ->
    deleted durably), end to end with one producer (build, one fsync each, publish, ack) and end to
-   end with several producers (group commit); plus what each step costs per event, and the one-core
+   end with several producer threads; plus what each step costs per event, and the one-core
    ceiling that sealing + signing + one raw publish leave;
 2. a backlog drained over a 256 kbit/s line (a userspace token-bucket proxy, both directions)
    while live taps go on: live tap-to-acknowledgement p50/p95 (goal: p95 < 1 s);
@@ -95,7 +95,7 @@ def _publisher(
 def durable(url: str, workdir: Path, count: int, producers: int = 1) -> tuple[float, float, int]:
     """Events/s submitted durably, events/s end to end (acknowledged), frame size.
 
-    ``producers`` threads submit at once (their events share commits: group commit).
+    ``producers`` threads submit at once (each event is still its own transaction and fsync).
     """
     key, central = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
     pub = _publisher(url, key, central, workdir / f"durable-{producers}.sqlite")
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tap-interval", type=float, default=1.0, help="seconds between live taps")
     parser.add_argument("--full-drain", action="store_true", help="keep tapping until the whole backlog is drained")
     parser.add_argument("--window", type=int, default=20, help="in-flight window, raw and delivery runs")
-    parser.add_argument("--producers", type=int, default=4, help="threads submitting at once (group commit)")
+    parser.add_argument("--producers", type=int, default=4, help="threads submitting at once")
     parser.add_argument("--skip-slow-line", action="store_true", help="skip the 256 kbit/s run (about 5 minutes)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

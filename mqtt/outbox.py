@@ -92,7 +92,7 @@ class OutboxRow:
 
 @dataclass(slots=True)
 class _Write:
-    """A built event waiting for the group commit, and its outcome."""
+    """A built event to insert, and the outcome of its transaction."""
 
     event: BuiltEvent
     kind: str
@@ -101,12 +101,11 @@ class _Write:
     topic: str
     retain: bool
     size: int
-    done: bool = False
     row: OutboxRow | None = None
     error: Exception | None = None
 
     def __repr__(self) -> str:
-        return f"_Write(event_id={self.event.event_id!r}, kind={self.kind!r}, seq={self.seq}, done={self.done})"
+        return f"_Write(event_id={self.event.event_id!r}, kind={self.kind!r}, seq={self.seq})"
 
 
 class Outbox:
@@ -124,12 +123,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.live_window_s = live_window_s
         self._clock = clock
-        self._lock = threading.RLock()  # the database connection
-        self._build_lock = threading.Lock()  # seq order: one event is built at a time
-        self._group = threading.Condition(threading.Lock())  # the group-commit queue
-        self._queue: list[_Write] = []
-        self._queued_bytes = 0
-        self._committing = False
+        self._lock = threading.RLock()
         self.set_aside: Path | None = None
         self.full_alarm = False
         self.disk_full = False  # the last write failed for want of space
@@ -216,18 +210,14 @@ class Outbox:
         """Build the event with its ``seq`` and store it durably, in one transaction.
 
         Returns the stored row once it is committed, or None when a telemetry event was dropped
-        because the outbox is full. Raises :class:`OutboxFull` for a data event that does not fit.
-
-        Building (sealing and signing: CPU under the GIL) happens under a build lock that only
-        orders ``seq``; the database lock is not held meanwhile, so the connection thread keeps
-        publishing and acknowledging. Events built while a commit is under way are committed
-        together by the next one (group commit: one fsync for all of them), and each caller
-        returns only after the commit that holds its row.
+        because the outbox is full. Raises :class:`OutboxFull` for a data event that does not fit,
+        :class:`OutboxDiskFull` when the file system is full, :class:`PublishError` for any other
+        failed write (the number it would have taken is used by the next event).
         """
         if kind not in KINDS:
             raise TypeError(f"unknown event kind {kind!r}")
         data = kind in DATA_KINDS
-        with self._build_lock:
+        with self._lock:
             seq = self._seq + 1 if data else self._seq
             if data:
                 try:
@@ -236,42 +226,20 @@ class Outbox:
                     raise _write_error(exc) from None
             event = build(seq)
             size = len(event.frame)
-            with self._group:
-                if data and self._bytes + self._queued_bytes + size > self.max_bytes:
-                    self.full_alarm = True
-                    log.error("outbox_full_rejected", kind=kind, bytes=self._bytes, cap=self.max_bytes)
-                    raise OutboxFull("the outbox is full: the event was refused")
-                request = _Write(event, kind, data, seq, topic, retain, size)
-                self._queue.append(request)
-                self._queued_bytes += size
+            if data and self._bytes + size > self.max_bytes:
+                self.full_alarm = True
+                log.error("outbox_full_rejected", kind=kind, bytes=self._bytes, cap=self.max_bytes)
+                raise OutboxFull("the outbox is full: the event was refused")
+            write = _Write(event, kind, data, seq, topic, retain, size)
+            self._commit([write])
+            if write.error is not None:
+                raise write.error
             if data:
                 self._seq = seq
-        return self._await_commit(request)
-
-    def _await_commit(self, request: _Write) -> OutboxRow | None:
-        with self._group:
-            while not request.done:
-                if self._committing:
-                    self._group.wait()
-                    continue
-                self._committing = True
-                batch, self._queue = self._queue, []
-                self._group.release()
-                try:
-                    self._commit(batch)
-                finally:
-                    self._group.acquire()
-                    self._queued_bytes -= sum(w.size for w in batch)
-                    for write in batch:
-                        write.done = True
-                    self._committing = False
-                    self._group.notify_all()
-        if request.error is not None:
-            raise request.error
-        return request.row
+            return write.row
 
     def _commit(self, batch: list[_Write]) -> None:
-        """Insert a batch of built events in one transaction (one fsync). Sets each write's outcome."""
+        """Insert built events in one transaction (one fsync). Sets each write's outcome."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -291,11 +259,7 @@ class Outbox:
                     added += w.size
                     top_seq = max(top_seq, w.seq if w.data else 0)
                 if top_seq:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('seq',"
-                        " MAX(?, COALESCE((SELECT value FROM meta WHERE key = 'seq'), 0)))",
-                        (top_seq,),
-                    )
+                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (top_seq,))
                 self._db.execute("COMMIT")
             except Exception as exc:  # every waiter must learn that its write failed
                 self._rollback()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -131,79 +129,10 @@ def test_the_file_holds_only_ciphertext(world, tmp_path: Path) -> None:
         assert value.encode() not in blobs
 
 
-# --- group commit -----------------------------------------------------------------------------
+# --- failed writes ----------------------------------------------------------------------------
 
 
-def _commits(box: Outbox) -> list[str]:
-    """Record the COMMIT statements the outbox's connection runs from now on."""
-    seen: list[str] = []
-    box._db.set_trace_callback(lambda sql: seen.append(sql) if sql == "COMMIT" else None)
-    return seen
-
-
-def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.002)
-
-
-def test_events_built_during_a_commit_share_the_next_commit(world, tmp_path: Path) -> None:
-    builder = world.device()
-    box = Outbox(tmp_path / "ob.sqlite")
-    commits = _commits(box)
-    rows: list = []
-    with box._lock:  # the disk is busy: the first writer's commit cannot start yet
-        first = threading.Thread(target=lambda: rows.append(_add(box, builder)))
-        first.start()
-        _wait_for(lambda: box._committing)
-        others = [threading.Thread(target=lambda: rows.append(_add(box, builder))) for _ in range(5)]
-        for t in others:
-            t.start()
-        _wait_for(lambda: len(box._queue) == 5)
-        assert rows == []  # nobody returns before its row is committed
-    for t in [first, *others]:
-        t.join(10)
-    assert len(commits) == 2  # one for the first event, one for the five built meanwhile
-    assert sorted(r.seq for r in rows) == [1, 2, 3, 4, 5, 6]
-    box.close()
-    box = Outbox(tmp_path / "ob.sqlite")
-    assert sorted(r.event_id for r in box.pending(Lane.LIVE, 10)) == sorted(r.event_id for r in rows)
-    assert box.last_seq == 6
-
-
-def test_sealing_does_not_hold_the_database(world, tmp_path: Path) -> None:
-    """While an event is being built, the connection thread can still read and acknowledge."""
-    builder = world.device()
-    box = Outbox(tmp_path / "ob.sqlite")
-    stored = _add(box, builder)
-    building, release = threading.Event(), threading.Event()
-
-    def slow_build(seq: int):
-        building.set()
-        release.wait(10)
-        return builder.build("identity", seq, private=PRIVATE)
-
-    writer = threading.Thread(target=lambda: box.append("identity", "idstation/v1/hn-01/c01/identity", slow_build))
-    writer.start()
-    assert building.wait(10)
-    done = threading.Event()
-
-    def connection_thread() -> None:
-        assert [r.event_id for r in box.pending(Lane.LIVE, 10)] == [stored.event_id]
-        box.ack(stored.id)
-        box.flush_acks()
-        done.set()
-
-    threading.Thread(target=connection_thread).start()
-    finished = done.wait(5)
-    release.set()
-    writer.join(10)
-    assert finished
-    assert box.depth()["total"] == 1
-
-
-def test_a_failed_commit_fails_every_waiter_and_the_next_event_is_stored(world, tmp_path: Path) -> None:
+def test_a_failed_write_is_a_typed_error_and_the_next_event_is_stored(world, tmp_path: Path) -> None:
     builder = world.device()
     box = Outbox(tmp_path / "ob.sqlite")
     box._db.execute("CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
@@ -212,7 +141,7 @@ def test_a_failed_commit_fails_every_waiter_and_the_next_event_is_stored(world, 
     assert box.depth()["total"] == 0
     box._db.execute("DROP TRIGGER refuse")
     row = _add(box, builder)
-    assert row.seq == 2  # the failed event's number is not reused: the centre sees it as a gap
+    assert row.seq == 1  # the refused event never existed: its number is the next one's, no gap
     assert [r.event_id for r in box.pending(Lane.LIVE, 10)] == [row.event_id]
 
 
