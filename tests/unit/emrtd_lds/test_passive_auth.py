@@ -134,23 +134,10 @@ def test_sod_wrapper_must_be_tag_77(image) -> None:  # type: ignore[no-untyped-d
 
 @pytest.fixture(scope="module")
 def rsa_dsc() -> tuple[object, object]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    pki = default_pki()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(pki.dsc_certificate.subject)
-        .issuer_name(pki.csca_certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(4242)
-        .not_valid_before(datetime(2021, 1, 1, tzinfo=UTC))
-        .not_valid_after(datetime(2040, 1, 1, tzinfo=UTC))
-        .sign(pki.csca_key, hashes.SHA256())
-    )
-    return cert, key
+    return _dsc_signed_by_test_csca(datetime(2021, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC), key)
 
 
 @pytest.mark.parametrize("scheme", ["rsassa_pkcs1v15", "rsassa_pss"])
@@ -198,13 +185,14 @@ def test_test_csca_is_the_same_key_in_every_process() -> None:
     assert first.csca_certificate.subject == second.csca_certificate.subject
 
 
-def _dsc_signed_by_test_csca(not_before: datetime, not_after: datetime):  # type: ignore[no-untyped-def]
+def _dsc_signed_by_test_csca(not_before: datetime, not_after: datetime, key=None):  # type: ignore[no-untyped-def]
+    """A DSC (with its private key) that the test CSCA's key signs, valid from ``not_before``."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
     pki = default_pki()
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key or ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(pki.dsc_certificate.subject)
