@@ -90,24 +90,6 @@ class OutboxRow:
         return f"OutboxRow(id={self.id}, event_id={self.event_id!r}, kind={self.kind!r}, lane={self.lane.name})"
 
 
-@dataclass(slots=True)
-class _Write:
-    """A built event to insert, and the outcome of its transaction."""
-
-    event: BuiltEvent
-    kind: str
-    data: bool
-    seq: int
-    topic: str
-    retain: bool
-    size: int
-    row: OutboxRow | None = None
-    error: Exception | None = None
-
-    def __repr__(self) -> str:
-        return f"_Write(event_id={self.event.event_id!r}, kind={self.kind!r}, seq={self.seq})"
-
-
 class Outbox:
     """One outbox file. Thread-safe (one connection behind a lock)."""
 
@@ -230,59 +212,41 @@ class Outbox:
                 self.full_alarm = True
                 log.error("outbox_full_rejected", kind=kind, bytes=self._bytes, cap=self.max_bytes)
                 raise OutboxFull("the outbox is full: the event was refused")
-            write = _Write(event, kind, data, seq, topic, retain, size)
-            self._commit([write])
-            if write.error is not None:
-                raise write.error
-            if data:
-                self._seq = seq
-            return write.row
-
-    def _commit(self, batch: list[_Write]) -> None:
-        """Insert built events in one transaction (one fsync). Sets each write's outcome."""
-        with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                now, added, top_seq = self._clock(), 0, 0
-                for w in batch:
-                    need = self._bytes + added + w.size - self.max_bytes
-                    if need > 0 and not w.data:
-                        freed = self._evict_telemetry(need)
-                        if freed is None:
-                            self.dropped_telemetry += 1
-                            log.warning("outbox_full_telemetry_dropped", kind=w.kind)
-                            continue  # dropped: the caller gets None
-                        added -= freed
-                    if w.kind == "status":
-                        added -= self._supersede_status()
-                    w.row = self._insert(w, now)
-                    added += w.size
-                    top_seq = max(top_seq, w.seq if w.data else 0)
-                if top_seq:
-                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (top_seq,))
+                now = self._clock()
+                need = self._bytes + size - self.max_bytes
+                freed = self._evict_telemetry(need) if need > 0 else 0  # data never gets here over the cap
+                if freed is None:
+                    self._rollback()
+                    self.dropped_telemetry += 1
+                    log.warning("outbox_full_telemetry_dropped", kind=kind)
+                    return None
+                if kind == "status":
+                    freed += self._supersede_status()
+                cur = self._db.execute(
+                    "INSERT INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (event.event_id, kind, int(data), seq, topic, int(retain), size, now, event.frame),
+                )
+                if data:
+                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (seq,))
                 self._db.execute("COMMIT")
-            except Exception as exc:  # every waiter must learn that its write failed
+            except sqlite3.Error as exc:
                 self._rollback()
                 error = _write_error(exc)
                 self.disk_full = isinstance(error, OutboxDiskFull)
-                log.error("outbox_write_failed", error=str(error), events=len(batch))
-                for w in batch:
-                    w.row, w.error = None, error
-                return
-            self._bytes += added
+                log.error("outbox_write_failed", error=str(error))
+                raise error from None
             if self.disk_full:
                 self.disk_full = False
                 log.info("outbox_disk_full_cleared")
-
-    def _insert(self, w: _Write, now: float) -> OutboxRow:
-        cur = self._db.execute(
-            "INSERT INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (w.event.event_id, w.kind, int(w.data), w.seq, w.topic, int(w.retain), w.size, now, w.event.frame),
-        )
-        lane = Lane.LIVE if w.data else Lane.TELEMETRY
-        row_id, event = int(cur.lastrowid or 0), w.event
-        return OutboxRow(row_id, event.event_id, w.kind, w.seq, w.topic, w.retain, w.size, now, event.frame, lane)
+            self._bytes += size - freed
+            self._seq = seq
+            lane = Lane.LIVE if data else Lane.TELEMETRY
+            return OutboxRow(
+                int(cur.lastrowid or 0), event.event_id, kind, seq, topic, retain, size, now, event.frame, lane
+            )
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
