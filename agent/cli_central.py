@@ -51,10 +51,10 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
 def _listen(args: argparse.Namespace) -> int:
     import structlog
-    from idstation.mqtt.central import AcceptedEvent, CentralListener, event_to_json_line
+    from idstation.mqtt.central.listener import AcceptedEvent, CentralListener, event_to_json_line
+    from idstation.mqtt.central.registry import Registry, valid_name
     from idstation.mqtt.connection import TlsOptions, parse_broker_url
     from idstation.mqtt.errors import PublishError, RegistryError, SealError
-    from idstation.mqtt.registry import Registry, valid_name
 
     log = structlog.get_logger("idstation.central")
     try:

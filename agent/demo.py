@@ -120,7 +120,7 @@ def _say(as_json: bool, text: str) -> None:
 def _provision(tmp: Path, broker_url: str) -> tuple[Any, Any]:
     """A throwaway fleet CA, central key pair and an enrolled device identity."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-    from idstation.mqtt.registry import Registry
+    from idstation.mqtt.central.registry import Registry
     from idstation.provisioning.identity import provision_for_tests
 
     central_key = X25519PrivateKey.generate()
@@ -132,7 +132,7 @@ def _provision(tmp: Path, broker_url: str) -> tuple[Any, Any]:
 
 
 def _listener(tmp: Path, where: tuple[str, str], registry: Any, key: Any, tally: Tally, *, as_json: bool) -> Any:
-    from idstation.mqtt.central import CentralListener, event_to_json_line
+    from idstation.mqtt.central.listener import CentralListener, event_to_json_line
 
     url, protocol = where
 

@@ -31,11 +31,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.broker import LocalBroker, free_port
-from idstation.mqtt.central import CentralProcessor
+from idstation.mqtt.central.dedupe import DedupeStore
+from idstation.mqtt.central.listener import CentralProcessor
+from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.client import Publisher, PublisherConfig
-from idstation.mqtt.dedupe import DedupeStore
 from idstation.mqtt.events import EventBuilder
-from idstation.mqtt.registry import Registry
 from idstation.mqtt.seal import Signer
 from idstation.mqtt.topics import topic_for
 

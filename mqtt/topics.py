@@ -7,9 +7,13 @@ is retained and carries the last will. The central side subscribes to ``idstatio
 
 from __future__ import annotations
 
+import re
+
 from idstation.mqtt.errors import EventRejected
 from idstation.mqtt.events import KINDS
-from idstation.mqtt.registry import valid_name
+
+# One rule for every name that becomes a topic level or a file name: device id, site, counter, group.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 PREFIX = "idstation/v1"
 SUBSCRIPTION = f"{PREFIX}/+/+/+"
@@ -24,7 +28,16 @@ __all__ = [
     "parse_topic",
     "shared_subscription",
     "topic_for",
+    "valid_name",
 ]
+
+
+def valid_name(value: object) -> bool:
+    """A device id, site, counter or group: 1-128 of ``A-Z a-z 0-9 . _ -``, not starting with ``. _ -``
+
+    (safe as an MQTT topic level and as a file name).
+    """
+    return isinstance(value, str) and bool(_NAME_RE.fullmatch(value))
 
 
 def topic_for(site: str, counter: str, kind: str) -> str:

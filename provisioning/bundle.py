@@ -26,9 +26,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
+from idstation.mqtt.central.fleet_ca import verify_issued_by
 from idstation.provisioning import identity as ident
 from idstation.provisioning.errors import BundleError
-from idstation.provisioning.fleet_ca import verify_issued_by
 from idstation.provisioning.keys import FileKeyStore, spki_fingerprint
 from idstation.provisioning.statedir import StateDir, StepHook
 

@@ -47,8 +47,8 @@ def _central_public_pem(path: str) -> str:
 
 
 def init_ca(args: argparse.Namespace) -> int:
-    from idstation.mqtt.registry import Registry
-    from idstation.provisioning.fleet_ca import FleetCA
+    from idstation.mqtt.central.fleet_ca import FleetCA
+    from idstation.mqtt.central.registry import Registry
 
     root = _central(args)
     make_private_dir(root, mode=0o750)
@@ -91,7 +91,7 @@ def init_ca(args: argparse.Namespace) -> int:
 
 def _write_broker_config(broker: Path, crl: Path) -> None:
     """mosquitto.conf + ACLs (passwords are the operator's: mosquitto_passwd -c broker/passwords claim)."""
-    from idstation.provisioning.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
+    from idstation.mqtt.central.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
 
     write_atomic(broker / "claim.acl", CLAIM_ACL.encode())
     write_atomic(broker / "device.acl", DEVICE_ACL.encode())
@@ -102,9 +102,9 @@ def _write_broker_config(broker: Path, crl: Path) -> None:
 
 
 def _enroller(args: argparse.Namespace) -> Any:
-    from idstation.mqtt.registry import Registry
-    from idstation.provisioning.enroller import Enroller, EnrolPolicy
-    from idstation.provisioning.fleet_ca import FleetCA
+    from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
+    from idstation.mqtt.central.fleet_ca import FleetCA
+    from idstation.mqtt.central.registry import Registry
 
     root = _central(args)
     ca = FleetCA(root / "ca")
@@ -180,7 +180,7 @@ def _serve(args: argparse.Namespace, enroller: Any) -> int:
 
 def revoke(args: argparse.Namespace) -> int:
     device_id = args.device_id or args.device_id_opt
-    from idstation.mqtt.registry import valid_name
+    from idstation.mqtt.central.registry import valid_name
 
     if not device_id or not valid_name(device_id):
         raise ProvisioningError("name the device to revoke (ids-...)")

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from idstation.mqtt.central.enroller import Enroller
 from idstation.provisioning import errors
 from idstation.provisioning.bundle import apply_bundle
-from idstation.provisioning.enroller import Enroller
 from idstation.provisioning.identity import CSR_FILE, DeviceIdentity, load_device, pairing_code
 from idstation.provisioning.mqttio import BrokerAccess, MqttSession
 

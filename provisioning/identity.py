@@ -245,10 +245,10 @@ def provision_for_tests(  # noqa: PLR0917 (the contract with the demo is positio
     X25519 public key or its PEM. ``registry``: a ``Registry``, its directory, or None for
     ``<fleet CA dir>/registry``. Returns the enrolled identity.
     """
-    from idstation.mqtt.registry import Registry
+    from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
+    from idstation.mqtt.central.fleet_ca import CA_KEY, FleetCA
+    from idstation.mqtt.central.registry import Registry
     from idstation.provisioning.bundle import apply_bundle
-    from idstation.provisioning.enroller import Enroller, EnrolPolicy
-    from idstation.provisioning.fleet_ca import CA_KEY, FleetCA
 
     if not isinstance(fleet_ca, FleetCA):
         ca_dir = Path(fleet_ca)

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.broker import LocalBroker
-from idstation.mqtt.central import CentralListener
-from idstation.mqtt.registry import Registry
+from idstation.mqtt.central.listener import CentralListener
+from idstation.mqtt.central.registry import Registry
 from idstation.provisioning.identity import provision_for_tests
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

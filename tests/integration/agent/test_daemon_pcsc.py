@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.agent.emrtd import profiles
-from idstation.mqtt.registry import Registry
+from idstation.mqtt.central.registry import Registry
 from idstation.provisioning.identity import provision_for_tests
 
 from tests.integration.agent.test_daemon import Centre, stop

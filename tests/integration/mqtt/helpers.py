@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from idstation.mqtt.central import AcceptedEvent, CentralListener
+from idstation.mqtt.central.listener import AcceptedEvent, CentralListener
 from idstation.mqtt.client import Publisher, PublisherConfig
 from idstation.mqtt.errors import EventRejected
 

@@ -18,10 +18,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from idstation.mqtt.broker import free_port
-from idstation.mqtt.registry import Registry
-from idstation.provisioning.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
-from idstation.provisioning.enroller import Enroller, EnrolPolicy
-from idstation.provisioning.fleet_ca import FleetCA
+from idstation.mqtt.central.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
+from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
+from idstation.mqtt.central.fleet_ca import FleetCA
+from idstation.mqtt.central.registry import Registry
 from idstation.provisioning.mqttio import BrokerAccess
 
 PASSWORDS = {"claim": "claim-secret", "enroller": "enroller-secret", "central": "central-secret"}

@@ -41,9 +41,9 @@ def _apply_until(state: Path, bundle: Path, step: str) -> None:
 def test_cli_apply_killed_between_steps(tmp_path: Path, step: str) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import x25519
-    from idstation.mqtt.registry import Registry
-    from idstation.provisioning.enroller import Enroller, EnrolPolicy
-    from idstation.provisioning.fleet_ca import FleetCA
+    from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
+    from idstation.mqtt.central.fleet_ca import FleetCA
+    from idstation.mqtt.central.registry import Registry
 
     box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
     central = x25519.X25519PrivateKey.generate().public_key()

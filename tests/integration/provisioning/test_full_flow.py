@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from idstation.agent.cli import main
-from idstation.mqtt.central import CentralProcessor
-from idstation.mqtt.dedupe import DedupeStore
+from idstation.mqtt.central.dedupe import DedupeStore
+from idstation.mqtt.central.listener import CentralProcessor
 from idstation.mqtt.errors import EventRejected
 from idstation.provisioning.mqttio import MqttSession
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.events import EventBuilder
-from idstation.mqtt.registry import Registry
 from idstation.mqtt.seal import Signer
 
 CITIZEN = {

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from idstation.mqtt.central import CentralProcessor, event_to_json_line
-from idstation.mqtt.dedupe import DedupeStore
+from idstation.mqtt.central.dedupe import DedupeStore
+from idstation.mqtt.central.listener import CentralProcessor, event_to_json_line
 from idstation.mqtt.errors import EventRejected
 from idstation.mqtt.events import EventBuilder
 from idstation.mqtt.seal import Signer, decode_frame, encode_frame

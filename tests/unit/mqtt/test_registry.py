@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.errors import RegistryError
-from idstation.mqtt.registry import Registry
 from idstation.mqtt.seal import key_id_for
 
 

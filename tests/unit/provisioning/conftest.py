@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
-from idstation.mqtt.registry import Registry
-from idstation.provisioning.enroller import Enroller, EnrolPolicy
-from idstation.provisioning.fleet_ca import FleetCA
+from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
+from idstation.mqtt.central.fleet_ca import FleetCA
+from idstation.mqtt.central.registry import Registry
 from idstation.provisioning.identity import InitResult, init_device
 
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from idstation.mqtt.registry import Registry
+from idstation.mqtt.central.enroller import Enroller
+from idstation.mqtt.central.fleet_ca import FleetCA
+from idstation.mqtt.central.registry import Registry
 from idstation.provisioning.bundle import apply_bundle, parse_bundle
-from idstation.provisioning.enroller import Enroller
 from idstation.provisioning.errors import BundleError, CsrError, EnrollError, NotProvisioned, TokenError
-from idstation.provisioning.fleet_ca import FleetCA
 from idstation.provisioning.identity import InitResult, init_device, load_identity
 
 from .conftest import csr_of

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from idstation.mqtt.central.enroller import Enroller
 from idstation.provisioning.bundle import apply_bundle
-from idstation.provisioning.enroller import Enroller
 from idstation.provisioning.errors import NotProvisioned
 from idstation.provisioning.identity import InitResult, load_device, load_identity
 

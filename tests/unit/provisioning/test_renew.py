@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from idstation.mqtt.central.enroller import Enroller
 from idstation.provisioning.bundle import apply_bundle
-from idstation.provisioning.enroller import Enroller
 from idstation.provisioning.errors import BrokerError, EnrollError
 from idstation.provisioning.identity import InitResult, load_identity
 from idstation.provisioning.mqttio import BrokerAccess

@@ -21,12 +21,12 @@ from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from idstation.mqtt.registry import Registry
+from idstation.mqtt.central.fleet_ca import FleetCA
+from idstation.mqtt.central.registry import Registry
 from idstation.provisioning.bundle import Bundle, sign_bundle
 from idstation.provisioning.csr import CsrInfo, verify_csr
 from idstation.provisioning.errors import CsrError, EnrollError, TokenError
 from idstation.provisioning.files import write_atomic
-from idstation.provisioning.fleet_ca import FleetCA
 from idstation.provisioning.pairing import PairingCode, token_hash, valid_name
 
 log = structlog.get_logger(__name__)

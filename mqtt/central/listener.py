@@ -34,11 +34,11 @@ from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from idstation.mqtt.central.dedupe import DedupeStore, Observation, Verdict, default_state_path
+from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.connection import Connection, TlsOptions, parse_broker_url
-from idstation.mqtt.dedupe import DedupeStore, Observation, Verdict, default_state_path
 from idstation.mqtt.errors import EventRejected, SealError
 from idstation.mqtt.events import DATA_KINDS, parse_header
-from idstation.mqtt.registry import Registry
 from idstation.mqtt.seal import decode_frame, load_central_private_key, open_private, verify_frame
 from idstation.mqtt.topics import SUBSCRIPTION, is_provisioning_topic, parse_topic, shared_subscription
 

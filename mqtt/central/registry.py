@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,18 +31,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from idstation.hal.storage import write_atomic
 from idstation.mqtt.errors import RegistryError
 from idstation.mqtt.seal import SealError, key_id_for, load_verify_key
+from idstation.mqtt.topics import valid_name
 
 log = structlog.get_logger(__name__)
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _RACY_NS = 100_000_000
 
 __all__ = ["DeviceRecord", "Registry", "valid_name"]
 
-
-def valid_name(value: str) -> bool:
-    """A device id, site or counter: 1-128 of ``A-Z a-z 0-9 . _ -`` (safe as a file name and a topic level)."""
-    return isinstance(value, str) and bool(_ID_RE.match(value))
 
 
 @dataclass(frozen=True, slots=True)
