@@ -17,6 +17,7 @@ settings.load_profile("idstation")
 pytest_plugins = [
     "tests.fixtures.pcsc",  # pcscd + vpcd with the virtual chip
     "tests.fixtures.broker",  # real mosquitto on loopback (plain, TLS, mTLS, ACL)
+    "tests.fixtures.postgres",  # a throw-away PostgreSQL 15 cluster on loopback
 ]
 
 
