@@ -35,3 +35,12 @@ class EventRejected(IdstationError):
     def __init__(self, reason: str, message: str = "") -> None:
         self.reason = reason
         super().__init__(message or reason)
+
+
+class ReceiptRejected(SealError):
+    """A receipt was refused by the box: ``reason`` is ``malformed``, ``unknown_key``, ``bad_signature``
+    or ``bad_header`` (see :mod:`idstation.mqtt.receipt`)."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        self.reason = reason
+        super().__init__(message or reason)
