@@ -7,9 +7,11 @@ this module, read by ``idstation central listen``)::
                                     "public_key_pem", "certificate_pem" (optional), "enrolled_at"}
     DIR/revoked/<device_id>.json   {"device_id", "revoked_at", "reason"}
 
-Every write is atomic (temporary file + rename), so a reader never sees half a record. A
-running listener reloads when a directory's mtime changes (and re-checks for a second after a
-change, since mtimes are coarse), so enrolments and revocations apply without a restart. An
+Every write is atomic (temporary file + rename), so a reader never sees half a record. Readers
+see an immutable snapshot; a directory whose mtime changed is listed again and only the records
+whose files changed are re-read (:mod:`.registry_snapshot`), so enrolments and revocations apply
+without a restart and without a full reload. A listener calls :meth:`Registry.watch`: a background
+thread refreshes every quarter second and lookups never load on the message thread. An
 empty or missing registry trusts nothing. A revoked device stays revoked even if re-enrolled,
 until its revocation file is removed.
 """
@@ -18,9 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,12 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from idstation.hal.storage import write_atomic
+from idstation.mqtt.central.registry_snapshot import Loader, Snapshot
 from idstation.mqtt.errors import RegistryError
 from idstation.mqtt.seal import SealError, key_id_for, load_verify_key
 from idstation.mqtt.topics import valid_name
 
 log = structlog.get_logger(__name__)
-
-_RACY_NS = 100_000_000
 
 __all__ = ["DeviceRecord", "Registry", "valid_name"]
 
@@ -115,10 +114,9 @@ class Registry:
             self.devices_dir.mkdir(parents=True, exist_ok=True)
             self.revoked_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        self._devices: dict[str, DeviceRecord] = {}
-        self._by_key: dict[str, DeviceRecord] = {}
-        self._revoked: dict[str, dict[str, Any]] = {}
+        self._loader = Loader(self.devices_dir, self.revoked_dir, self._read_device)
+        self._snap = Snapshot()
+        self._watcher: tuple[threading.Thread, threading.Event] | None = None
 
     # --- writing (enrolment tool) -----------------------------------------------------------------
 
@@ -169,80 +167,75 @@ class Registry:
 
     def lookup(self, device_id: str) -> DeviceRecord | None:
         """The enrolled, non-revoked device with this id, or None."""
-        self.refresh()
-        if device_id in self._revoked:
+        snap = self._current()
+        if device_id in snap.revoked:
             return None
-        return self._devices.get(device_id)
+        return snap.devices.get(device_id)
 
     def by_key_id(self, key_id: str, *, include_revoked: bool = False) -> DeviceRecord | None:
         """The enrolled, non-revoked (unless ``include_revoked``) device that holds this key id, or None."""
-        self.refresh()
-        record = self._by_key.get(key_id)
-        if record is None or (record.device_id in self._revoked and not include_revoked):
+        snap = self._current()
+        record = snap.by_key.get(key_id)
+        if record is None or (record.device_id in snap.revoked and not include_revoked):
             return None
         return record
 
     def is_revoked(self, device_id: str) -> bool:
-        self.refresh()
-        return device_id in self._revoked
+        return device_id in self._current().revoked
 
     def known(self, device_id: str) -> bool:
         """Enrolled (revoked or not)."""
-        self.refresh()
-        return device_id in self._devices
+        return device_id in self._current().devices
 
     def devices(self) -> list[DeviceRecord]:
-        self.refresh()
-        return sorted(self._devices.values(), key=lambda r: r.device_id)
+        return sorted(self._current().devices.values(), key=lambda r: r.device_id)
 
     def revoked(self) -> dict[str, dict[str, Any]]:
-        self.refresh()
-        return dict(self._revoked)
+        return dict(self._current().revoked)
+
+    def __len__(self) -> int:
+        return len(self._current().devices)
 
     def refresh(self, force: bool = False) -> None:
-        """Reload if a directory changed since the last load (cheap: two stat calls)."""
-        stamp = (self._mtime(self.devices_dir), self._mtime(self.revoked_dir))
-        if not force and stamp == self._stamp:
-            return
+        """Bring the snapshot up to date: two stat calls when nothing changed; otherwise only the
+        records whose files changed are read again (see :class:`_Loader`)."""
         with self._lock:
-            self._load(stamp)
+            self._snap = self._loader.update(self._snap, force=force)
+
+    def watch(self, interval: float = 0.25) -> None:
+        """Refresh in a background thread every ``interval`` seconds; lookups then only read the
+        current snapshot and never load on the caller's thread. Idempotent; :meth:`close` stops it."""
+        if self._watcher is not None:
+            return
+        self.refresh()
+        stop = threading.Event()
+        thread = threading.Thread(target=self._watch, args=(interval, stop), name="registry-watch", daemon=True)
+        self._watcher = (thread, stop)
+        thread.start()
+
+    def close(self) -> None:
+        """Stop the background watcher (if any)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher[1].set()
+            watcher[0].join(timeout=5)
 
     # --- internals --------------------------------------------------------------------------------
 
-    def _invalidate(self) -> None:
-        self._stamp = None
+    def _current(self) -> Snapshot:
+        if self._watcher is None:
+            self.refresh()
+        return self._snap
 
-    @staticmethod
-    def _mtime(path: Path) -> int:
-        try:
-            return os.stat(path).st_mtime_ns
-        except OSError:
-            return -1
-
-    def _load(self, stamp: tuple[int, int]) -> None:
-        wall = time.time_ns()
-        devices: dict[str, DeviceRecord] = {}
-        by_key: dict[str, DeviceRecord] = {}
-        for path in sorted(self.devices_dir.glob("*.json")) if self.devices_dir.is_dir() else []:
-            record = self._read_device(path)
-            if record is not None:
-                devices[record.device_id] = record
-                by_key[record.key_id] = record
-        revoked: dict[str, dict[str, Any]] = {}
-        for path in sorted(self.revoked_dir.iterdir()) if self.revoked_dir.is_dir() else []:
-            if path.name.startswith("."):
-                continue
-            device_id = path.name.removesuffix(".json")
+    def _watch(self, interval: float, stop: threading.Event) -> None:
+        while not stop.wait(interval):
             try:
-                info = json.loads(path.read_text(encoding="utf-8") or "{}")
-            except (OSError, ValueError):
-                info = {}
-            revoked[device_id] = info if isinstance(info, dict) else {}
-        self._devices, self._by_key, self._revoked = devices, by_key, revoked
-        # mtimes are coarse (a kernel tick): a change in the same tick as this load would keep the
-        # stamp, so a stamp that close to now is not trusted and the next lookup reloads again.
-        self._stamp = stamp if wall - max(stamp) > _RACY_NS else None
-        log.debug("registry_loaded", devices=len(devices), revoked=len(revoked))
+                self.refresh()
+            except OSError as exc:  # a directory briefly unreadable: keep the last snapshot
+                log.warning("registry_refresh_failed", error=type(exc).__name__)
+
+    def _invalidate(self) -> None:
+        self._loader.invalidate()
 
     @staticmethod
     def _read_device(path: Path) -> DeviceRecord | None:
