@@ -26,7 +26,7 @@ from idstation.mqtt.clock import boot_id as kernel_boot_id
 from idstation.mqtt.clock import uuid7
 from idstation.mqtt.errors import SealError
 from idstation.mqtt.seal import HPKE_SUITE_NAME, Signer, encode_frame, seal_private
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo
 
 SCHEMA_VERSION = 1
 KINDS = ("identity", "read_failed", "status", "heartbeat")
@@ -40,6 +40,7 @@ _SHORT = r"^[A-Za-z0-9_.:-]{1,64}$"
 __all__ = [
     "DATA_KINDS",
     "KINDS",
+    "MAX_SEQ",
     "SCHEMA_VERSION",
     "TELEMETRY_KINDS",
     "BuiltEvent",
@@ -51,8 +52,37 @@ __all__ = [
 ]
 
 
+MAX_SEQ = 2**53  # exact in every JSON implementation (IEEE double) and in a signed 64-bit column
+MAX_CLOCK_AHEAD_S = 86400.0  # a created_at further ahead of the receiver's clock is refused
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # even a box without a clock starts past this
+MAX_INFO_KEYS = 64
+
+
+def _real_utc_time(value: str, info: ValidationInfo) -> str:
+    """``created_at``: a real date and time (not 2024-13-45), after 2000, at most a day ahead."""
+    try:
+        when = dt.datetime.fromisoformat(value.removesuffix("Z") + "+00:00")
+    except ValueError:
+        raise ValueError("not a real date and time") from None
+    now = (info.context or {}).get("now") or dt.datetime.now(dt.UTC)
+    if when < EARLIEST or (when - now).total_seconds() > MAX_CLOCK_AHEAD_S:
+        raise ValueError("outside the accepted time range")
+    return value
+
+
+def _small_info(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > MAX_INFO_KEYS or any(len(k) > 64 for k in value):
+        raise ValueError(f"at most {MAX_INFO_KEYS} keys of at most 64 characters")
+    return value
+
+
+_CreatedAt = Annotated[str, AfterValidator(_real_utc_time)]
+_Info = Annotated[dict[str, Any], AfterValidator(_small_info)]
+
+
 class _Common(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a JSON string is not a number, a number not a boolean (two readers, one meaning)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     v: Literal[1] = Field(default=1, description="schema version (SCHEMA_VERSION)")
     event_id: str = Field(pattern=_UUID7, description="UUIDv7, unique per event, kept across resends")
@@ -60,8 +90,10 @@ class _Common(BaseModel):
     site: str = Field(pattern=_NAME)
     counter_id: str = Field(pattern=_NAME)
     boot_id: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=0, description="per-device sequence number, never goes back")
-    created_at: str = Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$", description="UTC")
+    seq: int = Field(ge=0, le=MAX_SEQ, description="per-device sequence number, never goes back")
+    created_at: _CreatedAt = Field(
+        pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$", description="UTC, at most a day ahead"
+    )
     clock_synced: bool = Field(description="the device clock was NTP-synchronised when the event was made")
     key_id: str = Field(min_length=1, max_length=255, description="the Ed25519 key that signed the frame")
 
@@ -86,14 +118,14 @@ class StatusHeader(_Common):
 
     kind: Literal["status"]
     state: str = Field(pattern=_SHORT)
-    info: dict[str, Any] = Field(default_factory=dict)
+    info: _Info = Field(default_factory=dict)
 
 
 class HeartbeatHeader(_Common):
     """Periodic liveness with counters (outbox depth, uptime...)."""
 
     kind: Literal["heartbeat"]
-    info: dict[str, Any] = Field(default_factory=dict)
+    info: _Info = Field(default_factory=dict)
 
 
 Header = Annotated[
@@ -118,10 +150,17 @@ class IdentityPrivate(BaseModel):
     qr: dict[str, Any] | None = Field(default=None, description="citizen data from the QR code")
 
 
-def parse_header(data: dict[str, Any]) -> IdentityHeader | ReadFailedHeader | StatusHeader | HeartbeatHeader:
-    """Validate a clear header; a bad one is a :class:`SealError` naming the field, not the value."""
+def parse_header(
+    data: dict[str, Any], *, now: dt.datetime | None = None
+) -> IdentityHeader | ReadFailedHeader | StatusHeader | HeartbeatHeader:
+    """Validate a clear header; a bad one is a :class:`SealError` naming the field, not the value.
+
+    ``now`` (UTC, default the system clock) bounds ``created_at`` (at most a day ahead).
+    """
+    if not isinstance(data, dict):
+        raise SealError("invalid event header: not an object")
     try:
-        return _HEADER.validate_python(data)
+        return _HEADER.validate_python(data, context={"now": now})
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
         raise SealError(f"invalid event header: {', '.join(fields)[:200]}") from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,18 +40,25 @@ MAGIC = b"IDS1"
 SIGNATURE_LEN = 64
 HPKE_SUITE_NAME = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/ChaCha20-Poly1305"
 MAX_FRAME = 4 * 1024 * 1024  # an identity event with a face is ~20-40 KB; anything huge is hostile
+MAX_HEADER = 16 * 1024  # a clear header is a few hundred bytes; status info a few KB at most
+MAX_HEADER_DEPTH = 8  # header {} > info {} > a little structure
+MAX_SEALED_DEPTH = 16  # the personal part: citizen, verification and QR objects, a few levels each
 
 __all__ = [
     "HPKE_SUITE_NAME",
+    "MAX_FRAME",
+    "MAX_HEADER",
     "Frame",
     "Signer",
     "decode_frame",
     "encode_frame",
+    "json_depth",
     "key_id_for",
     "load_central_private_key",
     "load_central_public_key",
     "load_signing_key",
     "load_verify_key",
+    "loads_bounded",
     "open_private",
     "seal_info",
     "seal_private",
@@ -150,10 +158,7 @@ def open_private(sealed: bytes, key: X25519PrivateKey, device_id: str, event_id:
         plaintext = _suite().decrypt(sealed, key, info=seal_info(device_id, event_id))
     except (InvalidTag, ValueError, TypeError):
         raise SealError("the sealed part does not decrypt for this device and event") from None
-    try:
-        value = json.loads(plaintext)
-    except ValueError:
-        raise SealError("the sealed part is not JSON") from None
+    value = loads_bounded(plaintext, max_bytes=MAX_FRAME, max_depth=MAX_SEALED_DEPTH, what="the sealed part")
     if not isinstance(value, dict):
         raise SealError("the sealed part is not a JSON object")
     return value
@@ -180,17 +185,69 @@ class Signer:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """A decoded (not yet verified) frame."""
+    """A split (not yet verified) frame. Its header is parsed only on demand (:attr:`header`),
+    so a receiver checks the signature before it parses anything of the header but its length."""
 
     key_id: str
     header_bytes: bytes
-    header: dict[str, Any]
     sealed: bytes
     signed_part: bytes
     signature: bytes
 
+    @property
+    def header(self) -> dict[str, Any]:
+        """The header as a JSON object (bounded in size and depth), or :class:`SealError`."""
+        value = loads_bounded(self.header_bytes, max_bytes=MAX_HEADER, max_depth=MAX_HEADER_DEPTH, what="frame header")
+        if not isinstance(value, dict):
+            raise SealError("frame header is not a JSON object")
+        return value
+
     def __repr__(self) -> str:
         return f"Frame(key_id={self.key_id!r}, header_len={len(self.header_bytes)}, sealed_len={len(self.sealed)})"
+
+
+# a string, or an unterminated one to the end: every match attempt succeeds, so the scan is linear
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKETS = re.compile(rb"[^\[\]{}]+")
+
+
+def json_depth(data: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON text, strings skipped; no recursion, linear time."""
+    depth = deepest = 0
+    for byte in _NOT_BRACKETS.sub(b"", _STRINGS.sub(b"", data)):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("duplicate key")  # two readers could see two different objects
+    return value
+
+
+def loads_bounded(data: bytes, *, max_bytes: int, max_depth: int, what: str) -> Any:
+    """Parse untrusted JSON with a size and a nesting cap checked before the parser runs.
+
+    Also refused: invalid UTF-8, ``NaN``/``Infinity``, duplicate keys. Every failure is a
+    :class:`SealError` naming ``what``, never the content.
+    """
+    if len(data) > max_bytes:
+        raise SealError(f"{what} too large")
+    if json_depth(data) > max_depth:
+        raise SealError(f"{what} nested too deeply")
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise SealError(f"{what} is not valid JSON") from None
 
 
 def encode_frame(header: dict[str, Any], sealed: bytes, signer: Signer) -> bytes:
@@ -222,15 +279,16 @@ def decode_frame(data: bytes) -> Frame:
     end = len(data) - SIGNATURE_LEN
     if pos + header_len > end:
         raise SealError("truncated frame header")
-    header_bytes = data[pos : pos + header_len]
+    if header_len > MAX_HEADER:
+        raise SealError("frame header too large")
     try:
         key_id = key_id_raw.decode("ascii")
-        header = json.loads(header_bytes)
-    except (UnicodeDecodeError, ValueError):
-        raise SealError("frame header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise SealError("frame header is not a JSON object")
-    return Frame(key_id, header_bytes, header, data[pos + header_len : end], data[:end], data[end:])
+    except UnicodeDecodeError:
+        raise SealError("frame key id is not ASCII") from None
+    if not key_id.isprintable():
+        raise SealError("frame key id is not printable")
+    header_bytes = data[pos : pos + header_len]
+    return Frame(key_id, header_bytes, data[pos + header_len : end], data[:end], data[end:])
 
 
 def verify_frame(frame: Frame, public_key: Ed25519PublicKey) -> None:

@@ -15,6 +15,7 @@ device's events and redeliveries across the group's members. One transaction per
 from __future__ import annotations
 
 import enum
+import os
 import sqlite3
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from idstation.mqtt.errors import EventRejected
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +40,7 @@ CREATE TABLE IF NOT EXISTS gaps (
 );
 """
 
-__all__ = ["DedupeStore", "Observation", "Verdict", "default_state_path"]
+__all__ = ["DedupeStore", "Observation", "Verdict", "default_state_path", "is_volatile"]
 
 
 class Verdict(enum.Enum):
@@ -60,8 +62,33 @@ class Observation:
         return self.verdict in (Verdict.NEW, Verdict.GAP, Verdict.FILLED)
 
 
+MAX_SEQ = 2**53  # the wire schema's bound (events.MAX_SEQ); SQLite integers are signed 64-bit
+SYSTEM_STATE_DIR = Path("/var/lib/idstation-central")
+
+
 def default_state_path(group: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"idstation-central-{group}.sqlite"
+    """Where the state lives when no path is given: persistent, never the temporary directory.
+
+    ``$IDSTATION_CENTRAL_STATE_DIR``, else ``/var/lib/idstation-central`` for root (systemd's
+    ``StateDirectory=idstation-central`` makes it for a service user too), else
+    ``$XDG_STATE_HOME/idstation-central`` (``~/.local/state/idstation-central``).
+    """
+    override = os.environ.get("IDSTATION_CENTRAL_STATE_DIR")
+    if override:
+        base = Path(override)
+    elif os.geteuid() == 0 or os.access(SYSTEM_STATE_DIR, os.W_OK):
+        base = SYSTEM_STATE_DIR
+    else:
+        xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        base = Path(xdg) / "idstation-central"
+    return base / f"{group}.sqlite"
+
+
+def is_volatile(path: Path) -> bool:
+    """True when ``path`` lies on a file system that a reboot empties (tmp, /dev/shm, /run)."""
+    resolved = path.resolve()
+    roots = {Path(tempfile.gettempdir()).resolve(), Path("/tmp"), Path("/dev/shm"), Path("/run"), Path("/var/tmp")}  # noqa: S108
+    return any(resolved.is_relative_to(root) for root in roots)
 
 
 class DedupeStore:
@@ -70,6 +97,12 @@ class DedupeStore:
     def __init__(self, path: str | Path, *, retention_s: float = 30 * 86400.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if is_volatile(self.path):
+            log.warning(
+                "central_state_not_persistent",
+                path=str(self.path),
+                consequence="after a reboot or cleanup, already accepted events are accepted again",
+            )
         self.retention_s = retention_s
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
@@ -90,6 +123,8 @@ class DedupeStore:
 
     def observe(self, event_id: str, device_id: str, key_id: str, seq: int, data: bool) -> Observation:
         """Record one verified event and classify it (one transaction)."""
+        if not (isinstance(seq, int) and 0 <= seq <= MAX_SEQ):
+            raise EventRejected("bad_header", "seq out of range")  # never reaches SQLite's 64-bit integers
         now = time.time()
         with self._lock:
             try:
@@ -106,7 +141,7 @@ class DedupeStore:
                     self._db.execute("ROLLBACK")
                     return obs
                 self._db.execute("COMMIT")
-            except sqlite3.Error:
+            except BaseException:  # whatever went wrong, the transaction never stays open
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise

@@ -3,7 +3,7 @@
 :class:`CentralProcessor` is the sans-MQTT core: ``process(topic, payload) -> AcceptedEvent``
 or :class:`EventRejected` (``reason`` one of ``bad_topic``, ``malformed``, ``unknown_device``,
 ``revoked_device``, ``bad_signature``, ``bad_header``, ``wrong_topic``, ``undecryptable``,
-``duplicate``, ``replay``). Checks, in order: the topic's shape; the frame; the key id in the
+``duplicate``, ``replay``, ``internal_error``). Checks, in order: the topic's shape; the frame; the key id in the
 registry (enrolled, not revoked); the Ed25519 signature over the received bytes; the header
 schema; the header's device/site/counter/kind against the registry binding and the topic; the
 HPKE seal; the shared dedupe state (``event_id`` seen, ``seq`` gaps and replays).
@@ -120,18 +120,36 @@ class CentralProcessor:
         self.counts: Counter[str] = Counter()
 
     def process(self, topic: str, payload: bytes, received_at: float | None = None) -> AcceptedEvent:
+        """Verify, open and record one message: the event, or :class:`EventRejected` with a reason.
+
+        Only a failure of the state store itself escapes (the caller retries the message later);
+        any other failure of this one message is a rejection (``internal_error`` for the unforeseen).
+        """
         try:
-            event = self._process(topic, payload, received_at or time.time())
+            raw, header, private = self._checked(topic, payload)
+            data = header.kind in DATA_KINDS
+            obs = self.store.observe(header.event_id, header.device_id, header.key_id, header.seq, data)
+            _report(obs, header.device_id, header.seq)
         except EventRejected as exc:
             self.counts[exc.reason] += 1
             raise
         self.counts["accepted"] += 1
-        return event
+        return AcceptedEvent(raw, topic, private, obs, received_at or time.time())
 
-    def _process(self, topic: str, payload: bytes, received_at: float) -> AcceptedEvent:
+    def _checked(self, topic: str, payload: bytes) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
+        """The pure checks; anything unforeseen in them is this message's fault, not the centre's."""
+        try:
+            return self._verify(topic, payload)
+        except EventRejected:
+            raise
+        except Exception as exc:  # one hostile message must never stop the centre
+            log.error("central_event_check_failed", error=type(exc).__name__)
+            raise EventRejected("internal_error", f"the event could not be checked: {type(exc).__name__}") from None
+
+    def _verify(self, topic: str, payload: bytes) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
         site, counter, kind = parse_topic(topic)
         try:
-            frame = decode_frame(payload)
+            frame = decode_frame(payload)  # splits bytes only: nothing of the header is parsed yet
         except SealError as exc:
             raise EventRejected("malformed", str(exc)) from None
         record = self.registry.by_key_id(frame.key_id)
@@ -144,7 +162,8 @@ class CentralProcessor:
         except SealError:
             raise EventRejected("bad_signature", "bad signature") from None
         try:
-            header = parse_header(frame.header)
+            raw = frame.header  # parsed (bounded) only now that the signature holds
+            header = parse_header(raw)
         except SealError as exc:
             raise EventRejected("bad_header", str(exc)) from None
         if header.device_id != record.device_id or header.key_id != record.key_id:
@@ -161,10 +180,7 @@ class CentralProcessor:
                 private = open_private(frame.sealed, self.central_key, header.device_id, header.event_id)
             except SealError:
                 raise EventRejected("undecryptable", "the sealed part does not decrypt") from None
-        data = header.kind in DATA_KINDS
-        obs = self.store.observe(header.event_id, header.device_id, header.key_id, header.seq, data)
-        _report(obs, header.device_id, header.seq)
-        return AcceptedEvent(frame.header, topic, private, obs, received_at)
+        return raw, header, private
 
 
 def _report(obs: Observation, device_id: str, seq: int) -> None:
@@ -266,6 +282,12 @@ class CentralListener:
         except sqlite3.Error as exc:
             log.error("central_state_store_failed", error=type(exc).__name__)
             client.disconnect()
+            return
+        except Exception as exc:  # one message must never stop the session (it would come back forever)
+            client.ack(message.mid, message.qos)
+            log.error("central_event_failed", topic=message.topic, error=type(exc).__name__)
+            if self._on_reject:
+                self._on_reject(message.topic, EventRejected("internal_error", type(exc).__name__))
             return
         client.ack(message.mid, message.qos)
         try:
