@@ -1,0 +1,62 @@
+"""Server-sent events: the wire format and the polling loop behind ``.../stream``.
+
+Each accepted event goes out as ``id: CURSOR`` (the store's commit-order cursor), ``event: KIND``
+and ``data: JSON line``. A client that reconnects sends the last id it saw as ``Last-Event-ID``
+and the loop resumes strictly after it: nothing lost (the cursor orders commits) and nothing
+repeated (strictly after). The loop polls the store every ``poll_s`` (a cheap indexed query) and
+sends a comment line every ``keepalive_s`` so proxies and the browser keep an idle stream open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+__all__ = ["Outgoing", "comment", "event_stream", "format_event"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One event ready to send: its cursor, SSE event name and JSON text (a single line)."""
+
+    cursor: int
+    event: str
+    data: str
+
+
+def format_event(item: Outgoing) -> bytes:
+    if "\n" in item.data or "\r" in item.data:
+        raise TypeError("SSE data must be one line (a compact JSON text)")
+    return f"id: {item.cursor}\nevent: {item.event}\ndata: {item.data}\n\n".encode()
+
+
+def comment(text: str = "") -> bytes:
+    return f": {text}\n\n".encode()
+
+
+async def event_stream(
+    fetch_after: Callable[[int], Awaitable[list[Outgoing]]],
+    cursor: int,
+    *,
+    poll_s: float = 0.15,
+    keepalive_s: float = 15.0,
+    retry_ms: int = 1000,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[bytes]:
+    """Yield SSE bytes for every event after ``cursor``, forever (until the client goes away)."""
+    yield f"retry: {retry_ms}\n".encode() + comment("stream open")
+    last_sent = clock()
+    while True:
+        batch = await fetch_after(cursor)
+        for item in batch:
+            cursor = item.cursor
+            yield format_event(item)
+            last_sent = clock()
+        if batch:
+            continue  # more may be waiting: fetch again at once
+        if clock() - last_sent >= keepalive_s:
+            yield comment("keep-alive")
+            last_sent = clock()
+        await asyncio.sleep(poll_s)
