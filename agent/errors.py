@@ -21,6 +21,7 @@ __all__ = [
     "CardRemoved",
     "ConfigError",
     "DeviceError",
+    "FileTooLarge",
     "IdstationError",
     "MrzError",
     "NoCard",
@@ -40,6 +41,10 @@ class ApduError(CardError):
         self.sw = sw
         where = f" during {context}" if context else ""
         super().__init__(f"card answered SW {sw:04X}{where}")
+
+
+class FileTooLarge(CardError):
+    """A chip file's TLV header claims more bytes than the LDS allows for that file (hostile chip)."""
 
 
 class AccessDenied(CardError):

@@ -22,15 +22,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from idstation.agent.emrtd import crypto, ec, tlv
 from idstation.agent.emrtd.apdu import CommandApdu
 from idstation.agent.emrtd.lds.security_infos import (
     CA_ECDH_3DES,
+    ID_CA,
     ID_PK_ECDH,
     ChipAuthenticationInfo,
     ChipAuthenticationPublicKeyInfo,
     SecurityInfos,
+    UnknownSecurityInfo,
     cipher_of,
     encode_oid,
 )
@@ -57,37 +60,57 @@ class ChipAuthResult:
 
 
 def public_key_point(info: ChipAuthenticationPublicKeyInfo) -> tuple[ec.Curve, ec.Point]:
-    """The curve and point of an id-PK-ECDH SubjectPublicKeyInfo (named or explicit parameters)."""
+    """The curve and point of an id-PK-ECDH SubjectPublicKeyInfo (named or explicit parameters).
+
+    Only the curves ICAO 9303 standardizes are accepted (``ec.find_curve``): a chip cannot make
+    the terminal compute on a curve of its choosing. Every failure is a ``ParseError``.
+    """
     from asn1crypto import keys
 
     if info.protocol != ID_PK_ECDH:
         raise ParseError("chip authentication key is not an ECDH key")
     try:
-        spki = keys.PublicKeyInfo.load(info.public_key)
+        spki = keys.PublicKeyInfo.load(info.public_key, strict=True)
         params = spki["algorithm"]["parameters"]
         if params.name == "named":
-            curve = ec.BY_NAME[params.chosen.native]
+            name = params.chosen.native
+            if name not in ec.BY_NAME:
+                raise ParseError("chip authentication key is on a curve this terminal does not implement")
+            curve = ec.BY_NAME[name]
         elif params.name == "specified":
             curve = _explicit_curve(params.chosen)
         else:
             raise ParseError("implicit EC parameters are not supported")
         point_bytes = spki["public_key"].native
-    except (ValueError, TypeError, KeyError) as exc:
+    except ParseError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         raise ParseError(f"chip authentication public key is malformed ({type(exc).__name__})") from None
-    return curve, curve.decode_point(bytes(point_bytes))
+    if not isinstance(point_bytes, bytes):
+        raise ParseError("chip authentication public key is malformed (no point)")
+    return curve, curve.decode_point(point_bytes)
 
 
-def _explicit_curve(domain: object) -> ec.Curve:
-    fields = domain.native  # type: ignore[attr-defined]
-    p = fields["field_id"]["parameters"]
-    a = int.from_bytes(fields["curve"]["a"], "big")
-    b = int.from_bytes(fields["curve"]["b"], "big")
-    base = bytes(fields["base"])
+def _explicit_curve(domain: Any) -> ec.Curve:
+    """The named curve explicit parameters describe; checked field by field, cheapest first."""
+    field_id = domain["field_id"]
+    if field_id["field_type"].native != "prime_field":
+        raise ParseError("explicit EC parameters are not over a prime field")
+    p = field_id["parameters"].native
+    if not isinstance(p, int) or p not in _PRIMES:
+        raise ParseError("explicit EC parameters name no curve ICAO 9303 allows")
+    a = int.from_bytes(domain["curve"]["a"].native, "big")
+    b = int.from_bytes(domain["curve"]["b"].native, "big")
+    base = bytes(domain["base"].native)
     size = (p.bit_length() + 7) // 8
     if len(base) != 1 + 2 * size or base[0] != 4:
         raise ParseError("explicit EC base point is not uncompressed")
     g = (int.from_bytes(base[1 : 1 + size], "big"), int.from_bytes(base[1 + size :], "big"))
-    return ec.find_curve(p, a, b, g, fields["order"])
+    cofactor = domain["cofactor"].native
+    return ec.find_curve(p, a, b, g, domain["order"].native, h=1 if cofactor is None else cofactor)
+
+
+_PRIMES = frozenset(curve.p for curve in ec.STANDARD_PARAMETERS.values())
 
 
 def choose(infos: SecurityInfos) -> tuple[ChipAuthenticationInfo, ChipAuthenticationPublicKeyInfo] | None:
@@ -98,9 +121,14 @@ def choose(infos: SecurityInfos) -> tuple[ChipAuthenticationInfo, ChipAuthentica
             same_id = info.key_id is None or key.key_id is None or info.key_id == key.key_id
             if same_id and ".2.2.3.2." in info.protocol:
                 return info, key
-    if keys and not infos.chip_authentication:
+    if keys and not infos.chip_authentication and not _unreadable_ca_info(infos):
         return ChipAuthenticationInfo(CA_ECDH_3DES, 1, keys[0].key_id), keys[0]
     return None
+
+
+def _unreadable_ca_info(infos: SecurityInfos) -> bool:
+    """A ChipAuthenticationInfo is there but unreadable (e.g. a negative key ID): imply nothing."""
+    return any(isinstance(i, UnknownSecurityInfo) and i.protocol.startswith(ID_CA + ".") for i in infos.infos)
 
 
 class ChipAuthentication:

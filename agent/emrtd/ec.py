@@ -215,12 +215,20 @@ def curve_for(parameter_id: int) -> Curve:
         raise ParseError(f"standardized domain parameters {parameter_id} are not supported") from None
 
 
-def find_curve(p: int, a: int, b: int, g: Point, n: int) -> Curve:
-    """A known curve matching explicit parameters, or a new ``Curve`` for them."""
+def find_curve(p: int, a: int, b: int, g: Point, n: int, *, h: int = 1) -> Curve:
+    """The named curve that explicit domain parameters describe (ICAO 9303-11 §9.5.1, §6.2).
+
+    ICAO 9303 allows only its standardized curves, given by name or by explicit parameters equal
+    to them; anything else (another prime, a forged order, a cofactor) is a ``ParseError``, decided
+    by comparing integers before any arithmetic on the chip's parameters is done.
+    """
     for curve in STANDARD_PARAMETERS.values():
-        if (curve.p, curve.a, curve.b, curve.g, curve.n) == (p, a % p, b % p, g, n):
+        if curve.p != p:
+            continue
+        if (curve.a, curve.b, curve.g, curve.n, curve.h) == (a % p, b % p, g, n, h):
             return curve
-    return Curve("explicit", p, a % p, b % p, g[0], g[1], n)
+        raise ParseError(f"explicit EC parameters over {curve.name}'s field differ from {curve.name}")
+    raise ParseError("explicit EC parameters name no curve ICAO 9303 allows")
 
 
 def _named(name: str) -> EllipticCurve | None:

@@ -37,7 +37,7 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
     "sha384": hashes.SHA384, "sha512": hashes.SHA512,
 }  # fmt: skip
-_CRYPTO_ERRORS = (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm)
+_CRYPTO_ERRORS = (InvalidSignature, ValueError, TypeError, OverflowError, UnsupportedAlgorithm)
 
 
 @dataclass(frozen=True, slots=True)

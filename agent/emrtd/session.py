@@ -16,8 +16,9 @@ Errors: ``AccessDenied`` (no candidate opened the chip), ``ApduError(sw)`` (e.g.
 6A82 for an absent file; ``SmDropped`` when the chip answered without SM and dropped its keys:
 the next call re-authenticates by itself), ``SecureMessagingError`` (bad MAC or 6987/6988: the
 channel is dead; the next ``read_file`` re-authenticates once, or call ``open`` again),
-``CardError`` (garbage or truncated responses), and the transport's ``CardRemoved`` /
-``TransmitError`` unchanged. Misuse (no candidates) is a ``TypeError``.
+``FileTooLarge`` (a file's TLV header claims more than ``lds.limits`` allows, EF.CardAccess
+included: nothing past the first chunk is read), ``CardError`` (garbage or truncated responses),
+and the transport's ``CardRemoved`` / ``TransmitError`` unchanged. Misuse (no candidates) is a ``TypeError``.
 
 Related modules: ``apdu`` (``CommandApdu``), ``sw`` (``SW``, ``error_for``), ``crypto``, ``sm``
 (``SecureMessaging``), ``bac`` (``Bac``), ``pace`` (``Pace``), ``chip_auth`` (``ChipAuthResult``),
@@ -46,7 +47,8 @@ response fits ``max_response`` when the reader carries less than 64K; so one com
 returns the whole file (EF.COM, EF.SOD, DG1, DG13, DG14, DG15: six commands).
 Without extended length, Le is the largest short value: 256 plain, or the largest plain length
 whose DO87 ‖ DO99 ‖ DO8E fits 256 bytes under SM (231 for 3DES, 223 for AES). The TLV header of
-the first chunk gives the file length; the rest is read with Le = exactly what remains (capped as
+the first chunk gives the file length, checked against the file's cap (``lds.limits``) before
+anything more is read; the rest is read with Le = exactly what remains (capped as
 above). Adaptation: 6700 to an extended APDU → drop to short APDUs for the session; 6700 to a
 short first read → read an 8-byte header probe, then exact lengths (and probe first for the
 rest of the session); 6Cxx → Le = xx; 6282 → end of file; 6B00 → offset past the end. A chip
@@ -71,6 +73,7 @@ from idstation.agent.emrtd.apdu import CommandApdu, read_binary_command, transmi
 from idstation.agent.emrtd.bac import Bac
 from idstation.agent.emrtd.chip_auth import ChipAuthentication, ChipAuthResult, choose
 from idstation.agent.emrtd.keys import CanKey, MrzKey
+from idstation.agent.emrtd.lds.limits import max_file_size
 from idstation.agent.emrtd.lds.security_infos import PaceInfo, SecurityInfos, parse_security_infos
 from idstation.agent.emrtd.pace import Pace, supported_pace
 from idstation.agent.emrtd.sm import SecureMessaging, SmDropped, max_plain_response
@@ -80,6 +83,7 @@ from idstation.agent.errors import (
     ApduError,
     CardError,
     CardRemoved,
+    FileTooLarge,
     ParseError,
     SecureMessagingError,
     TransmitError,
@@ -167,8 +171,8 @@ class ChipSession:
         self.sm = None
         try:
             self.card_access = self.read_file(FID_CARD_ACCESS)
-        except (CardRemoved, TransmitError):
-            raise
+        except (CardRemoved, TransmitError, FileTooLarge):
+            raise  # a header claiming more than the LDS allows is a hostile chip, not a BAC-only one
         except CardError:  # absent (6A82), refused, or garbage: no PACE, BAC decides
             self.card_access = None
         return self.card_access
@@ -364,15 +368,18 @@ class ChipSession:
     def _read_whole(self, fid: int) -> bytes:
         if fid != FID_CARD_ACCESS and self.sm is None:
             raise SecureMessagingError("the chip dropped secure messaging")
-        buffer, sw = self._first_chunk(fid)
+        first, sw = self._first_chunk(fid)
         try:
-            total = tlv.total_length(buffer)
+            total = tlv.total_length(first)
         except ParseError:
             raise CardError(f"file {fid:04X} does not start with a TLV header") from None
+        if total > max_file_size(fid):
+            raise FileTooLarge(f"file {fid:04X} claims {total} bytes, more than the {max_file_size(fid)} allowed")
+        buffer = bytearray(first)  # appended in place: linear in the file size
         max_reads = total // 16 + 8
         for _ in range(max_reads):
             if len(buffer) >= total:
-                return buffer[:total]
+                return bytes(buffer[:total])
             if sw == SW.END_OF_FILE:
                 break
             remaining = total - len(buffer)

@@ -70,10 +70,19 @@ def _int(value: int) -> bytes:
     return tlv.encode(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
+MAX_SMALL_INT = 2**31 - 1  # versions, parameter IDs and key IDs are small non-negative numbers
+
+
 def _read_int(item: tlv.Tlv) -> int:
+    """A version, parameter ID or key ID: 0 … 2^31-1, else ``ParseError`` (the info is kept raw)."""
     if item.tag != 0x02 or not item.value:
         raise ParseError("expected an INTEGER")
-    return int.from_bytes(item.value, "big", signed=True)
+    if len(item.value) > 5:
+        raise ParseError("INTEGER out of range")
+    value = int.from_bytes(item.value, "big", signed=True)
+    if not 0 <= value <= MAX_SMALL_INT:
+        raise ParseError("INTEGER out of range")
+    return value
 
 
 def cipher_of(protocol: str) -> tuple[str, int]:

@@ -71,6 +71,9 @@ class Sod:
         return f"Sod(hash={self.hash_algorithm!r}, dgs={sorted(self.dg_hashes)}, sig={self.signature_algorithm!r})"
 
 
+MAX_PSS_SALT = 1024  # bytes: the whole encoded message of an 8192-bit RSA key (RFC 8017 §9.1.1)
+
+
 def _signature_algorithm(signer: cms.SignerInfo, digest: str) -> tuple[str, str, int | None]:
     algo = signer["signature_algorithm"]
     dotted = algo["algorithm"].dotted
@@ -79,7 +82,10 @@ def _signature_algorithm(signer: cms.SignerInfo, digest: str) -> tuple[str, str,
     name = algo.signature_algo
     if name == "rsassa_pss":
         params = algo["parameters"]
-        return name, params["hash_algorithm"]["algorithm"].native, int(params["salt_length"].native)
+        salt = params["salt_length"].native
+        if not isinstance(salt, int) or not 0 <= salt <= MAX_PSS_SALT:
+            raise ParseError("EF.SOD RSASSA-PSS salt length is out of range")
+        return name, params["hash_algorithm"]["algorithm"].native, salt
     if name not in ("ecdsa", "rsassa_pkcs1v15"):
         raise ParseError("EF.SOD signature algorithm is not supported")
     try:

@@ -11,8 +11,9 @@ identifier, B1 with DO54 offsets; Le 00/0000 means "as much as you have" (capped
 short APDU and at ``image.max_response``); an exact Le past the end gives the rest with 6282, or
 6Cxx when ``faults.exact_le``. INTERNAL AUTHENTICATE signs with ``image.aa_key``; Chip
 Authentication uses ``image.ca_key``. ``reset()`` is a power cycle. The fault switches in
-``image.faults`` simulate field problems. No input makes ``__call__`` raise, except the
-simulated removal (``CardRemoved``).
+``image.faults`` simulate field problems; ``faults.hostile`` serves a hostile file
+(``hostile.py``). No input makes ``__call__`` raise, except the simulated removal
+(``CardRemoved``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class VirtualChip:
         self.plain_sm_errors = plain_sm_errors
         self.faults = image.faults
         self._rng = rng
+        self._served: dict[int, bytes] | None = None
         self.reset()
 
     def __repr__(self) -> str:
@@ -65,9 +67,16 @@ class VirtualChip:
         self._ca = ChipAuthChip(self.image.ca_key)
 
     def _files(self) -> dict[int, bytes]:
-        if self.faults.bac_only:
-            return {fid: data for fid, data in self.image.files.items() if fid != FID_CARD_ACCESS}
-        return self.image.files
+        if self._served is None:
+            files = dict(self.image.files)
+            if self.faults.hostile:
+                from idstation.agent.emrtd.virtual_card.hostile import hostile_files
+
+                files.update(hostile_files(self.faults.hostile))
+            if self.faults.bac_only:
+                files.pop(FID_CARD_ACCESS, None)
+            self._served = files
+        return self._served
 
     def __call__(self, apdu: bytes) -> bytes:
         self.commands += 1

@@ -1,6 +1,6 @@
 """What a virtual chip holds: its files, its secrets and its behaviour switches.
 
-Built from a citizen profile by ``idstation.agent.emrtd.profiles`` (documents, keys, signatures)
+Built from a citizen profile by ``idstation.agent.sim.profiles`` (documents, keys, signatures)
 and served by the virtual chip (``chip.py``), which implements the protocol. The chip reads
 nothing else, so a test can hand-craft a hostile image.
 """
@@ -32,6 +32,7 @@ class Faults:
     bad_response_mac: bool = False  # corrupts the MAC of protected responses after access control
     dead_after_access: bool = False  # chip stops answering (6F00) after access control
     exact_le: bool = False  # READ BINARY with a short Le beyond the end of file answers 6Cxx (xx = bytes left)
+    hostile: str | None = None  # serve a hostile file in place of a genuine one (see ``hostile.py``)
 
 
 @dataclass(frozen=True, slots=True)
