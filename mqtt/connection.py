@@ -125,6 +125,7 @@ class Connection:
         name: str = "mqtt",
         connack_timeout: float = 5.0,
         manual_ack: bool = False,
+        max_packet_size: int | None = None,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise TypeError(f"protocol must be one of {PROTOCOLS}")
@@ -138,6 +139,9 @@ class Connection:
         self.connack_timeout = connack_timeout
         self.idle_s = 0.05
         self.manual_ack = manual_ack
+        # MQTT 5 Maximum Packet Size (CONNECT): the broker never sends a larger packet to this client.
+        # MQTT 3.1.1 has no such field: there the broker's own max_packet_size is the only cap.
+        self.max_packet_size = max_packet_size
         self.negotiated: str | None = None  # "5" or "3.1.1" once connected
         self.connected = threading.Event()
         self._stop = threading.Event()
@@ -208,6 +212,8 @@ class Connection:
         if v5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.session_expiry
+            if self.max_packet_size:
+                props.MaximumPacketSize = self.max_packet_size
             kwargs["clean_start"] = self.clean_start
             kwargs["properties"] = props
         try:

@@ -39,7 +39,7 @@ from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.connection import Connection, TlsOptions, parse_broker_url
 from idstation.mqtt.errors import EventRejected, SealError
 from idstation.mqtt.events import DATA_KINDS, parse_header
-from idstation.mqtt.seal import decode_frame, load_central_private_key, open_private, verify_frame
+from idstation.mqtt.seal import MAX_FRAME, decode_frame, load_central_private_key, open_private, verify_frame
 from idstation.mqtt.topics import SUBSCRIPTION, is_provisioning_topic, parse_topic, shared_subscription
 
 log = structlog.get_logger(__name__)
@@ -47,6 +47,9 @@ log = structlog.get_logger(__name__)
 __all__ = ["AcceptedEvent", "CentralListener", "CentralProcessor", "event_to_json_line"]
 
 _BULKY = ("face", "data_groups", "ef_sod")
+# The largest PUBLISH the listener accepts (MQTT 5 Maximum Packet Size): a frame plus topic and
+# properties. Over MQTT 3.1.1 the broker's max_packet_size must say the same (docs/mqtt.md).
+MAX_PACKET = MAX_FRAME + 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +242,7 @@ class CentralListener:
             on_disconnect=self.subscribed.clear,
             name="central",
             manual_ack=True,
+            max_packet_size=MAX_PACKET,
         )
 
     def start(self) -> None:
