@@ -20,6 +20,7 @@ published after the restart, before the listener returns, are lost; plain ones a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -35,21 +36,24 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.central.dedupe import DedupeStore, Observation, Verdict, default_state_path
+from idstation.mqtt.central.receipts import DEFAULT_INTERVAL, DedupeReceiptState, ReceiptBatcher, paho_publisher
 from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.connection import Connection, TlsOptions, parse_broker_url
 from idstation.mqtt.errors import EventRejected, SealError
 from idstation.mqtt.events import DATA_KINDS, parse_header
-from idstation.mqtt.seal import MAX_FRAME, decode_frame, load_central_private_key, open_private, verify_frame
+from idstation.mqtt.receipt import is_receipt_topic
+from idstation.mqtt.seal import Signer, decode_frame, load_central_private_key, open_private, verify_frame
 from idstation.mqtt.topics import SUBSCRIPTION, is_provisioning_topic, parse_topic, shared_subscription
 
 log = structlog.get_logger(__name__)
 
+# MQTT 5 Session Expiry Interval "never": the broker applies its own maximum
+# (mosquitto: persistent_client_expiration); over 3.1.1 the session is simply persistent.
+SESSION_EXPIRY_MAX = 0xFFFFFFFF
+
 __all__ = ["AcceptedEvent", "CentralListener", "CentralProcessor", "event_to_json_line"]
 
 _BULKY = ("face", "data_groups", "ef_sod")
-# The largest PUBLISH the listener accepts (MQTT 5 Maximum Packet Size): a frame plus topic and
-# properties. Over MQTT 3.1.1 the broker's max_packet_size must say the same (docs/mqtt.md).
-MAX_PACKET = MAX_FRAME + 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,12 +220,21 @@ class CentralListener:
         client_id: str | None = None,
         username: str | None = None,
         password: str | None = None,
-        session_expiry: int = 3600,
+        session_expiry: int = SESSION_EXPIRY_MAX,
+        receipt_signer: Signer | None = None,
+        receipt_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.registry = registry if isinstance(registry, Registry) else Registry(registry)
         key = central_key if isinstance(central_key, X25519PrivateKey) else load_central_private_key(central_key)
         self.store = DedupeStore(state_path or default_state_path(group))
         self.processor = CentralProcessor(self.registry, key, self.store)
+        # receipts (issue 12): signed after the commit, at most one per stream per receipt_interval
+        self._receipt_state = DedupeReceiptState(self.store.path) if receipt_signer is not None else None
+        self.receipts = (
+            ReceiptBatcher(receipt_signer, self._receipt_state, interval=receipt_interval)
+            if receipt_signer is not None and self._receipt_state is not None
+            else None
+        )
         self.group, self.shared = group, shared
         self._on_event, self._on_reject = on_event, on_reject
         self.subscribed = threading.Event()
@@ -240,9 +253,9 @@ class CentralListener:
             configure=self._configure,
             on_connect=self._subscribe,
             on_disconnect=self.subscribed.clear,
+            on_idle=self._publish_receipts,
             name="central",
             manual_ack=True,
-            max_packet_size=MAX_PACKET,
         )
 
     def start(self) -> None:
@@ -254,6 +267,8 @@ class CentralListener:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._conn.stop(timeout)
+        if self._receipt_state is not None:
+            self._receipt_state.close()
         self.store.close()
 
     def stats(self) -> dict[str, Any]:
@@ -271,7 +286,7 @@ class CentralListener:
     def _on_message(self, client: Any, _userdata: Any, message: Any) -> None:
         """Acknowledge only what was recorded (accepted or rejected); a store failure reconnects,
         so the broker delivers the message again (the session is persistent)."""
-        if is_provisioning_topic(message.topic):  # enrolment traffic, not an event: not a reject
+        if is_provisioning_topic(message.topic) or is_receipt_topic(message.topic):  # not events: not rejects
             client.ack(message.mid, message.qos)
             return
         try:
@@ -280,6 +295,8 @@ class CentralListener:
             client.ack(message.mid, message.qos)
             level = log.info if exc.reason == "duplicate" else log.warning
             level("central_event_rejected", reason=exc.reason, topic=message.topic, error=str(exc))
+            if exc.reason == "duplicate":  # the box had no receipt for it: receipt it again
+                self._note_duplicate(message.topic, message.payload)
             if self._on_reject:
                 self._on_reject(message.topic, exc)
             return
@@ -294,7 +311,18 @@ class CentralListener:
                 self._on_reject(message.topic, EventRejected("internal_error", type(exc).__name__))
             return
         client.ack(message.mid, message.qos)
+        if self.receipts is not None and event.kind in DATA_KINDS:
+            self.receipts.note_header(event.topic, event.header)
         try:
             self._on_event(event)
         except Exception as exc:  # the owner's callback must not kill the MQTT thread
             log.error("central_callback_failed", error=type(exc).__name__, event_id=event.event_id)
+
+    def _note_duplicate(self, topic: str, payload: bytes) -> None:
+        if self.receipts is not None:
+            with contextlib.suppress(SealError):  # verified before it was found a duplicate
+                self.receipts.note_header(topic, decode_frame(payload).header)
+
+    def _publish_receipts(self, client: Any) -> None:
+        if self.receipts is not None and self.receipts.pending():
+            self.receipts.publish_due(paho_publisher(client))

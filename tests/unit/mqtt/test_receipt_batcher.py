@@ -1,0 +1,132 @@
+"""The centre's receipt batching: at most one receipt per stream per interval, built from committed state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from idstation.mqtt.central.dedupe import DedupeStore
+from idstation.mqtt.central.receipts import DedupeReceiptState, ReceiptBatcher, default_receipt_key
+from idstation.mqtt.receipt import parse_receipt
+from idstation.mqtt.seal import Signer
+
+KEY = Ed25519PrivateKey.generate()
+STREAM = "ed25519:0123456789abcdef"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class State:
+    """A store's committed stream state, as the test sets it."""
+
+    def __init__(self) -> None:
+        self.upto, self.above = 0, []
+        self.down = False
+
+    def receipt_state(self, device_id: str, key_id: str) -> tuple[int, list[int]]:
+        if self.down:
+            raise OSError("store down")
+        return self.upto, list(self.above)
+
+
+class Wire:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self.up = True
+
+    def __call__(self, topic: str, payload: bytes) -> bool:
+        if self.up:
+            self.sent.append((topic, payload))
+        return self.up
+
+    def receipts(self) -> list:
+        return [parse_receipt(p, [KEY.public_key()]) for _, p in self.sent]
+
+
+def _batcher(interval: float = 0.2) -> tuple[ReceiptBatcher, State, Clock, Wire]:
+    state, clock = State(), Clock()
+    return ReceiptBatcher(Signer(KEY), state, interval=interval, clock=clock), state, clock, Wire()
+
+
+def test_the_first_receipt_after_a_quiet_period_goes_out_at_once() -> None:
+    batcher, state, _clock, wire = _batcher()
+    state.upto = 1
+    batcher.note("hn-01", "c01", "box-1", STREAM)
+    assert batcher.publish_due(wire) == 1
+    assert wire.sent[0][0] == "idstation/v1/hn-01/c01/receipt"
+    assert wire.receipts()[0].upto == 1
+
+
+def test_events_within_one_interval_share_one_receipt_with_the_latest_state() -> None:
+    batcher, state, clock, wire = _batcher()
+    state.upto = 1
+    batcher.note("hn-01", "c01", "box-1", STREAM)
+    batcher.publish_due(wire)
+    for seq in range(2, 40):
+        state.upto = seq
+        batcher.note("hn-01", "c01", "box-1", STREAM)
+        clock.now += 0.004
+        batcher.publish_due(wire)
+    assert len(wire.sent) == 1  # 0.152 s after the first: not yet due
+    clock.now += 0.05
+    batcher.publish_due(wire)
+    assert [r.upto for r in wire.receipts()] == [1, 39]
+
+
+def test_streams_of_different_devices_are_receipted_independently() -> None:
+    batcher, _state, _clock, wire = _batcher()
+    batcher.note("hn-01", "c01", "box-1", STREAM)
+    batcher.note("hn-01", "c02", "box-2", STREAM)
+    assert batcher.publish_due(wire) == 2
+    assert {r.device_id for r in wire.receipts()} == {"box-1", "box-2"}
+
+
+def test_a_receipt_not_handed_to_the_broker_stays_due() -> None:
+    batcher, state, _clock, wire = _batcher()
+    state.upto = 3
+    wire.up = False
+    batcher.note("hn-01", "c01", "box-1", STREAM)
+    assert batcher.publish_due(wire) == 0
+    wire.up = True
+    assert batcher.publish_due(wire) == 1
+    assert wire.receipts()[0].upto == 3
+
+
+def test_a_store_failure_keeps_the_receipt_due() -> None:
+    batcher, state, _clock, wire = _batcher()
+    state.down = True
+    batcher.note("hn-01", "c01", "box-1", STREAM)
+    assert batcher.publish_due(wire) == 0
+    state.down = False
+    assert batcher.publish_due(wire) == 1
+
+
+def test_a_note_without_an_event_header_is_ignored() -> None:
+    batcher, _state, _clock, _wire = _batcher()
+    batcher.note_header("idstation/v1/hn-01/c01/identity", {"device_id": "box-1"})
+    assert batcher.pending() == 0
+
+
+def test_receipt_state_from_the_dedupe_store_counts_gaps(tmp_path: Path) -> None:
+    store = DedupeStore(tmp_path / "state.sqlite")
+    reader = DedupeReceiptState(tmp_path / "state.sqlite")
+    for n, seq in enumerate((1, 2, 5, 7)):
+        store.observe(f"e{n}", "box-1", STREAM, seq, True)
+    store.observe("t", "box-1", STREAM, 7, False)  # telemetry never moves the stream
+    assert reader.receipt_state("box-1", STREAM) == (2, [5, 7])
+    store.observe("e9", "box-1", STREAM, 3, True)
+    store.observe("e10", "box-1", STREAM, 4, True)
+    assert reader.receipt_state("box-1", STREAM) == (5, [7])
+    assert reader.receipt_state("box-1", "ed25519:ffffffffffffffff") == (0, [])
+    reader.close()
+    store.close()
+
+
+def test_the_receipt_key_defaults_to_the_central_keys_directory(tmp_path: Path) -> None:
+    assert default_receipt_key(tmp_path / "keys" / "central.key.pem") == tmp_path / "keys" / "receipt_key.pem"
