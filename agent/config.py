@@ -18,12 +18,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from idstation.agent.errors import ConfigError
+from idstation.mqtt.connection import parse_broker_url
+from idstation.mqtt.errors import PublishError
+from idstation.mqtt.topics import valid_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_PATH = Path("/etc/idstation/idstation.toml")
 ENV_PREFIX = "IDSTATION_"
+
+
+MAX_DEPTH = 3  # genuine keys nest at most section → key → [array]; anything deeper is a mistake
+MAX_VALUE_CHARS = 4096  # one environment value
+NAME_RULE = "must be 1-128 of A-Z a-z 0-9 . _ - and not start with . _ - (it becomes an MQTT topic level)"
+
+
+def check_broker_url(url: str) -> None:
+    """The broker's own rules (``parse_broker_url``) plus a port 1-65535 and nothing but scheme, host, port."""
+    try:
+        parse_broker_url(url)
+        parts = urlsplit(url)
+        port = parts.port
+    except (PublishError, ValueError):
+        raise ValueError("must be mqtt://host:port or mqtts://host:port with a numeric port 1-65535") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("the port must be 1-65535")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user name or password (the box authenticates with its certificate)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be only mqtt[s]://host:port (no path, query or fragment)")
 
 
 class _Section(BaseModel):
@@ -68,8 +93,8 @@ class BrokerConfig(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if value and (value.split("://", 1)[0] not in {"mqtt", "mqtts"} or "://" not in value):
-            raise ValueError("must be mqtt://host:port or mqtts://host:port")
+        if value:
+            check_broker_url(value)
         return value
 
 
@@ -119,6 +144,13 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
     status: StatusConfig = StatusConfig()
 
+    @field_validator("site", "counter")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value and not valid_name(value):
+            raise ValueError(NAME_RULE)
+        return value
+
     @property
     def outbox_path(self) -> Path:
         return self.outbox.path or self.state_dir / "outbox.sqlite"
@@ -157,28 +189,89 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str,
 
     Variables naming no configuration key (``IDSTATION_LOG_LEVEL``, ``IDSTATION_HIL_READER``) are
     left to their own users; ``IDSTATION_<SECTION>__<UNKNOWN>`` is kept so validation names it.
+    Variables that contradict each other (``IDSTATION_READER=1`` with ``IDSTATION_READER__KIND``,
+    or a key nested below a value) and values nested too deeply are ``ConfigInvalid``.
     """
     tree: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    for var, raw in environ.items():
+    problems: list[ConfigProblem] = []
+    for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or var == "IDSTATION_CONFIG":
             continue
         parts = [p.lower() for p in var[len(ENV_PREFIX) :].split("__")]
         if parts[0] not in Config.model_fields or (len(parts) > 1 and parts[0] not in SECTIONS):
             continue
-        node = tree
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = _env_value(raw)
-        origin[".".join(parts)] = var
+        key = ".".join(parts)
+        try:
+            value = _env_value(environ[var])
+        except ValueError as exc:
+            problems.append(ConfigProblem(key, str(exc), f"env {var}"))
+            continue
+        clash = _place(tree, parts, value)
+        if clash is not None:
+            other = origin.get(clash, f"{ENV_PREFIX}{clash.replace('.', '__').upper()}")
+            reason = f"contradicts {other}: a key cannot be both a value and a section"
+            problems.append(ConfigProblem(key, reason, f"env {var}"))
+            continue
+        origin[key] = var
+    if problems:
+        raise ConfigInvalid(problems)
     return tree, origin
 
 
+def _place(tree: dict[str, Any], parts: list[str], value: Any) -> str | None:
+    """Put ``value`` at ``parts``; the dotted key it clashes with, or None."""
+    node = tree
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            return ".".join(parts[: depth + 1])
+        node = child
+    if parts[-1] in node:
+        return ".".join(parts)
+    node[parts[-1]] = value
+    return None
+
+
 def _env_value(raw: str) -> Any:
+    """A TOML value when the text parses as one (numbers, booleans, arrays), else the string."""
+    if len(raw) > MAX_VALUE_CHARS:
+        raise ValueError(f"longer than {MAX_VALUE_CHARS} characters")
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if _too_deep(value):
+        raise ValueError("nested too deeply")
+    return value
+
+
+def _too_deep(value: Any, levels: int = MAX_DEPTH) -> bool:
+    """True when ``value`` nests tables or arrays more than ``levels`` deep (bounded recursion)."""
+    if not isinstance(value, dict | list):
+        return False
+    if levels <= 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(_too_deep(child, levels - 1) for child in children)
+
+
+def _depth_problems(data: Mapping[str, Any], origin: Mapping[str, str]) -> list[ConfigProblem]:
+    """Keys whose values nest deeper than any genuine key (checked before pydantic sees them)."""
+    problems = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            problems += [_problem(f"{key}.{sub}", "nested too deeply", origin) for sub, inner in value.items()
+                         if _too_deep(inner, MAX_DEPTH - 1)]  # fmt: skip
+        elif _too_deep(value):
+            problems.append(_problem(str(key), "nested too deeply", origin))
+    return problems
+
+
+def _problem(key: str, reason: str, origin: Mapping[str, str]) -> ConfigProblem:
+    return ConfigProblem(key, reason, f"env {origin[key]}" if key in origin else "file")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,10 +296,15 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigInvalid([ConfigProblem("(file)", f"not valid TOML: {exc}")], path) from None
+    except RecursionError:
+        raise ConfigInvalid([ConfigProblem("(file)", "not valid TOML: nested too deeply")], path) from None
 
 
 def validate(data: Mapping[str, Any], origin: Mapping[str, str] | None = None, path: Path | None = None) -> Config:
     """Validate a nested dict; ConfigInvalid lists every wrong key with its reason."""
+    deep = _depth_problems(data, origin or {})
+    if deep:
+        raise ConfigInvalid(deep, path)
     try:
         return Config.model_validate(dict(data))
     except ValidationError as exc:
@@ -222,8 +320,7 @@ def _problems(exc: ValidationError, origin: Mapping[str, str]) -> list[ConfigPro
             loc.pop()
         key = ".".join(loc) or "(root)"
         reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        source = f"env {origin[key]}" if key in origin else "file"
-        problems.append(ConfigProblem(key, reason, source))
+        problems.append(_problem(key, reason.removeprefix("Value error, "), origin))
     return problems
 
 
