@@ -44,3 +44,11 @@ class ReceiptRejected(SealError):
     def __init__(self, reason: str, message: str = "") -> None:
         self.reason = reason
         super().__init__(message or reason)
+
+
+class StoreError(IdstationError):
+    """The central store failed (a bad store URL, a schema it cannot use, a failed statement)."""
+
+
+class StoreUnavailable(StoreError):
+    """The central store cannot be reached now (database down, locked or timed out): retry later."""

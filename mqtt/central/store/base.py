@@ -1,0 +1,157 @@
+"""The central store's interface: what a listener records and what the services read.
+
+One interface, two backends (``sqlite`` for a site or the demo, ``postgresql`` for a province or
+the nation), chosen by URL (:func:`idstation.mqtt.central.store.open_store`).
+
+Theory of operation. :meth:`Store.record` takes a batch of verified events and, in ONE transaction:
+inserts each event (its ``event_id`` is unique: an id already held is a *duplicate*, dropped);
+for a data event (identity, read_failed) locks its stream ``(device_id, key_id)`` and classifies
+its ``seq`` against the stream's highest ``seq`` and open gaps (:func:`classify`); a *replay*
+(a new event id with a ``seq`` already used) is taken out again. Telemetry (status, heartbeat)
+never moves a stream. Every accepted event gets a *cursor*: strictly increasing in commit order,
+so a reader that resumes after cursor C misses nothing and sees nothing twice
+(:meth:`Store.events_after`). The broker is acknowledged, receipts published and events delivered
+only after ``record`` returns (the caller's job).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "Incoming",
+    "Outcome",
+    "Store",
+    "StoredEvent",
+    "StreamState",
+    "Verdict",
+    "classify",
+]
+
+
+class Verdict(enum.Enum):
+    NEW = "new"  # next in sequence (or telemetry)
+    GAP = "gap"  # accepted, but events before it are missing
+    FILLED = "filled"  # accepted: a late event that fills a gap
+    DUPLICATE = "duplicate"  # the event id is held already: dropped
+    REPLAY = "replay"  # a new event id with a used seq: rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A verified event to record. ``frame`` is the signed frame as received (personal part sealed)."""
+
+    event_id: str
+    device_id: str
+    key_id: str
+    seq: int
+    kind: str
+    site: str
+    counter: str
+    created_at: str
+    received_at: float
+    header: dict[str, Any] = field(repr=False)
+    frame: bytes = field(repr=False)
+
+    @property
+    def data(self) -> bool:
+        return self.kind in ("identity", "read_failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What :meth:`Store.record` made of one event; ``cursor`` is None when nothing was inserted."""
+
+    verdict: Verdict
+    missing: tuple[int, int] | None = None  # the gap opened (lo, hi), for GAP
+    expected: int | None = None  # the next seq the stream waits for (GAP, REPLAY)
+    cursor: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict in (Verdict.NEW, Verdict.GAP, Verdict.FILLED)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    cursor: int
+    event_id: str
+    device_id: str
+    key_id: str
+    seq: int
+    kind: str
+    site: str
+    counter: str
+    created_at: str
+    received_at: float
+    header: dict[str, Any] = field(repr=False)
+    frame: bytes = field(repr=False)
+
+
+@dataclass(slots=True)
+class StreamState:
+    """One stream's highest seq and open gaps ``[lo, hi]`` (sorted), as held in a transaction."""
+
+    max_seq: int = 0
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    dirty: bool = False
+
+
+def classify(state: StreamState, seq: int) -> Outcome:
+    """Classify ``seq`` and update ``state`` (pure; docs/wire-format.md states the same machine).
+
+    Streams start at 1. ``seq == max+1``: new. ``seq > max+1``: a gap ``[max+1, seq-1]`` opens
+    (the first event of a stream may open ``[1, seq-1]``: the live lane can overtake the backlog).
+    ``seq`` inside an open gap: filled (the gap splits). Any other ``seq <= max``: replay.
+    """
+    if seq == state.max_seq + 1:
+        state.max_seq, state.dirty = seq, True
+        return Outcome(Verdict.NEW)
+    if seq > state.max_seq + 1:
+        missing = (state.max_seq + 1, seq - 1)
+        state.gaps.append(missing)
+        state.max_seq, state.dirty = seq, True
+        return Outcome(Verdict.GAP, missing, missing[0])
+    for i, (lo, hi) in enumerate(state.gaps):
+        if lo <= seq <= hi:
+            rest = [(a, b) for a, b in ((lo, seq - 1), (seq + 1, hi)) if a <= b]
+            state.gaps[i : i + 1] = rest
+            state.dirty = True
+            return Outcome(Verdict.FILLED)
+    return Outcome(Verdict.REPLAY, expected=state.max_seq + 1)
+
+
+class Store(Protocol):
+    """The central store (thread-safe; every method may raise StoreUnavailable or StoreError)."""
+
+    url: str
+
+    def migrate(self) -> int: ...  # apply pending migrations; returns the schema version
+    def schema_version(self) -> int: ...  # 0: never migrated
+    def ping(self) -> None: ...
+    def close(self) -> None: ...
+    def record(self, batch: Sequence[Incoming]) -> list[Outcome]: ...
+    def receipt_state(self, device_id: str, key_id: str) -> tuple[int, list[int]]: ...
+    def events_after(
+        self,
+        cursor: int,
+        limit: int = 1000,
+        *,
+        site: str | None = None,
+        counter: str | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> list[StoredEvent]: ...
+    def latest_event(
+        self, site: str, counter: str, kinds: Sequence[str], since: float | None = None
+    ) -> StoredEvent | None: ...
+    def device_states(self) -> list[dict[str, Any]]: ...
+    def failure_counts(self, since: float) -> dict[str, dict[str, int]]: ...
+    def hourly_counts(self, since: float) -> list[dict[str, Any]]: ...
+    def add_audit(self, client: str, event_id: str, endpoint: str, at: float) -> None: ...
+    def audit_since(self, since: float) -> list[dict[str, Any]]: ...
+    def purge(self, before: float) -> int: ...
+    def gaps(self, device_id: str | None = None) -> list[tuple[str, int, int]]: ...
+    def max_seq(self, device_id: str) -> int | None: ...

@@ -1,0 +1,298 @@
+"""The SQL both backends share: recording a batch, the readers, migrations.
+
+A backend (``sqlite.py``, ``postgres.py``) supplies a transaction (:meth:`SqlStore._write`), a
+read connection (:meth:`SqlStore._read`) and declares its dialect as class attributes; the SQL
+here is written once with ``?`` placeholders (PostgreSQL's driver gets ``%s``). Parameters are
+always bound, never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from importlib import resources
+from typing import Any
+
+from idstation.mqtt.central.store.base import (
+    Incoming,
+    Outcome,
+    StoredEvent,
+    StreamState,
+    Verdict,
+    classify,
+)
+from idstation.mqtt.receipt import receipt_range
+
+Exec = Callable[..., Any]  # x(sql, params=()) -> a DB-API cursor
+
+_EVENT_COLUMNS = "cursor, event_id, device_id, key_id, seq, kind, site, counter, created_at, received_at, header, frame"
+_INSERT_EVENT = (
+    "INSERT INTO events (event_id, device_id, key_id, seq, kind, site, counter, reason, created_at, received_at,"
+    " header, frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING cursor"
+)
+_UPSERT_DEVICE = """
+INSERT INTO device_state (device_id, site, counter, last_seen, state, info, state_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (device_id) DO UPDATE SET site = excluded.site, counter = excluded.counter,
+  last_seen = {greatest}(device_state.last_seen, excluded.last_seen),
+  state = CASE WHEN {newer} THEN COALESCE(excluded.state, device_state.state) ELSE device_state.state END,
+  info = CASE WHEN {newer} THEN excluded.info ELSE device_state.info END,
+  state_at = CASE WHEN {newer} THEN excluded.state_at ELSE device_state.state_at END
+"""
+_NEWER = (
+    "excluded.state_at IS NOT NULL AND (device_state.state_at IS NULL OR excluded.state_at >= device_state.state_at)"
+)
+
+
+def migrations(dialect: str) -> list[tuple[int, str]]:
+    """The numbered SQL files of a backend, in order: ``[(1, sql), ...]``."""
+    folder = resources.files("idstation.mqtt.central.store") / "migrations" / dialect
+    found = []
+    for entry in folder.iterdir():
+        match = re.fullmatch(r"(\d{4})_[a-z0-9_]+\.sql", entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def statements(sql: str) -> list[str]:
+    """Split a migration into statements (comments dropped; no ``;`` inside our statements)."""
+    text = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+class SqlStore:
+    """The shared implementation of :class:`~idstation.mqtt.central.store.base.Store`."""
+
+    dialect = ""  # migrations folder name
+    greatest = "max"  # SQL function of two arguments
+    for_update = ""  # row lock suffix on SELECT
+    hour_expr = "CAST(received_at / 3600 AS INTEGER)"
+    url = ""
+
+    # --- backend hooks -------------------------------------------------------------------------
+
+    def _write(self) -> AbstractContextManager[Exec]:
+        raise NotImplementedError
+
+    def _read(self) -> AbstractContextManager[Exec]:
+        raise NotImplementedError
+
+    def _begin_batch(self, x: Exec) -> None:
+        """Serialise batches so cursors follow commit order (PostgreSQL: an advisory lock)."""
+
+    def _begin_migration(self, x: Exec) -> None:
+        """Keep two migrating processes apart (PostgreSQL: an advisory lock)."""
+
+    def _has_table(self, x: Exec, name: str) -> bool:
+        raise NotImplementedError
+
+    def _json_in(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def _json_out(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    # --- schema --------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        with self._read() as x:
+            if not self._has_table(x, "schema_version"):
+                return 0
+            return int(x("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        with self._write() as x:
+            self._begin_migration(x)
+            x("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)")
+            current = int(x("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0])
+            for number, sql in migrations(self.dialect):
+                if number <= current:
+                    continue
+                for statement in statements(sql):
+                    x(statement)
+                applied = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                x("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (number, applied))
+                current = number
+            return current
+
+    def ping(self) -> None:
+        with self._read() as x:
+            x("SELECT 1").fetchone()
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def record(self, batch: Sequence[Incoming]) -> list[Outcome]:
+        if not batch:
+            return []
+        with self._write() as x:
+            self._begin_batch(x)
+            streams: dict[tuple[str, str], StreamState] = {}
+            outcomes = [self._record_one(x, event, streams) for event in batch]
+            self._save_streams(x, streams)
+            self._save_devices(x, batch, outcomes)
+        return outcomes
+
+    def _record_one(self, x: Exec, e: Incoming, streams: dict[tuple[str, str], StreamState]) -> Outcome:
+        reason = e.header.get("reason") if e.kind == "read_failed" else None
+        params = (e.event_id, e.device_id, e.key_id, e.seq, e.kind, e.site, e.counter, reason, e.created_at)
+        row = x(_INSERT_EVENT, (*params, e.received_at, self._json_in(e.header), e.frame)).fetchone()
+        if row is None:
+            return Outcome(Verdict.DUPLICATE)
+        cursor = int(row[0])
+        if not e.data:
+            return Outcome(Verdict.NEW, cursor=cursor)
+        key = (e.device_id, e.key_id)
+        state = streams.get(key)
+        if state is None:
+            state = streams[key] = self._load_stream(x, *key)
+        outcome = classify(state, e.seq)
+        if outcome.verdict is Verdict.REPLAY:
+            x("DELETE FROM events WHERE cursor = ?", (cursor,))
+            return outcome
+        return replace(outcome, cursor=cursor)
+
+    def _load_stream(self, x: Exec, device_id: str, key_id: str) -> StreamState:
+        """Lock the stream's row (created at 0 if new) and read its gaps."""
+        key = (device_id, key_id)
+        x("INSERT INTO streams (device_id, key_id, max_seq) VALUES (?, ?, 0) ON CONFLICT DO NOTHING", key)
+        sql = "SELECT max_seq FROM streams WHERE device_id = ? AND key_id = ?" + self.for_update  # noqa: S608
+        max_seq = int(x(sql, key).fetchone()[0])
+        rows = x("SELECT lo, hi FROM gaps WHERE device_id = ? AND key_id = ? ORDER BY lo", (device_id, key_id))
+        return StreamState(max_seq, [(int(lo), int(hi)) for lo, hi in rows.fetchall()])
+
+    def _save_streams(self, x: Exec, streams: dict[tuple[str, str], StreamState]) -> None:
+        for (device_id, key_id), state in streams.items():
+            if not state.dirty:
+                continue
+            key = (device_id, key_id)
+            x("UPDATE streams SET max_seq = ? WHERE device_id = ? AND key_id = ?", (state.max_seq, *key))
+            x("DELETE FROM gaps WHERE device_id = ? AND key_id = ?", key)
+            for lo, hi in state.gaps:
+                x("INSERT INTO gaps (device_id, key_id, lo, hi) VALUES (?, ?, ?, ?)", (*key, lo, hi))
+
+    def _save_devices(self, x: Exec, batch: Sequence[Incoming], outcomes: Sequence[Outcome]) -> None:
+        """One row per device: last seen, and the latest status (state, info) or heartbeat (info)."""
+        rows: dict[str, list[Any]] = {}
+        for e, outcome in zip(batch, outcomes, strict=True):
+            if not outcome.accepted:
+                continue
+            row = rows.setdefault(e.device_id, [e.device_id, e.site, e.counter, e.received_at, None, None, None])
+            row[3] = max(row[3], e.received_at)
+            if e.kind in ("status", "heartbeat") and (row[6] is None or e.created_at >= row[6]):
+                row[4] = e.header.get("state") if e.kind == "status" else row[4]
+                row[5], row[6] = self._json_in(e.header.get("info", {})), e.created_at
+        sql = _UPSERT_DEVICE.format(greatest=self.greatest, newer=_NEWER)
+        for row in rows.values():
+            x(sql, tuple(row))
+
+    # --- readers -------------------------------------------------------------------------------
+
+    def receipt_state(self, device_id: str, key_id: str) -> tuple[int, list[int]]:
+        with self._read() as x:
+            row = x("SELECT max_seq FROM streams WHERE device_id = ? AND key_id = ?", (device_id, key_id)).fetchone()
+            if row is None:
+                return 0, []
+            gaps = x("SELECT lo, hi FROM gaps WHERE device_id = ? AND key_id = ?", (device_id, key_id)).fetchall()
+        return receipt_range(int(row[0]), [(int(lo), int(hi)) for lo, hi in gaps])
+
+    def events_after(
+        self,
+        cursor: int,
+        limit: int = 1000,
+        *,
+        site: str | None = None,
+        counter: str | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> list[StoredEvent]:
+        where, args = ["cursor > ?"], [cursor]
+        for column, value in (("site", site), ("counter", counter)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if kinds:
+            where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
+            args.extend(kinds)
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY cursor LIMIT ?"  # noqa: S608
+        with self._read() as x:
+            return [self._stored(r) for r in x(sql, (*args, limit)).fetchall()]
+
+    def latest_event(
+        self, site: str, counter: str, kinds: Sequence[str], since: float | None = None
+    ) -> StoredEvent | None:
+        marks = ", ".join("?" for _ in kinds)
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE site = ? AND counter = ? AND kind IN ({marks})"  # noqa: S608
+            " AND received_at >= ? ORDER BY cursor DESC LIMIT 1"
+        )
+        with self._read() as x:
+            row = x(sql, (site, counter, *kinds, since if since is not None else 0.0)).fetchone()
+        return self._stored(row) if row else None
+
+    def _stored(self, r: Sequence[Any]) -> StoredEvent:
+        header = self._json_out(r[10])
+        cursor, seq, received_at, frame = int(r[0]), int(r[4]), float(r[9]), bytes(r[11])
+        return StoredEvent(cursor, r[1], r[2], r[3], seq, r[5], r[6], r[7], r[8], received_at, header, frame)
+
+    def device_states(self) -> list[dict[str, Any]]:
+        sql = "SELECT device_id, site, counter, last_seen, state, info, state_at FROM device_state ORDER BY device_id"
+        with self._read() as x:
+            rows = x(sql).fetchall()
+        keys = ("device_id", "site", "counter", "last_seen", "state", "info", "state_at")
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        for row in out:
+            row["info"] = self._json_out(row["info"]) if row["info"] is not None else {}
+        return out
+
+    def failure_counts(self, since: float) -> dict[str, dict[str, int]]:
+        sql = (
+            "SELECT device_id, reason, COUNT(*) FROM events WHERE kind = 'read_failed' AND received_at >= ?"
+            " GROUP BY device_id, reason"
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._read() as x:
+            for device_id, reason, n in x(sql, (since,)).fetchall():
+                counts.setdefault(device_id, {})[reason or ""] = int(n)
+        return counts
+
+    def hourly_counts(self, since: float) -> list[dict[str, Any]]:
+        sql = (
+            f"SELECT {self.hour_expr} AS hour, kind, COUNT(*) FROM events WHERE received_at >= ?"  # noqa: S608
+            " GROUP BY hour, kind ORDER BY hour, kind"
+        )
+        with self._read() as x:
+            rows = x(sql, (since,)).fetchall()
+        return [
+            {"hour": time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(int(h) * 3600)), "kind": k, "count": int(n)}
+            for h, k, n in rows
+        ]
+
+    def add_audit(self, client: str, event_id: str, endpoint: str, at: float) -> None:
+        with self._write() as x:
+            sql = "INSERT INTO audit (client, event_id, endpoint, at) VALUES (?, ?, ?, ?)"
+            x(sql, (client, event_id, endpoint, at))
+
+    def audit_since(self, since: float) -> list[dict[str, Any]]:
+        sql = "SELECT client, event_id, endpoint, at FROM audit WHERE at >= ? ORDER BY id"
+        with self._read() as x:
+            rows = x(sql, (since,)).fetchall()
+        return [{"client": c, "event_id": e, "endpoint": p, "at": float(a)} for c, e, p, a in rows]
+
+    def purge(self, before: float) -> int:
+        """Delete events received before ``before`` (streams and gaps are kept: seq still catches replays)."""
+        with self._write() as x:
+            return int(x("DELETE FROM events WHERE received_at < ?", (before,)).rowcount)
+
+    def gaps(self, device_id: str | None = None) -> list[tuple[str, int, int]]:
+        sql, args = "SELECT device_id, lo, hi FROM gaps", ()
+        if device_id is not None:
+            sql, args = sql + " WHERE device_id = ?", (device_id,)
+        with self._read() as x:
+            return [(r[0], int(r[1]), int(r[2])) for r in x(sql + " ORDER BY device_id, lo", args).fetchall()]
+
+    def max_seq(self, device_id: str) -> int | None:
+        with self._read() as x:
+            row = x("SELECT MAX(max_seq) FROM streams WHERE device_id = ?", (device_id,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else None

@@ -1,0 +1,126 @@
+"""The central store: the same behaviour on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from idstation.mqtt.central.store import Store, Verdict, open_store
+
+from .conftest import incoming
+
+
+def verdicts(store: Store, *events) -> list[str]:
+    return [o.verdict.value for o in store.record(list(events))]
+
+
+def test_migrate_is_versioned_and_idempotent(store: Store) -> None:
+    assert store.schema_version() == 1
+    assert store.migrate() == 1
+    assert store.schema_version() == 1
+
+
+def test_an_accepted_event_is_stored_as_received(store: Store) -> None:
+    event = incoming(1)
+    [outcome] = store.record([event])
+    assert outcome.verdict is Verdict.NEW and outcome.cursor is not None
+    [stored] = store.events_after(0)
+    assert (stored.cursor, stored.event_id, stored.seq) == (outcome.cursor, event.event_id, 1)
+    assert stored.frame == event.frame
+    assert stored.header == event.header
+
+
+def test_an_event_id_held_already_is_a_duplicate_in_the_same_and_a_later_batch(store: Store) -> None:
+    event = incoming(1)
+    assert verdicts(store, event, event) == ["new", "duplicate"]
+    assert verdicts(store, event) == ["duplicate"]
+    assert len(store.events_after(0)) == 1
+
+
+def test_a_skipped_seq_opens_a_gap_that_a_late_event_fills(store: Store) -> None:
+    assert verdicts(store, incoming(1), incoming(4)) == ["new", "gap"]
+    assert store.gaps("box-1") == [("box-1", 2, 3)]
+    assert store.receipt_state("box-1", "k1") == (1, [4])
+    assert verdicts(store, incoming(3)) == ["filled"]
+    assert store.receipt_state("box-1", "k1") == (1, [3, 4])
+    assert verdicts(store, incoming(2)) == ["filled"]
+    assert store.gaps() == []
+    assert store.receipt_state("box-1", "k1") == (4, [])
+
+
+def test_a_new_event_id_with_a_used_seq_is_a_replay_and_not_stored(store: Store) -> None:
+    store.record([incoming(1), incoming(2)])
+    [outcome] = store.record([incoming(2)])
+    assert outcome.verdict is Verdict.REPLAY and outcome.cursor is None
+    assert [e.seq for e in store.events_after(0)] == [1, 2]
+
+
+def test_streams_are_per_device_key(store: Store) -> None:
+    assert verdicts(store, incoming(1, key_id="old"), incoming(1, key_id="new")) == ["new", "new"]
+    assert store.max_seq("box-1") == 1
+
+
+def test_telemetry_is_stored_but_never_moves_the_stream(store: Store) -> None:
+    store.record([incoming(5, kind="status", state="online", info={"outbox": 3})])
+    assert store.max_seq("box-1") is None
+    assert verdicts(store, incoming(1)) == ["new"]
+    [row] = store.device_states()
+    assert (row["device_id"], row["state"], row["info"]) == ("box-1", "online", {"outbox": 3})
+
+
+def test_a_later_heartbeat_keeps_the_state_and_updates_the_info(store: Store) -> None:
+    store.record([incoming(0, kind="status", state="alarm", info={"a": 1})])
+    store.record([incoming(0, kind="heartbeat", info={"uptime": 9})])
+    [row] = store.device_states()
+    assert (row["state"], row["info"]) == ("alarm", {"uptime": 9})
+
+
+def test_events_after_a_cursor_resume_in_commit_order_with_filters(store: Store) -> None:
+    store.record([incoming(1), incoming(2, kind="read_failed", reason="timeout"), incoming(0, kind="heartbeat")])
+    everything = store.events_after(0)
+    cursors = [e.cursor for e in everything]
+    assert cursors == sorted(cursors) and len(set(cursors)) == 3
+    assert [e.kind for e in store.events_after(everything[0].cursor)] == ["read_failed", "heartbeat"]
+    assert [e.kind for e in store.events_after(0, kinds=["heartbeat"])] == ["heartbeat"]
+    assert store.events_after(0, site="elsewhere") == []
+    assert len(store.events_after(0, limit=2)) == 2
+
+
+def test_latest_event_of_a_counter(store: Store) -> None:
+    store.record([incoming(1), incoming(2), incoming(0, kind="heartbeat")])
+    latest = store.latest_event("hn-01", "c01", ["identity"])
+    assert latest is not None and latest.seq == 2
+    assert store.latest_event("hn-01", "c01", ["identity"], since=time.time() + 60) is None
+
+
+def test_failure_and_hourly_counts(store: Store) -> None:
+    store.record([incoming(1, kind="read_failed", reason="timeout"), incoming(2, kind="read_failed", reason="timeout")])
+    store.record([incoming(3, kind="read_failed", reason="card_removed"), incoming(4)])
+    assert store.failure_counts(0) == {"box-1": {"timeout": 2, "card_removed": 1}}
+    hours = store.hourly_counts(0)
+    assert {(h["kind"], h["count"]) for h in hours} == {("read_failed", 3), ("identity", 1)}
+    assert all(h["hour"].endswith(":00:00Z") for h in hours)
+
+
+def test_audit_rows_come_back_in_order(store: Store) -> None:
+    store.add_audit("clerk-1", "e1", "/events/e1", 100.0)
+    store.add_audit("clerk-2", "e2", "/events/e2", 200.0)
+    assert [a["client"] for a in store.audit_since(150.0)] == ["clerk-2"]
+    assert len(store.audit_since(0)) == 2
+
+
+def test_purge_removes_old_events_and_keeps_the_stream_state(store: Store) -> None:
+    old, new = time.time() - 40 * 86400, time.time()
+    store.record([incoming(1, received_at=old), incoming(2, received_at=old), incoming(3, received_at=new)])
+    assert store.purge(time.time() - 30 * 86400) == 2
+    assert [e.seq for e in store.events_after(0)] == [3]
+    assert store.max_seq("box-1") == 3
+    assert verdicts(store, incoming(1)) == ["replay"]  # a purged event's seq is still used
+
+
+def test_a_bad_url_is_a_typed_error() -> None:
+    from idstation.mqtt.errors import StoreError
+
+    for url in ("mysql://x", "sqlite://relative/path", ""):
+        with pytest.raises(StoreError):
+            open_store(url)
