@@ -29,9 +29,9 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from idstation.hal.storage import write_atomic
-from idstation.mqtt.central.registry_snapshot import Loader, Snapshot
+from idstation.mqtt.central.registry_snapshot import MAX_RECORD, Loader, Snapshot, read_small_file
 from idstation.mqtt.errors import RegistryError
-from idstation.mqtt.seal import SealError, key_id_for, load_verify_key
+from idstation.mqtt.seal import SealError, key_id_for, load_verify_key, loads_bounded
 from idstation.mqtt.topics import valid_name
 
 log = structlog.get_logger(__name__)
@@ -239,8 +239,11 @@ class Registry:
 
     @staticmethod
     def _read_device(path: Path) -> DeviceRecord | None:
+        raw = read_small_file(path)  # regular files only, size-bounded, never blocks
+        if raw is None:
+            return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = loads_bounded(raw, max_bytes=MAX_RECORD, max_depth=4, what="registry record")
             device_id, site, counter = data["device_id"], data["site"], data["counter"]
             key, pem = _record_key(data)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, SealError):

@@ -16,8 +16,8 @@ every public key took 3.5 s), and a listener's message thread must never wait fo
 
 from __future__ import annotations
 
-import json
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from idstation.mqtt.seal import SealError, loads_bounded
 
 if TYPE_CHECKING:
     from idstation.mqtt.central.registry import DeviceRecord
@@ -73,10 +74,47 @@ def _listing(directory: Path, suffix: str) -> dict[str, tuple[Signature, str]]:
     return out
 
 
-def _read_revocation(path: str) -> dict[str, Any]:
+MAX_RECORD = 64 * 1024  # a record is a key, a certificate and a few names: ~2 KB
+
+
+def read_small_file(path: str | Path, max_bytes: int = MAX_RECORD) -> bytes | None:
+    """The bytes of a regular file of at most ``max_bytes``, else None (logged).
+
+    Opened without following a symlink and without blocking (a FIFO or a device never blocks the
+    reader), checked with fstat before any read, read at most ``max_bytes + 1``.
+    """
+    name = Path(path).name
     try:
-        info = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        log.warning("registry_record_unreadable", file=name)
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            log.warning("registry_record_not_a_file", file=name)
+            return None
+        if st.st_size > max_bytes:
+            log.warning("registry_record_too_large", file=name, size=st.st_size)
+            return None
+        data = os.read(fd, max_bytes + 1)
+    except OSError:
+        log.warning("registry_record_unreadable", file=name)
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        log.warning("registry_record_too_large", file=name)
+        return None
+    return data
+
+
+def _read_revocation(path: str) -> dict[str, Any]:
+    """A revocation's details; its presence alone revokes, whatever the file holds (fail closed)."""
+    data = read_small_file(path)
+    try:
+        info = loads_bounded(data, max_bytes=MAX_RECORD, max_depth=4, what="revocation") if data else {}
+    except SealError:
         info = {}
     return info if isinstance(info, dict) else {}
 
