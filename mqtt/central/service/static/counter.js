@@ -135,7 +135,7 @@
     const resp = await fetch(base + "/stream", { headers, cache: "no-store" });
     if (authFailed(resp.status)) return false;
     if (!resp.ok || !resp.body) throw new Error("stream " + resp.status);
-    Idstation.setConnection("live", "Đang kết nối");
+    Idstation.setConnection("live", "Đã kết nối");
     const reader = resp.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -164,6 +164,10 @@
     }
   }
 
+  document.getElementById("face").addEventListener("error", () => {  // e.g. JPEG 2000, which browsers do not show
+    show(document.getElementById("face"), false);
+    show(document.getElementById("no-face"), true);
+  });
   document.getElementById("clear").addEventListener("click", () => clearScreen(""));
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && shownId) clearScreen(""); });
   for (const button of document.querySelectorAll("button.copy")) {

@@ -14,6 +14,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from idstation.agent.sim.profile_data.faces import face_jpeg
 from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.service.clients import ClientsFile
 from idstation.mqtt.central.store import Incoming, open_store, sqlite_url
@@ -32,7 +33,7 @@ CITIZEN = {
     "issue_date": "2021-04-15",
     "expiry_date": "2030-01-01",
 }
-FACE = {"mime": "image/png", "base64": base64.b64encode(b"\x89PNG fake face").decode()}
+FACE = {"mime": "image/jpeg", "base64": base64.b64encode(face_jpeg(1, "Nữ")).decode()}
 PERSONAL = [CITIZEN["id_number"], CITIZEN["full_name"], CITIZEN["permanent_address"], "Nguyễn", "001090"]
 
 

@@ -50,7 +50,7 @@ def test_a_placement_appears_on_its_counters_page_and_not_on_another(
         "Số 7 ngõ 12 Phố Huế, Phường Phạm Đình Hổ, Quận Hai Bà Trưng, Hà Nội"
     )
     assert browser.find_element(By.ID, "badge").get_attribute("data-verdict") == "verified"
-    assert browser.find_element(By.ID, "face").get_attribute("src").startswith("data:image/png;base64,")
+    assert browser.find_element(By.ID, "face").get_attribute("src").startswith("data:image/jpeg;base64,")
     screenshot(browser, "counter-c01")
 
     box2.identity(citizen(7))  # proves the other page is live, then check it never showed c01's citizen
