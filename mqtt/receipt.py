@@ -43,7 +43,7 @@ from idstation.mqtt.topics import PREFIX, valid_name
 RECEIPT_KIND = "receipt"
 RECEIPT_VERSION = 1
 MAX_ABOVE = 512
-MAX_SEQ = 2**63 - 1  # a signed 64-bit integer: what SQLite and PostgreSQL store
+MAX_SEQ = 2**53  # as events.MAX_SEQ: exact in every JSON implementation and in a signed 64-bit column
 _ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 _PEM_BLOCK = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
 
@@ -133,7 +133,7 @@ def build_receipt(
     if not valid_name(device_id) or not _valid_key_id(key_id):
         raise TypeError("a receipt names a valid device id and key id")
     if not _is_int(upto) or not 0 <= upto <= MAX_SEQ:
-        raise TypeError("upto is an integer in 0..2**63-1")
+        raise TypeError("upto is an integer in 0..2**53")
     if len(above) > MAX_ABOVE or any(not _is_int(s) or not upto < s <= MAX_SEQ for s in above):
         raise TypeError(f"above holds at most {MAX_ABOVE} integers greater than upto")
     issued_at = issued_at or _now_iso()
