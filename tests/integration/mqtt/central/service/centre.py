@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.agent.sim.profile_data.faces import face_jpeg
 from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.service.clients import ClientsFile
-from idstation.mqtt.central.store import Incoming, open_store, sqlite_url
+from idstation.mqtt.central.store import Incoming, open_store
 from idstation.mqtt.events import EventBuilder
 from idstation.mqtt.seal import Signer, decode_frame
 
@@ -84,11 +84,11 @@ class Box:
 @dataclass
 class Centre:
     root: Path
+    store_url: str
     key: X25519PrivateKey = field(default_factory=X25519PrivateKey.generate)
     tokens: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.store_url = sqlite_url(self.root / "central.sqlite")
         self.store = open_store(self.store_url, migrate=True)
         self.registry_dir = self.root / "registry"
         self.registry = Registry(self.registry_dir, create=True)

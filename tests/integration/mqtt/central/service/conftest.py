@@ -14,8 +14,9 @@ from tests.integration.mqtt.central.service.centre import Centre
 
 
 @pytest.fixture
-def centre(tmp_path: Path) -> Iterator[Centre]:
-    c = Centre(tmp_path)
+def centre(tmp_path: Path, store_url: str) -> Iterator[Centre]:
+    """Over each store backend (``store_url`` is parametrised: SQLite and PostgreSQL)."""
+    c = Centre(tmp_path, store_url)
     yield c
     c.store.close()
 

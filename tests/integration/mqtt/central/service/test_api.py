@@ -146,3 +146,20 @@ def test_failed_attempts_are_limited_per_address(centre: Centre, serve: Callable
 def test_healthz_needs_no_token_and_reports_the_store(centre: Centre, serve: Callable[..., str]) -> None:
     response = httpx.get(serve() + "/healthz")
     assert response.status_code == 200 and response.json()["ok"] is True
+
+
+def test_healthz_and_the_api_answer_503_while_the_store_is_down(
+    centre: Centre, serve: Callable[..., str], request: pytest.FixtureRequest
+) -> None:
+    if not centre.store_url.startswith("postgresql"):
+        pytest.skip("a SQLite file cannot be taken down")
+    server = request.getfixturevalue("postgres_server")
+    url = serve()
+    server.stop()
+    try:
+        assert httpx.get(url + "/healthz", timeout=30).status_code == 503
+        down = httpx.get(url + LATEST, headers=auth(centre.tokens["c01"]), timeout=30)
+        assert down.status_code == 503 and "retry-after" in down.headers
+    finally:
+        server.start()
+    assert httpx.get(url + "/healthz", timeout=30).status_code == 200

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from idstation.mqtt.central.store import sqlite_url
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -15,6 +17,12 @@ from tests.integration.mqtt.central.service.centre import Centre, citizen
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WAIT_S = 20  # generous: the pass/fail test asserts presence; timings belong to bench/service.py
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """The pages are the same over either store: SQLite only here (the API tests cover both)."""
+    return sqlite_url(tmp_path / "central.sqlite")
 
 
 def sign_in(driver: Any, url: str, token: str) -> None:
