@@ -214,7 +214,11 @@ class Publisher:
         topic = topic_for(self.config.site, self.config.counter, kind)
         try:
             event = self.outbox.append(
-                kind, topic, lambda seq: self.builder.build(kind, seq, private=private, **clear), retain=retain
+                kind,
+                topic,
+                lambda seq: self.builder.build(kind, seq, private=private, **clear),
+                retain=retain,
+                on_commit=self._committed,
             )
         except (OutboxFull, OutboxDiskFull) as exc:
             # published directly (not stored: there is no room) by the connection thread
@@ -225,10 +229,14 @@ class Publisher:
             return None
         log.debug("event_queued", kind=kind, event_id=event.event_id, seq=event.seq)
         if self._conn.connected.is_set():
-            if event.lane is Lane.LIVE:
-                self._fresh.append(event)
             self._conn.wake()  # the connection thread publishes; this thread only made it durable
         return event.event_id
+
+    def _committed(self, row: OutboxRow) -> None:
+        """Runs under the outbox lock right after the commit: the pump takes the same lock to clear
+        the fresh queue and read the live lane, so a new row reaches exactly one of the two."""
+        if row.lane is Lane.LIVE and self._conn.connected.is_set():
+            self._fresh.append(row)
 
     def _offline_frame(self, reason: str) -> bytes:
         return self.builder.build("status", self.outbox.last_seq, state="offline", info={"reason": reason}).frame
@@ -327,7 +335,6 @@ class Publisher:
         if client is None:
             return
         self._last_pump = time.monotonic()
-        self._fresh.clear()  # the database query below sees them, in order
         c = self.config
         if self._refused:
             now = time.monotonic()
@@ -344,9 +351,13 @@ class Publisher:
             if room <= 0:
                 self._live_waiting = self._live_waiting or lane is Lane.LIVE
                 continue
-            rows = self.outbox.pending(lane, room, busy)
             if lane is Lane.LIVE:
+                with self.outbox.lock:  # atomic with appends: a new row is in the query or in fresh
+                    self._fresh.clear()
+                    rows = self.outbox.pending(lane, room, busy)
                 self._live_waiting = len(rows) >= room  # a full batch: more may wait
+            else:
+                rows = self.outbox.pending(lane, room, busy)
             for row in rows:
                 if lane is Lane.BACKLOG and not self._bucket.take(row.size):
                     break

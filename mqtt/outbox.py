@@ -186,8 +186,20 @@ class Outbox:
     def last_seq(self) -> int:
         return self._seq
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by :meth:`append` from the commit through ``on_commit``: a reader that takes it
+        sees a new row either in the database or through ``on_commit``, never both."""
+        return self._lock
+
     def append(
-        self, kind: str, topic: str, build: Callable[[int], BuiltEvent], *, retain: bool = False
+        self,
+        kind: str,
+        topic: str,
+        build: Callable[[int], BuiltEvent],
+        *,
+        retain: bool = False,
+        on_commit: Callable[[OutboxRow], None] | None = None,
     ) -> OutboxRow | None:
         """Build the event with its ``seq`` and store it durably, in one transaction.
 
@@ -244,9 +256,12 @@ class Outbox:
             self._bytes += size - freed
             self._seq = seq
             lane = Lane.LIVE if data else Lane.TELEMETRY
-            return OutboxRow(
+            row = OutboxRow(
                 int(cur.lastrowid or 0), event.event_id, kind, seq, topic, retain, size, now, event.frame, lane
             )
+            if on_commit is not None:
+                on_commit(row)  # still under the lock (see :attr:`lock`)
+            return row
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
