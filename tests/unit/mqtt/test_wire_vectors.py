@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.central.dedupe import DedupeStore
-from idstation.mqtt.central.listener import CentralProcessor
+from idstation.mqtt.central.listener import CentralProcessor, event_to_json_line
 from idstation.mqtt.central.receipts import DedupeReceiptState
 from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.errors import EventRejected, ReceiptRejected
@@ -39,7 +39,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     registry.add_device(revoked["device_id"], revoked["site"], revoked["counter"], _ed(revoked).public_key())
     registry.revoke(revoked["device_id"])
     central = X25519PrivateKey.from_private_bytes(bytes.fromhex(KEYS["central"]["private_hex"]))
-    store = DedupeStore(root / "state.sqlite")
+    store, state = _store(root / "state.sqlite")
     processor = CentralProcessor(registry, central, store)
     results: dict[str, Any] = {}
     for case in CASES:
@@ -47,11 +47,20 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             results[case["name"]] = processor.process(case["topic"], bytes.fromhex(case["frame_hex"]))
         except EventRejected as exc:
             results[case["name"]] = exc.reason
-    state = DedupeReceiptState(root / "state.sqlite")
     results["_receipt_state"] = state.receipt_state(device["device_id"], device["key_id"])
-    state.close()
     store.close()
     return results
+
+
+def _store(path: Path) -> tuple[Any, Any]:
+    """The processor's store and its receipt state (the central store once the processor records in it)."""
+    if hasattr(CentralProcessor, "check"):
+        from idstation.mqtt.central.store import open_store
+
+        store = open_store(f"sqlite:///{path}")
+        store.migrate()
+        return store, store
+    return DedupeStore(path), DedupeReceiptState(path)
 
 
 def test_the_vector_keys_have_the_stated_key_ids() -> None:
@@ -122,3 +131,13 @@ def test_each_invalid_receipt_gets_its_reason(case: dict[str, Any]) -> None:
     with pytest.raises(ReceiptRejected) as info:
         parse_receipt(bytes.fromhex(case["frame_hex"]), [_ed(KEYS["receipt"]).public_key()])
     assert info.value.reason == case["reason"]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["expect"]["result"] == "accepted"], ids=lambda c: c["name"])
+def test_the_json_line_of_each_valid_frame_follows_its_schema(case: dict[str, Any], outcomes: dict[str, Any]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((VECTORS.parent / "json-line.schema.json").read_text(encoding="utf-8"))
+    for full in (False, True):
+        line = json.loads(event_to_json_line(outcomes[case["name"]], full=full))
+        jsonschema.validate(line, schema, format_checker=jsonschema.FormatChecker())
+        assert line["event_id"] == case["expect"]["header"]["event_id"]
