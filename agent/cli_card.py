@@ -168,7 +168,11 @@ def _trust(args: argparse.Namespace, virtual: bool) -> object:
         configured = Path(os.environ.get("IDSTATION_CSCA_DIR") or DEFAULT_CSCA_DIR)
         csca = str(configured) if configured.exists() else None
     try:
-        return load_trust(csca, test_csca=args.trust_test_csca or (virtual and args.csca is None))
+        if args.trust_test_csca or (virtual and args.csca is None):
+            from idstation.agent.sim.profiles import test_csca_pem
+
+            return load_trust(csca, extra_pem=test_csca_pem())
+        return load_trust(csca)
     except (ConfigError, OSError, ValueError) as exc:
         raise _Usage(f"cannot load the CSCA directory: {type(exc).__name__}") from exc
 
@@ -212,9 +216,9 @@ def _image(
     """
     import dataclasses
 
-    from idstation.agent.emrtd import profiles
-    from idstation.agent.emrtd.profile_data.pki import default_pki
     from idstation.agent.errors import ConfigError, ParseError
+    from idstation.agent.sim import profiles
+    from idstation.agent.sim.profile_data.pki import default_pki
 
     try:
         pki = None
@@ -301,7 +305,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_profile(args: argparse.Namespace) -> int:
-    from idstation.agent.emrtd.profiles import make_profile, write_profile
+    from idstation.agent.sim.profiles import make_profile, write_profile
 
     out = Path(args.out)
     try:

@@ -111,12 +111,13 @@ def _print_result(r: dict[str, Any]) -> None:
 
 def _camera_test(args: argparse.Namespace) -> int:
     from idstation.agent.qr.decode import QrDecoder
+    from idstation.agent.sim.camera import make_sim_camera
     from idstation.hal.camera_source import CameraSourceError, open_camera
     from idstation.hal.errors import CameraError
 
     payload = _demo_payload() if args.source == "sim" else None
     try:
-        camera = open_camera(args.source, payload=(lambda: payload), fps=args.fps)
+        camera = open_camera(args.source, payload=(lambda: payload), fps=args.fps, simulated=make_sim_camera)
         camera.start()
     except CameraSourceError as exc:
         print(f"camera-test: {exc}", file=sys.stderr)
@@ -185,6 +186,6 @@ def _run(camera: Any, decoder: Any, seconds: float) -> dict[str, Any]:
 
 def _demo_payload() -> str:
     import numpy as np
-    from idstation.agent.qr.synth import random_payload
+    from idstation.agent.sim.synth import random_payload
 
     return random_payload(np.random.default_rng(1))

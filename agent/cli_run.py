@@ -54,7 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.taps < 1 or args.taps > 1000:
         print("demo: --taps must be 1-1000", file=sys.stderr)
         return Exit.USAGE
-    from idstation.agent.demo import run_demo
+    from idstation.agent.sim.demo import run_demo
 
     return run_demo(taps=args.taps, outage=args.outage, as_json=args.json, broker=args.broker, timeout=args.timeout)
 

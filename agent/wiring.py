@@ -113,7 +113,11 @@ def load_trust(cfg: Config) -> Any:
     if csca_dir is not None and not csca_dir.is_dir():
         log.warning("csca_dir_missing", path=str(csca_dir), effect="every chip reads as unknown_csca")
         csca_dir = None
-    return load(csca_dir, test_csca=cfg.trust_test_csca)
+    if cfg.trust_test_csca:  # demo and tests: the simulator's test CSCA, handed in by the wiring only
+        from idstation.agent.sim.profiles import test_csca_pem
+
+        return load(csca_dir, extra_pem=test_csca_pem())
+    return load(csca_dir)
 
 
 # ---- events ----------------------------------------------------------------------------------------
@@ -324,7 +328,7 @@ def build_agent(cfg: Config, publisher: Any = None) -> Built:
 def _build_with_sink(cfg: Config, sink: MqttSink) -> Built:
     series = None
     if cfg.reader.kind == "sim":
-        from idstation.agent.simulation import build_simulation
+        from idstation.agent.sim.simulation import build_simulation
 
         series, reader, camera = build_simulation(cfg)
         profile = reader_profile(cfg)

@@ -70,10 +70,10 @@ class Centre:
 
     def __init__(self, tmp: Path) -> None:
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-        from idstation.mqtt.broker import LocalBroker
+        from idstation.agent.sim.broker import LocalBroker
+        from idstation.agent.sim.provision import provision_for_tests
         from idstation.mqtt.central.listener import CentralListener
         from idstation.mqtt.central.registry import Registry
-        from idstation.provisioning.identity import provision_for_tests
 
         self.received: list[float] = []
         self.cond = threading.Condition()

@@ -194,13 +194,12 @@ def run_pcsc(image: Any, key: CanKey, with_face: bool, trust: Any) -> Run:
 
 
 def _load(profile: str, face_kb: int) -> tuple[Any, CanKey, Any]:
-    from idstation.agent.emrtd.profiles import image_for
-    from idstation.agent.emrtd.read import load_trust
+    from idstation.agent.sim.profiles import image_for, test_trust
 
     image = image_for(profile)
     if face_kb:
         image = _with_face_size(image, face_kb * 1024)
-    return image, CanKey(image.can), load_trust(None, test_csca=True)
+    return image, CanKey(image.can), test_trust()
 
 
 def _with_face_size(image: Any, size: int) -> Any:
@@ -212,7 +211,7 @@ def _with_face_size(image: Any, size: int) -> Any:
 
     from idstation.agent.emrtd.lds import build
     from idstation.agent.emrtd.lds.dg2 import parse_dg2
-    from idstation.agent.emrtd.profile_data.pki import default_pki
+    from idstation.agent.sim.profile_data.pki import default_pki
 
     face = parse_dg2(image.files[dg_fid(2)]).face
     extra = max(0, size - len(image.files[dg_fid(2)]))
@@ -293,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _default_profile() -> str:
-    from idstation.agent.emrtd.profiles import builtin_profiles
+    from idstation.agent.sim.profiles import builtin_profiles
 
     names = list(builtin_profiles())
     return names[0]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from idstation.agent.qr.decode import QrDecoder
-from idstation.agent.qr.synth import synthetic_photos
+from idstation.agent.sim.synth import synthetic_photos
 from idstation.hal.ports import Frame
 
 REPO = Path(__file__).resolve().parents[1]

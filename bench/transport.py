@@ -30,7 +30,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from idstation.mqtt.broker import LocalBroker, free_port
+from idstation.agent.sim.broker import LocalBroker, free_port
 from idstation.mqtt.central.dedupe import DedupeStore
 from idstation.mqtt.central.listener import CentralProcessor
 from idstation.mqtt.central.registry import Registry

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import structlog
-from idstation.hal.camera_sim import downscale2
 from idstation.hal.errors import CameraError
+from idstation.hal.planes import downscale2
 from idstation.hal.ports import Frame
 
 log = structlog.get_logger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from idstation.hal.errors import CameraError
 from idstation.hal.ports import Camera
 
-__all__ = ["SOURCES", "CameraSourceError", "open_camera"]
+__all__ = ["SOURCES", "CameraSourceError", "SimFactory", "open_camera"]
 
 SOURCES = "sim | replay:PATH | v4l2[:N] | picamera2[:PROFILE]"
 
@@ -21,13 +21,24 @@ class CameraSourceError(CameraError, ValueError):
     """The camera source string is not one of ``SOURCES`` (a configuration mistake)."""
 
 
-def open_camera(spec: str, payload: Callable[[], str | None] | None = None, fps: float = 10.0) -> Camera:
+# (payload, fps) -> the simulated camera; the simulator (idstation.agent.sim) is above hal, so
+# whoever may use it (the wiring, the demo, the command line) hands it in.
+SimFactory = Callable[[Callable[[], str | None], float], Camera]
+
+
+def open_camera(
+    spec: str,
+    payload: Callable[[], str | None] | None = None,
+    fps: float = 10.0,
+    *,
+    simulated: SimFactory | None = None,
+) -> Camera:
     """A ``Camera`` for ``spec`` (not started). ``payload`` feeds the simulated camera's card."""
     kind, _, arg = spec.partition(":")
     if kind == "sim":
-        from idstation.hal.camera_sim import SimCamera
-
-        return SimCamera(payload or (lambda: None), fps=fps)
+        if simulated is None:
+            raise CameraSourceError("camera source sim needs the simulator (demo and tests only)")
+        return simulated(payload or (lambda: None), fps)
     if kind == "replay":
         if not arg:
             raise CameraSourceError("camera source replay needs a path: replay:PATH")

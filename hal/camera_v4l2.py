@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from idstation.hal.camera_change import ChangeGate, read_changed
-from idstation.hal.camera_sim import downscale2
 from idstation.hal.errors import CameraError
+from idstation.hal.planes import downscale2
 from idstation.hal.ports import Frame
 
 __all__ = ["V4l2Camera"]

@@ -41,7 +41,7 @@ def _test_card() -> _TestCard:
     """The simulator's first virtual citizen card, or a minimal card when the simulator is absent."""
     try:
         from idstation.agent.emrtd.virtual_card.chip import VirtualChip
-        from idstation.agent.simulation import build_cards
+        from idstation.agent.sim.simulation import build_cards
 
         card = build_cards(None, [], 1)[0]
         if card.qr:
@@ -85,7 +85,7 @@ def camera_factory(spec: str) -> tuple[Callable[[], Any] | None, str | None]:
     if kind == "sim":
 
         def make_sim() -> Any:
-            from idstation.hal.camera_sim import SimCamera
+            from idstation.agent.sim.camera import SimCamera
 
             qr = _test_card().qr
             return SimCamera(lambda: qr, fps=20.0)

@@ -383,11 +383,11 @@ def _unique(keys: list[CanKey | MrzKey]) -> list[CanKey | MrzKey]:
     return out
 
 
-def load_trust(csca_dir: str | Path | None = None, *, test_csca: bool = False) -> TrustStore:
-    """The CSCA trust store: ``csca_dir`` (certificates / master lists), plus the test CSCA when asked.
+def load_trust(csca_dir: str | Path | None = None, *, extra_pem: bytes | None = None) -> TrustStore:
+    """The CSCA trust store: ``csca_dir`` (certificates / master lists), plus ``extra_pem`` certificates.
 
-    The test CSCA signs the built-in virtual cards; trusting it on a real counter would let anyone
-    forge a card, so only virtual readers and explicit ``--trust-test-csca`` turn it on.
+    The read path never loads test keys itself: the wiring hands the simulator's test CSCA in as
+    ``extra_pem`` only for simulated and virtual readers (or an explicit ``--trust-test-csca``).
     Raises ``ConfigError`` when ``csca_dir`` does not exist.
     """
     from cryptography import x509
@@ -396,9 +396,6 @@ def load_trust(csca_dir: str | Path | None = None, *, test_csca: bool = False) -
     certificates: list[x509.Certificate] = []
     if csca_dir is not None:
         certificates.extend(TrustStore.from_dir(csca_dir).certificates)
-    if test_csca:
-        from idstation.agent.emrtd.profiles import test_csca_pem
-
-        pem = test_csca_pem()
-        certificates.extend(x509.load_pem_x509_certificates(pem.encode() if isinstance(pem, str) else pem))
+    if extra_pem:
+        certificates.extend(x509.load_pem_x509_certificates(extra_pem))
     return TrustStore(certificates)

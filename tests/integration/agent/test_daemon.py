@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from idstation.mqtt.broker import LocalBroker
+from idstation.agent.sim.broker import LocalBroker
+from idstation.agent.sim.provision import provision_for_tests
 from idstation.mqtt.central.listener import CentralListener
 from idstation.mqtt.central.registry import Registry
-from idstation.provisioning.identity import provision_for_tests
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from idstation.agent.emrtd import profiles
+from idstation.agent.sim import profiles
+from idstation.agent.sim.provision import provision_for_tests
 from idstation.mqtt.central.registry import Registry
-from idstation.provisioning.identity import provision_for_tests
 
 from tests.integration.agent.test_daemon import Centre, stop
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def write_photo(directory: Path, qr: str) -> None:
-    from idstation.hal.camera_scene import SceneParams, render_scene
+    from idstation.agent.sim.scene import SceneParams, render_scene
     from PIL import Image
 
     directory.mkdir()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from idstation.agent.emrtd.profiles import builtin_profiles, qr_text
+from idstation.agent.sim.profiles import builtin_profiles, qr_text
 
 pytestmark = pytest.mark.integration
 

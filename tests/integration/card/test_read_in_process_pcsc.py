@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from idstation.agent.emrtd.profiles import builtin_profiles, image_for, qr_text
-from idstation.agent.emrtd.read import ReadPolicy, candidates_for, load_trust, read_document
+from idstation.agent.emrtd.read import ReadPolicy, candidates_for, read_document
 from idstation.agent.emrtd.virtual_card.chip import VirtualChip
 from idstation.agent.emrtd.virtual_card.image import Faults
+from idstation.agent.sim.profiles import builtin_profiles, image_for, qr_text, test_trust
 from idstation.hal.errors import CardRemoved
 from idstation.hal.reader_pcsc import PcscReader
 
@@ -27,7 +27,7 @@ def test_whole_read_with_face_through_pcscd(virtual_card, reader: PcscReader) ->
     assert conn is not None
     try:
         result = read_document(
-            conn, candidates_for(qr=qr_text(binh)), ReadPolicy(with_face=True), load_trust(None, test_csca=True)
+            conn, candidates_for(qr=qr_text(binh)), ReadPolicy(with_face=True), test_trust()
         )
     finally:
         conn.close()
@@ -38,7 +38,7 @@ def test_whole_read_with_face_through_pcscd(virtual_card, reader: PcscReader) ->
 
 def test_pulled_card_then_the_same_card_held_still_reads(virtual_card, reader: PcscReader) -> None:  # type: ignore[no-untyped-def]
     an = builtin_profiles()["an"]
-    keys, trust = candidates_for(can=an.id_number[-6:]), load_trust(None, test_csca=True)
+    keys, trust = candidates_for(can=an.id_number[-6:]), test_trust()
     bridge = virtual_card(image_for("an", Faults(remove_after=9)), reinsert_after=1.0)
     bridge.reinsert_handler = VirtualChip(image_for("an"))
     conn = reader.wait_for_card(10.0)

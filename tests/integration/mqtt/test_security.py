@@ -7,7 +7,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from idstation.mqtt.broker import BrokerTls, render_acl
+from idstation.agent.sim.broker import BrokerTls, render_acl
 from idstation.mqtt.connection import TlsOptions
 from idstation.mqtt.events import EventBuilder
 from idstation.mqtt.seal import Signer

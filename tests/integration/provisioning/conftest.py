@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
-from idstation.mqtt.broker import free_port
+from idstation.agent.sim.broker import free_port
 from idstation.mqtt.central.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
 from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
 from idstation.mqtt.central.fleet_ca import FleetCA

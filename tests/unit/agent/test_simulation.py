@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from idstation.agent.errors import ConfigError
-from idstation.agent.simulation import EXPECTED, SCENARIOS, CardSeries, build_cards
+from idstation.agent.sim.simulation import EXPECTED, SCENARIOS, CardSeries, build_cards
 from idstation.hal.errors import CameraError
 from idstation.hal.reader_sim import SimReader
 

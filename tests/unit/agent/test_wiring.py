@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from idstation.agent import flow
 from idstation.agent.config import validate
-from idstation.agent.emrtd import profiles
-from idstation.agent.emrtd.profile_data.pki import default_pki
 from idstation.agent.emrtd.virtual_card.chip import VirtualChip
 from idstation.agent.errors import AccessDenied
-from idstation.agent.simulation import UNKNOWN_CSCA_SEED
+from idstation.agent.sim import profiles
+from idstation.agent.sim.profile_data.pki import default_pki
+from idstation.agent.sim.simulation import UNKNOWN_CSCA_SEED
 from idstation.agent.wiring import ChipReader, identity_private
 from idstation.hal.reader_sim import SimReader
 

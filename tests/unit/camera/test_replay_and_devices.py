@@ -9,9 +9,9 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from idstation.agent.sim.camera import SimCamera, make_sim_camera
 from idstation.hal.camera_picamera2 import Picamera2Camera, y_plane
 from idstation.hal.camera_replay import ReplayCamera, load_gray
-from idstation.hal.camera_sim import SimCamera
 from idstation.hal.camera_source import CameraSourceError, open_camera
 from idstation.hal.camera_v4l2 import V4l2Camera
 from idstation.hal.errors import CameraError
@@ -188,14 +188,14 @@ def test_a_missing_usb_camera_is_a_camera_error() -> None:
 
 
 def test_open_camera_parses_source_strings(tmp_path: Path) -> None:
-    assert isinstance(open_camera("sim"), SimCamera)
+    assert isinstance(open_camera("sim", simulated=make_sim_camera), SimCamera)
     replay = open_camera(f"replay:{tmp_path}")
     assert isinstance(replay, ReplayCamera)
     assert replay.path == tmp_path
     assert isinstance(open_camera("v4l2:2"), V4l2Camera)
     assert isinstance(open_camera("picamera2"), Picamera2Camera)
     assert open_camera("picamera2:pi-camera-v2").main_size == (1640, 1232)  # type: ignore[attr-defined]
-    for bad in ("replay:", "v4l2:x", "webcam", "usb:0"):
+    for bad in ("replay:", "v4l2:x", "webcam", "usb:0", "sim"):  # sim: only with the simulator handed in
         with pytest.raises(CameraSourceError):
             open_camera(bad)
 

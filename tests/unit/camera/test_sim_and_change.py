@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from idstation.agent.qr.decode import QrDecoder
-from idstation.agent.qr.synth import random_payload
+from idstation.agent.sim.camera import SimCamera
+from idstation.agent.sim.synth import random_payload
 from idstation.hal.camera_change import ChangeDetector, ChangeGate, SkipUnchanged
-from idstation.hal.camera_sim import SimCamera, downscale2
 from idstation.hal.errors import CameraError
+from idstation.hal.planes import downscale2
 from idstation.hal.ports import Camera, Frame
 
 PAYLOAD = random_payload(np.random.default_rng(21))

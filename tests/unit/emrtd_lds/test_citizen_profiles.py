@@ -13,7 +13,10 @@ from idstation.agent.emrtd.lds.dg1 import parse_dg1
 from idstation.agent.emrtd.lds.dg2 import parse_dg2
 from idstation.agent.emrtd.lds.dg13 import encode_dg13, parse_dg13
 from idstation.agent.emrtd.passive_auth import verify_passive
-from idstation.agent.emrtd.profiles import (
+from idstation.agent.emrtd.trust import TrustStore
+from idstation.agent.emrtd.virtual_card.image import FID_CARD_ACCESS, FID_DG, FID_SOD
+from idstation.agent.errors import ConfigError, ParseError
+from idstation.agent.sim.profiles import (
     build_chip_image,
     builtin_profiles,
     image_for,
@@ -22,9 +25,6 @@ from idstation.agent.emrtd.profiles import (
     qr_text,
     write_profile,
 )
-from idstation.agent.emrtd.trust import TrustStore
-from idstation.agent.emrtd.virtual_card.image import FID_CARD_ACCESS, FID_DG, FID_SOD
-from idstation.agent.errors import ConfigError, ParseError
 
 EXPECTED_KEYS = [
     "id_number", "full_name", "date_of_birth", "gender", "nationality", "ethnicity", "religion", "hometown",

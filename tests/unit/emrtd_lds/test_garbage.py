@@ -19,9 +19,9 @@ from idstation.agent.emrtd.lds.dg13 import parse_dg13
 from idstation.agent.emrtd.lds.dg15 import parse_dg15
 from idstation.agent.emrtd.lds.sod import parse_sod
 from idstation.agent.emrtd.passive_auth import verify_passive
-from idstation.agent.emrtd.profiles import image_for
 from idstation.agent.emrtd.virtual_card.image import FID_COM, FID_DG, FID_SOD
 from idstation.agent.errors import ParseError
+from idstation.agent.sim.profiles import image_for
 
 PARSERS: dict[str, tuple[Callable[[bytes], Any], int]] = {
     "dg1": (parse_dg1, FID_DG[1]),

@@ -12,8 +12,8 @@ from idstation.agent.emrtd.lds.dg2 import encode_dg2, face_record, parse_dg2
 from idstation.agent.emrtd.lds.dg13 import encode_dg13, parse_dg13
 from idstation.agent.emrtd.lds.dg15 import parse_dg15
 from idstation.agent.emrtd.lds.sod import parse_sod
-from idstation.agent.emrtd.profile_data.pki import default_pki
 from idstation.agent.errors import ParseError, TlvError
+from idstation.agent.sim.profile_data.pki import default_pki
 
 ICAO_EF_COM = bytes.fromhex("60145F0104303130365F36063034303030305C026175")  # ICAO 9303-11 D.4
 JPEG = bytes.fromhex("FFD8FFE000104A46494600") + b"\x00" * 20 + b"\xff\xd9"

@@ -10,11 +10,11 @@ from cryptography.hazmat.primitives import serialization
 from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.lds.sod import parse_sod
 from idstation.agent.emrtd.passive_auth import verify_passive
-from idstation.agent.emrtd.profile_data.pki import TestPki, default_pki
-from idstation.agent.emrtd.profiles import build_chip_image, builtin_profiles
 from idstation.agent.emrtd.trust import OID_CSCA_MASTER_LIST, CscaMasterList, TrustStore
 from idstation.agent.emrtd.virtual_card.image import FID_DG, FID_SOD
 from idstation.agent.errors import ConfigError
+from idstation.agent.sim.profile_data.pki import TestPki, default_pki
+from idstation.agent.sim.profiles import build_chip_image, builtin_profiles
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 from idstation.agent.emrtd.citizen import citizen_json
-from idstation.agent.emrtd.profile_data.pki import default_pki
-from idstation.agent.emrtd.profiles import CitizenProfile, build_chip_image, builtin_profiles, make_profile, qr_text
 from idstation.agent.emrtd.trust import TrustStore
 from idstation.agent.emrtd.virtual_card.image import FID_DG, Faults
+from idstation.agent.sim.profile_data.pki import default_pki
+from idstation.agent.sim.profiles import CitizenProfile, build_chip_image, builtin_profiles, make_profile, qr_text
 
 read = pytest.importorskip("idstation.agent.emrtd.read")
 chip_module = pytest.importorskip("idstation.agent.emrtd.virtual_card.chip")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from idstation.agent.cli import main
-from idstation.agent.qr.synth import random_payload
-from idstation.hal.camera_scene import SceneParams, render_scene
+from idstation.agent.sim.scene import SceneParams, render_scene
+from idstation.agent.sim.synth import random_payload
 
 PAYLOAD = random_payload(np.random.default_rng(31))
 KEYS = {"path", "ok", "text", "citizen", "error", "ms"}

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from idstation.agent.qr.cccd import parse_cccd
 from idstation.agent.qr.decode import DecoderConfig, QrDecoder
-from idstation.agent.qr.synth import random_payload, synthetic_photos, synthetic_scenes
-from idstation.hal.camera_scene import SceneParams, render_scene, scaled
-from idstation.hal.camera_sim import downscale2
+from idstation.agent.sim.scene import SceneParams, render_scene, scaled
+from idstation.agent.sim.synth import random_payload, synthetic_photos, synthetic_scenes
+from idstation.hal.planes import downscale2
 from idstation.hal.ports import Frame
 
 PAYLOAD = random_payload(np.random.default_rng(11))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from idstation.agent.qr.decode import DecoderConfig, QrDecoder
 from idstation.agent.qr.dewarp import rectify
-from idstation.hal.camera_scene import qr_modules
+from idstation.agent.sim.scene import qr_modules
 
 TEXT = "http://example.org/a-code-printed-on-a-t-shirt"
 PPM = 5  # pixels per module

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from idstation.agent.qr.locate import candidate_regions, sharpen, stretch, upscale
-from idstation.agent.qr.synth import synthetic_photos
-from idstation.hal.camera_scene import SceneParams, render_scene
+from idstation.agent.sim.scene import SceneParams, render_scene
+from idstation.agent.sim.synth import synthetic_photos
 
 
 def test_the_best_candidate_holds_the_code_on_synthetic_card_photos() -> None:

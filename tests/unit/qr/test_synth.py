@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from idstation.agent.qr.cccd import parse_cccd
-from idstation.agent.qr.synth import random_payload
-from idstation.hal.camera_scene import SceneParams, qr_modules, render_scene
+from idstation.agent.sim.scene import SceneParams, qr_modules, render_scene
+from idstation.agent.sim.synth import random_payload
 
 
 def test_payloads_are_dense_utf8_citizen_payloads_in_qr_versions_7_to_9() -> None:

@@ -11,14 +11,14 @@ from idstation.hal.reader_sim import SimReader
 
 @pytest.fixture(scope="session")
 def trust() -> Any:
-    from idstation.agent.emrtd.read import load_trust
+    from idstation.agent.sim.profiles import test_trust
 
-    return load_trust(None, test_csca=True)
+    return test_trust()
 
 
 @pytest.fixture(scope="session")
 def profiles() -> dict[str, Any]:
-    from idstation.agent.emrtd.profiles import builtin_profiles
+    from idstation.agent.sim.profiles import builtin_profiles
 
     return builtin_profiles()
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from idstation.agent.emrtd.inspect import inspect_card, render_text, shape
 from idstation.agent.emrtd.keys import CanKey, MrzKey
-from idstation.agent.emrtd.profiles import image_for, qr_text
 from idstation.agent.emrtd.read import candidates_for
 from idstation.agent.errors import ParseError
+from idstation.agent.sim.profiles import image_for, qr_text
 
 
 def test_qr_gives_the_can_first_then_mrz_keys(profiles) -> None:

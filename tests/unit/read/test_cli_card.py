@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from idstation.agent.cli import main
-from idstation.agent.emrtd.profiles import qr_text
+from idstation.agent.sim.profiles import qr_text
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

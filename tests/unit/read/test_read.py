@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from idstation.agent.emrtd.lds import build
-from idstation.agent.emrtd.profiles import image_for, qr_text
 from idstation.agent.emrtd.read import ReadPolicy, candidates_for, read_document
 from idstation.agent.emrtd.virtual_card.image import FID_DG, FID_SOD, Faults
 from idstation.agent.errors import AccessDenied, CardError, SecureMessagingError
+from idstation.agent.sim.profiles import image_for, qr_text
 from idstation.hal.errors import CardRemoved
 
 TOP_KEYS = ["access", "citizen", "mrz", "verification", "data_groups", "apdus", "bytes", "elapsed_ms"]
@@ -165,7 +165,7 @@ def test_without_face_there_is_no_face_key(card_on_reader, profiles, trust) -> N
 
 
 def test_unparseable_dg13_signed_by_the_issuer_is_a_failed_check_not_a_crash(card_on_reader, profiles, trust) -> None:
-    from idstation.agent.emrtd.profile_data.pki import default_pki
+    from idstation.agent.sim.profile_data.pki import default_pki
 
     image = image_for("an")
     groups = {n: image.files[FID_DG[n]] for n in (1, 2, 13, 14, 15)}

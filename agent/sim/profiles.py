@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from idstation.agent.emrtd.keys import LIFELONG_FILLERS, card_expiry
-from idstation.agent.emrtd.profile_data.faces import face_jpeg
-from idstation.agent.emrtd.profile_data.pki import TestPki, default_pki, derive_key, test_csca_pem
 from idstation.agent.emrtd.virtual_card.image import Faults
+from idstation.agent.sim.profile_data.faces import face_jpeg
+from idstation.agent.sim.profile_data.pki import TestPki, default_pki, derive_key, test_csca_pem
 
 __all__ = [
     "CitizenProfile",
@@ -34,6 +34,7 @@ __all__ = [
     "make_profile",
     "qr_text",
     "test_csca_pem",
+    "test_trust",
     "write_profile",
 ]
 
@@ -357,3 +358,13 @@ def image_for(profile: str | Path, faults: Faults | None = None, **options: Any)
         loaded, pki = load_profile(text)
         return build_chip_image(loaded, pki, faults, **options)
     raise ConfigError("unknown profile: give a built-in name, seed:N or a profile directory")
+
+
+def test_trust(csca_dir: str | Path | None = None) -> Any:
+    """A trust store with ``csca_dir`` plus the test CSCA that signs the simulated cards."""
+    from idstation.agent.emrtd.read import load_trust
+
+    return load_trust(csca_dir, extra_pem=test_csca_pem())
+
+
+test_trust.__test__ = False  # type: ignore[attr-defined]

@@ -14,19 +14,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
-from idstation.hal.camera_scene import SceneParams, render_scene
+from idstation.agent.sim.scene import SceneParams, render_scene
 from idstation.hal.errors import CameraError
+from idstation.hal.planes import downscale2
 from idstation.hal.ports import Frame
 
-__all__ = ["SimCamera", "downscale2"]
-
-
-def downscale2(plane: np.ndarray) -> np.ndarray:
-    """Average 2x2 blocks (the ISP's preview scaler, roughly)."""
-    h, w = (plane.shape[0] // 2) * 2, (plane.shape[1] // 2) * 2
-    blocks = plane[:h, :w].reshape(h // 2, 2, w // 2, 2).astype(np.uint16)
-    out: np.ndarray = (blocks.sum(axis=(1, 3)) // 4).astype(np.uint8)
-    return out
+__all__ = ["SimCamera", "make_sim_camera"]
 
 
 class SimCamera:
@@ -89,3 +82,8 @@ class SimCamera:
             image = render_scene(text, replace(self._params, seed=seed, jpeg_quality=None))
             self._cache[text] = image
         return image
+
+
+def make_sim_camera(payload: Callable[[], str | None], fps: float) -> SimCamera:
+    """The ``simulated`` factory ``hal.camera_source.open_camera`` takes for the source ``sim``."""
+    return SimCamera(payload, fps=fps)

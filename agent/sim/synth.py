@@ -2,7 +2,7 @@
 
 Payloads look like real CCCD / căn cước QR texts: 12-digit ID, optional 9-digit old ID, a
 Vietnamese name and address with diacritics, dates, 110-180 UTF-8 bytes (QR version 7-9 at
-error level M). The people are invented. Photos come from ``idstation.hal.camera_scene``.
+error level M). The people are invented. Photos come from ``idstation.agent.sim.scene``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from idstation.hal.camera_scene import SceneParams, random_params, render_scene
+from idstation.agent.sim.scene import SceneParams, random_params, render_scene
 
 __all__ = ["SyntheticPhoto", "random_payload", "synthetic_photos", "synthetic_scenes"]
 

@@ -75,7 +75,7 @@ class _Options:
 
 
 def _demo(tmp: Path, opts: _Options, started: float) -> int:
-    from idstation.mqtt.broker import LocalBroker
+    from idstation.agent.sim.broker import LocalBroker
 
     taps, as_json = opts.taps, opts.as_json
     broker = LocalBroker(tmp / "broker", implementation=opts.broker).start()
@@ -120,8 +120,8 @@ def _say(as_json: bool, text: str) -> None:
 def _provision(tmp: Path, broker_url: str) -> tuple[Any, Any]:
     """A throwaway fleet CA, central key pair and an enrolled device identity."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from idstation.agent.sim.provision import provision_for_tests
     from idstation.mqtt.central.registry import Registry
-    from idstation.provisioning.identity import provision_for_tests
 
     central_key = X25519PrivateKey.generate()
     registry = Registry(tmp / "registry", create=True)

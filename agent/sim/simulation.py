@@ -189,7 +189,7 @@ class CardSeries:
 # ---- building the cards ----------------------------------------------------------------------------
 def _citizens(profiles_dir: Path | None) -> list[tuple[Any, Any]]:
     """(profile, test PKI) pairs from a directory (one subdirectory each) or the built-in citizens."""
-    from idstation.agent.emrtd import profiles
+    from idstation.agent.sim import profiles
 
     if profiles_dir is None:
         return [(p, None) for p in profiles.builtin_profiles().values()]
@@ -206,9 +206,9 @@ UNKNOWN_CSCA_SEED = 4242  # a test PKI whose CSCA the box is never told about
 
 
 def _image(citizen: tuple[Any, Any], scenario: str) -> Any:
-    from idstation.agent.emrtd import profiles
-    from idstation.agent.emrtd.profile_data.pki import default_pki
     from idstation.agent.emrtd.virtual_card.image import Faults
+    from idstation.agent.sim import profiles
+    from idstation.agent.sim.profile_data.pki import default_pki
 
     profile, pki = citizen
     faults = None
@@ -227,7 +227,7 @@ _PLAIN = frozenset({"ok", "qr_hidden", "wrong_qr", "camera_dead", "reader_fault"
 
 def build_cards(profiles_dir: Path | None, scenario: list[str], count: int) -> list[SimCard]:
     """The cards of one series: citizens cycled, each with its scenario (default all "ok")."""
-    from idstation.agent.emrtd import profiles
+    from idstation.agent.sim import profiles
 
     unknown = [s for s in scenario if s not in SCENARIOS]
     if unknown:
@@ -271,7 +271,7 @@ def build_simulation(cfg: Config) -> tuple[CardSeries, Any, Any]:
     )
     camera = None
     if cfg.camera.kind == "sim":
-        from idstation.hal.camera_sim import SimCamera
+        from idstation.agent.sim.camera import SimCamera
 
         camera = SimCamera(series.current_qr, fps=10.0)
     elif cfg.camera.kind != "none":
