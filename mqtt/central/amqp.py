@@ -1,0 +1,230 @@
+"""AMQP 0-9-1 transport: the centre's listeners share one quorum queue of a RabbitMQ cluster.
+
+Boxes publish plain MQTT to any node (RabbitMQ's MQTT plugin turns ``idstation/v1/S/C/K`` into
+routing key ``idstation.v1.S.C.K`` on ``amq.topic``). Every listener consumes the same durable
+quorum queue ``idstation.events`` (replicated on the cluster's nodes; a node's loss keeps it),
+bound to ``amq.topic`` once per event kind (``idstation.v1.#.identity`` ...: the ``idstation.v1.#``
+tree without the centre's own receipts, which would otherwise come back into it). Manual acknowledgement after
+the store's commit; ``prefetch`` bounds what one listener holds (its memory and its share of
+redeliveries when it dies); a killed listener's unacknowledged messages go to the others.
+
+A message that keeps coming back (its listener dies or requeues it each time) is a *poison*
+message: the queue's ``x-delivery-limit`` bounds its deliveries, then the broker dead-letters it
+to ``idstation.dead`` (queue ``idstation.events.dead``), so the queue never stalls behind it.
+
+Receipts go back through ``amq.topic`` as MQTT messages (routing key
+``idstation.v1.S.C.receipt``, persistent, MQTT QoS 1). RabbitMQ 3.10 keeps no retained message
+for a publish that did not come from MQTT: a box that was offline gets the receipt only through
+its persistent session; otherwise it resends the event after its receipt timeout and the centre
+answers the duplicate with a fresh receipt.
+
+pika's BlockingConnection is not thread-safe: it lives on this adapter's thread, and other
+threads hand it work with ``add_callback_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pika
+import pika.exceptions
+import structlog
+from idstation.mqtt.central.transport import Delivery, OnMessage, routing_key_to_topic, topic_to_routing_key
+from idstation.mqtt.connection import Backoff
+from idstation.mqtt.events import KINDS
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["DEAD_EXCHANGE", "DEAD_QUEUE", "EVENT_QUEUE", "AmqpTransport", "declare_topology"]
+
+EVENT_QUEUE = "idstation.events"
+DEAD_EXCHANGE = "idstation.dead"
+DEAD_QUEUE = "idstation.events.dead"
+DELIVERY_LIMIT = 10
+_FAILURES = (pika.exceptions.AMQPError, OSError)
+
+
+def queue_arguments(delivery_limit: int = DELIVERY_LIMIT) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": DEAD_EXCHANGE,
+    }
+
+
+def declare_topology(channel: Any, *, queue: str = EVENT_QUEUE, delivery_limit: int = DELIVERY_LIMIT) -> None:
+    """Declare (idempotently) the event queue, its bindings and the dead-letter queue.
+    Declare before boxes connect: RabbitMQ acknowledges a QoS 1 publish that reached no queue."""
+    channel.exchange_declare(DEAD_EXCHANGE, "fanout", durable=True)
+    channel.queue_declare(DEAD_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(DEAD_QUEUE, DEAD_EXCHANGE)
+    channel.queue_declare(queue, durable=True, arguments=queue_arguments(delivery_limit))
+    for kind in KINDS:
+        channel.queue_bind(queue, "amq.topic", f"idstation.v1.#.{kind}")
+
+
+class AmqpTransport:
+    """Consume the shared quorum queue from any node of ``urls`` (tried in turn)."""
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        *,
+        queue: str = EVENT_QUEUE,
+        prefetch: int = 500,
+        delivery_limit: int = DELIVERY_LIMIT,
+        heartbeat: int = 20,
+    ) -> None:
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        if not self.urls:
+            raise ValueError("no AMQP URL")
+        self.queue, self.prefetch, self.delivery_limit, self.heartbeat = queue, prefetch, delivery_limit, heartbeat
+        self._on_message: OnMessage | None = None
+        self._conn: Any = None
+        self._channel: Any = None
+        self._consumer: str | None = None
+        self._generation = 0
+        self._paused = False
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.node: str | None = None  # the URL connected to (no credentials: see _safe)
+
+    # --- the Transport port ------------------------------------------------------------------------
+
+    def start(self, on_message: OnMessage) -> None:
+        self._on_message = on_message
+        self._thread = threading.Thread(target=self._run, name="amqp-consumer", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        tags = self._tags(deliveries)
+        if tags:
+            self._call(lambda ch: [ch.basic_ack(tag) for tag in tags])
+
+    def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        tags = self._tags(deliveries)
+        if tags:
+            self._call(lambda ch: [ch.basic_nack(tag, requeue=True) for tag in tags])
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """An MQTT message through ``amq.topic`` (``retain`` cannot be honoured: see the module doc)."""
+        key = topic_to_routing_key(topic)
+        # persistent -> MQTT QoS 1. No ``x-mqtt-publish-qos`` header: an integer one (as pika sends
+        # it) crashes the subscriber's MQTT connection in RabbitMQ 3.10 (measured here).
+        props = pika.BasicProperties(delivery_mode=2)
+        self._call(lambda ch: ch.basic_publish("amq.topic", key, payload, props))
+
+    def pause(self) -> None:
+        self._paused = True
+        self._call(lambda _ch: self._cancel())
+
+    def resume(self) -> None:
+        self._paused = False
+        self._call(lambda _ch: self._consume())
+
+    # --- the adapter's thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = Backoff(0.2, 5.0)
+        for url in itertools.cycle(self.urls):
+            if self._stop.is_set():
+                return
+            try:
+                self._session(url)
+                backoff.reset()
+            except _FAILURES as exc:
+                log.warning("amqp_connection_lost", node=_safe(url), error=type(exc).__name__)
+            finally:
+                self._ready.clear()
+                self._close()
+            self._stop.wait(backoff.next_delay())
+
+    def _session(self, url: str) -> None:
+        params = pika.URLParameters(url)
+        params.heartbeat, params.connection_attempts, params.socket_timeout = self.heartbeat, 1, 5
+        params.blocked_connection_timeout = 60
+        self._conn = pika.BlockingConnection(params)
+        self._channel = self._conn.channel()
+        declare_topology(self._channel, queue=self.queue, delivery_limit=self.delivery_limit)
+        self._channel.basic_qos(prefetch_count=self.prefetch)
+        self._generation += 1
+        if not self._paused:
+            self._consume()
+        self.node = _safe(url)
+        self._ready.set()
+        log.info("amqp_consuming", node=self.node, queue=self.queue, prefetch=self.prefetch)
+        while not self._stop.is_set():
+            self._conn.process_data_events(time_limit=0.2)
+
+    def _consume(self) -> None:
+        if self._consumer is None and self._channel is not None and not self._paused:
+            self._consumer = self._channel.basic_consume(self.queue, self._deliver, auto_ack=False)
+
+    def _cancel(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None and self._channel is not None:
+            self._channel.basic_cancel(consumer)
+
+    def _deliver(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
+        headers = props.headers or {}
+        delivery = Delivery(
+            topic=routing_key_to_topic(method.routing_key),
+            payload=body,
+            received_at=time.time(),
+            redelivered=bool(method.redelivered),
+            delivery_count=int(headers.get("x-delivery-count", 0) or 0),
+            token=(self._generation, method.delivery_tag),
+        )
+        assert self._on_message is not None
+        self._on_message(delivery)
+
+    def _tags(self, deliveries: Sequence[Delivery]) -> list[int]:
+        generation = self._generation
+        return [d.token[1] for d in deliveries if d.token is not None and d.token[0] == generation]
+
+    def _call(self, work: Callable[[Any], object]) -> None:
+        """Run ``work(channel)`` on the adapter's thread (dropped if the connection is gone: the
+        broker then redelivers what was not acknowledged)."""
+        conn, channel, generation = self._conn, self._channel, self._generation
+
+        def run() -> None:
+            if self._generation == generation and channel is not None and channel.is_open:
+                work(channel)
+
+        if conn is None:
+            return
+        if threading.current_thread() is self._thread:
+            run()
+            return
+        with contextlib.suppress(*_FAILURES):
+            conn.add_callback_threadsafe(run)
+
+    def _close(self) -> None:
+        conn, self._conn, self._channel, self._consumer = self._conn, None, None, None
+        if conn is not None and conn.is_open:
+            with contextlib.suppress(*_FAILURES):
+                conn.close()
+
+
+def _safe(url: str) -> str:
+    """A URL without its credentials (for logs and metrics)."""
+    params = pika.URLParameters(url)
+    return f"{params.host}:{params.port}"

@@ -1,0 +1,100 @@
+"""The centre's AMQP transport on a real 3-node RabbitMQ cluster: boxes publish MQTT to any node,
+listeners share one quorum queue, receipts go back to the boxes as MQTT, a poison message is
+dead-lettered after a bounded number of deliveries and the queue goes on."""
+
+from __future__ import annotations
+
+import threading
+
+import pika
+import pytest
+from idstation.mqtt.central.amqp import DEAD_QUEUE, DELIVERY_LIMIT, EVENT_QUEUE
+
+from tests.fixtures.rabbitmq import needs_rabbitmq
+from tests.integration.central.amqp_helpers import Collector, mqtt_client, purge, queue_depth, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, needs_rabbitmq]
+
+
+@pytest.fixture
+def cluster(rabbitmq_cluster):
+    yield rabbitmq_cluster
+    purge(rabbitmq_cluster.amqp_urls[0], EVENT_QUEUE, DEAD_QUEUE)
+
+
+def test_events_published_over_mqtt_to_any_node_reach_a_consumer_in_mqtt_topic_form(cluster) -> None:
+    with Collector(cluster.amqp_urls[:1]) as collector:
+        box = mqtt_client(cluster.mqtt_urls[1], "box-a")
+        try:
+            for i in range(20):
+                box.publish("idstation/v1/hn01/c01/identity", f"event-{i}".encode(), qos=1).wait_for_publish(10)
+            box.publish("idstation/v1/hn01/c01/receipt", b"not for the centre", qos=1).wait_for_publish(10)
+        finally:
+            box.disconnect()
+        assert wait_for(lambda: len(collector.payloads()) == 20, 20)
+        assert {d.topic for d in collector.deliveries} == {"idstation/v1/hn01/c01/identity"}
+        assert sorted(collector.payloads()) == sorted(f"event-{i}".encode() for i in range(20))
+    assert wait_for(lambda: queue_depth(cluster.amqp_urls[0], EVENT_QUEUE) == 0, 10)
+
+
+def test_a_receipt_published_by_the_centre_reaches_the_box_over_mqtt(cluster) -> None:
+    got: list[tuple[str, bytes]] = []
+    arrived = threading.Event()
+    box = mqtt_client(cluster.mqtt_urls[2], "box-b")
+    box.on_message = lambda _c, _u, msg: (got.append((msg.topic, msg.payload)), arrived.set())
+    box.subscribe("idstation/v1/hn01/c02/receipt", qos=1)[1]
+    try:
+        with Collector(cluster.amqp_urls[:1]) as collector:
+            assert wait_for(lambda: _subscribed(cluster), 10)
+            collector.transport.publish("idstation/v1/hn01/c02/receipt", b"signed receipt", retain=True)
+            assert arrived.wait(20)
+    finally:
+        box.disconnect()
+    assert got == [("idstation/v1/hn01/c02/receipt", b"signed receipt")]
+
+
+def _subscribed(cluster) -> bool:
+    return "mqtt-subscription-box-b" in cluster.ctl(0, "list_queues", "name")
+
+
+def test_unacknowledged_messages_of_a_dead_consumer_go_to_another(cluster) -> None:
+    hoarder = Collector(cluster.amqp_urls[:1], prefetch=10, handler=lambda _t, _d: False)  # never acks
+    with hoarder:
+        box = mqtt_client(cluster.mqtt_urls[0], "box-c")
+        try:
+            for i in range(10):
+                box.publish("idstation/v1/s1/c1/read_failed", f"r{i}".encode(), qos=1).wait_for_publish(10)
+        finally:
+            box.disconnect()
+        assert wait_for(lambda: len(hoarder.payloads()) == 10, 20)
+    with Collector(cluster.amqp_urls[1:2]) as heir:  # another node: the quorum queue is the cluster's
+        assert wait_for(lambda: len(heir.payloads()) == 10, 30)
+        assert all(d.redelivered for d in heir.deliveries)
+
+
+def test_a_poison_message_is_dead_lettered_after_a_bounded_number_of_deliveries(cluster) -> None:
+    def handler(transport, delivery) -> bool:
+        if delivery.payload == b"poison":  # a listener that gives it back every time (or dies on it)
+            transport.requeue([delivery])
+            return False
+        return True
+
+    with Collector(cluster.amqp_urls[:1], prefetch=5, handler=handler) as collector:
+        box = mqtt_client(cluster.mqtt_urls[0], "box-d")
+        try:
+            box.publish("idstation/v1/s1/c1/identity", b"poison", qos=1).wait_for_publish(10)
+            for i in range(30):
+                box.publish("idstation/v1/s1/c1/identity", f"ok-{i}".encode(), qos=1).wait_for_publish(10)
+        finally:
+            box.disconnect()
+        assert wait_for(lambda: queue_depth(cluster.amqp_urls[0], DEAD_QUEUE) == 1, 30)
+        assert wait_for(lambda: len([p for p in collector.payloads() if p != b"poison"]) == 30, 20)
+        poison_deliveries = collector.payloads().count(b"poison")
+    assert 1 < poison_deliveries <= DELIVERY_LIMIT + 1
+    assert queue_depth(cluster.amqp_urls[0], EVENT_QUEUE) == 0
+    conn = pika.BlockingConnection(pika.URLParameters(cluster.amqp_urls[0]))
+    try:
+        _method, _props, body = conn.channel().basic_get(DEAD_QUEUE, auto_ack=True)
+    finally:
+        conn.close()
+    assert body == b"poison"
