@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.pcsc",  # pcscd + vpcd with the virtual chip
     "tests.fixtures.broker",  # real mosquitto on loopback (plain, TLS, mTLS, ACL)
     "tests.fixtures.postgres",  # a throw-away PostgreSQL 15 cluster on loopback
+    "tests.fixtures.rabbitmq",  # a throw-away 3-node RabbitMQ cluster (MQTT plugin) on loopback
 ]
 
 
