@@ -114,7 +114,8 @@ class Publisher:
         self._inflight: dict[int, OutboxRow] = {}
         self._refused: dict[int, float] = {}
         self._live_waiting = True  # live rows may be stored but not in flight (the pump must look)
-        self._alarm: str | None = None
+        # a corrupt outbox was set aside: say so (with what was salvaged) at the first connection
+        self._alarm: str | None = "outbox_corrupt" if self.outbox.set_aside else None
         self._fresh: collections.deque[OutboxRow] = collections.deque()  # stored live rows not yet sent
         self._last_pump = 0.0
         self._bucket = _TokenBucket(c.backlog_rate_bytes)
@@ -185,6 +186,7 @@ class Publisher:
             "disk_full": self.outbox.disk_full,
             "dropped_telemetry": self.outbox.dropped_telemetry,
             "outbox_set_aside": str(self.outbox.set_aside) if self.outbox.set_aside else None,
+            "outbox_salvaged": self.outbox.salvage.salvaged if self.outbox.salvage else None,
         }
 
     def drain(self, timeout: float) -> bool:
@@ -278,9 +280,17 @@ class Publisher:
         topic = topic_for(self.config.site, self.config.counter, "status")
         client.publish(topic, self._offline_frame("stopped"), qos=1, retain=True)
 
+    def _alarm_info(self, alarm: str | None) -> dict[str, Any]:
+        info: dict[str, Any] = {"alarm": alarm}
+        salvage = self.outbox.salvage
+        if alarm == "outbox_corrupt" and salvage is not None:
+            info.update(salvaged=salvage.salvaged, damaged=salvage.damaged, complete=salvage.complete)
+        return info
+
     def _publish_alarm(self, client: Any) -> None:
         alarm, self._alarm = self._alarm, None
-        frame = self.builder.build("status", self.outbox.last_seq, state="alarm", info={"alarm": alarm}).frame
+        info = self._alarm_info(alarm)
+        frame = self.builder.build("status", self.outbox.last_seq, state="alarm", info=info).frame
         client.publish(topic_for(self.config.site, self.config.counter, "status"), frame, qos=1, retain=True)
         log.error("publisher_alarm", alarm=alarm)
 

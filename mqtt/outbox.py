@@ -16,7 +16,8 @@ Theory of operation
 * ``seq`` is also reserved in blocks in a side file (``<path>.seq``), so even a corrupt outbox
   that is set aside and replaced never makes ``seq`` go back.
 * At start the file is checked (``PRAGMA quick_check``); a corrupt file is renamed
-  ``<path>.corrupt-<UTC time>``, reported, and a new one started.
+  ``<path>.corrupt-<UTC time>``, reported, and a new one started, into which every row SQLite
+  can still read from the set-aside file is carried (:mod:`~idstation.mqtt.outbox_salvage`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import structlog
 from idstation.hal.storage import write_atomic
 from idstation.mqtt.errors import OutboxCorrupt, OutboxDiskFull, OutboxFull, PublishError
 from idstation.mqtt.events import DATA_KINDS, KINDS, BuiltEvent
+from idstation.mqtt.outbox_salvage import SalvageReport, salvage_rows
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +109,7 @@ class Outbox:
         self._clock = clock
         self._lock = threading.RLock()
         self.set_aside: Path | None = None
+        self.salvage: SalvageReport | None = None  # what a set-aside file still gave
         self.full_alarm = False
         self.disk_full = False  # the last write failed for want of space
         self.dropped_telemetry = 0
@@ -145,7 +148,20 @@ class Outbox:
             db = self._connect()
             db.executescript(_SCHEMA_SQL)
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA,))
+            self._salvage(db)
             return db
+
+    def _salvage(self, db: sqlite3.Connection) -> None:
+        """Carry every intact row of the set-aside file into the new one (same ids, same bytes)."""
+        assert self.set_aside is not None
+        rows, self.salvage = salvage_rows(self.set_aside)
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT OR IGNORE INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.event_id, r.kind, r.data, r.seq, r.topic, r.retain, r.size, r.enqueued_at, r.frame) for r in rows],
+        )
+        db.execute("COMMIT")
 
     def _set_aside(self, why: str) -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -163,6 +179,9 @@ class Outbox:
     def _load_seq(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
         stored = row[0] if row else 0
+        # salvaged rows carry their own numbers; seq never goes back below them
+        held = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE data = 1").fetchone()[0]
+        stored = max(stored, int(held))
         try:
             reserved = int(self._seq_file().read_text(encoding="ascii").strip() or 0)
         except (OSError, ValueError):

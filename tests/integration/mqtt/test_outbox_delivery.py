@@ -4,15 +4,17 @@ outbox's intact rows still delivered."""
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from idstation.mqtt.outbox import Lane
 from idstation.mqtt.seal import decode_frame
 from paho.mqtt.properties import Properties
 
-from .helpers import PRIVATE, make_publisher, wait_for
+from .helpers import PRIVATE, Collector, make_publisher, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +73,37 @@ def test_forty_events_without_a_fault_are_published_once_each(mosquitto, enrol, 
     finally:
         pub.stop()
         counter.close()
+
+
+def test_every_intact_row_of_a_corrupted_outbox_is_delivered_and_counted_in_the_alarm(
+    mosquitto, registry, central_key, enrol, tmp_path
+) -> None:
+    device = enrol()
+    outbox = tmp_path / "ob.sqlite"
+    offline = make_publisher("mqtt://127.0.0.1:1", device, central_key.public, outbox)  # never connects
+    stored = [offline.submit_identity(PRIVATE) for _ in range(60)]
+    offline.stop(0.1)
+    pages = outbox.stat().st_size // 4096
+    with open(outbox, "r+b") as f:  # two pages of garbage in the middle of the file
+        for page in (pages // 3, pages // 2):
+            f.seek(page * 4096)
+            f.write(os.urandom(4096))
+    with Collector(mosquitto.url, registry, central_key.path, tmp_path / "state.sqlite") as central:
+        pub = make_publisher(mosquitto.url, device, central_key.public, outbox)
+        report = pub.outbox.salvage
+        assert report is not None and 30 <= report.salvaged < 60
+        salvaged = [r.event_id for lane in (Lane.LIVE, Lane.BACKLOG) for r in pub.outbox.pending(lane, 100)]
+        assert len(salvaged) == report.salvaged and set(salvaged) <= set(stored)
+        pub.start()
+        assert wait_for(lambda: set(salvaged) <= set(central.ids()), 30)
+
+        def alarm() -> dict | None:
+            for event in central.events:
+                if event.kind == "status" and event.header["info"].get("alarm") == "outbox_corrupt":
+                    return event.header["info"]
+            return None
+
+        assert wait_for(lambda: alarm() is not None, 10)
+        pub.stop()
+    assert alarm()["salvaged"] == report.salvaged
+    assert alarm()["damaged"] == report.damaged
