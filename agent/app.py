@@ -165,8 +165,7 @@ class Agent:
             self._await_removal(conn)
         except Exception as exc:  # the supervisor boundary: one bad placement never stops the box
             log.exception("placement_crashed", error_type=type(exc).__name__)
-            for action in self.machine.crash():
-                self._execute(action, conn)
+            self._drain(self.machine.crash(), conn)
             self._await_removal(conn)
         finally:
             conn.close()
@@ -174,7 +173,10 @@ class Agent:
 
     def _run(self, event: flow.Event, conn: CardConnection) -> None:
         """Feed one event and execute the actions, feeding back the events they produce."""
-        pending: deque[flow.Action] = deque(self.machine.handle(event))
+        self._drain(self.machine.handle(event), conn)
+
+    def _drain(self, actions: list[flow.Action], conn: CardConnection) -> None:
+        pending: deque[flow.Action] = deque(actions)
         while pending:
             action = pending.popleft()
             follow = self._execute(action, conn)
@@ -189,21 +191,21 @@ class Agent:
         elif isinstance(action, flow.ReadChip):
             return self._read(conn, action)
         elif isinstance(action, flow.PublishIdentity):
-            self._store(lambda: self.sink.identity(action.status, action.qr_text, action.result), action.status)
+            return self._store(lambda: self.sink.identity(action.status, action.qr_text, action.result), action.status)
         elif isinstance(action, flow.PublishReadFailed):
-            self._store(lambda: self.sink.read_failed(action.reason), action.reason)
+            return self._store(lambda: self.sink.read_failed(action.reason), action.reason)
         return None
 
-    def _store(self, submit: Callable[[], None], outcome: str) -> None:
-        """Put the event in the outbox; when the outbox refuses it (full, disk error) the clerk is told."""
+    def _store(self, submit: Callable[[], None], outcome: str) -> flow.Stored:
+        """Put the event in the outbox; the machine signals the clerk from the answer (FAULT if refused)."""
         try:
             submit()
         except (IdstationError, OSError) as exc:
             log.error("event_not_stored", outcome=outcome, error_type=type(exc).__name__)
-            self.health.last_outcome = "not_stored"
-            self.indicator.signal(Signal.ERROR, "FAULT: event could not be stored")
-            return
+            self.health.last_outcome = flow.NOT_STORED
+            return flow.Stored(ok=False)
         self._outcome(outcome)
+        return flow.Stored(ok=True)
 
     def _look_for_qr(self, deadline: float) -> flow.Event:
         """Frames until a citizen QR, the deadline, a dead camera, or the card leaving."""

@@ -16,6 +16,9 @@ Outcomes (the rules of issue 5):
 - signer chains to no configured CSCA: identity ``unknown_csca`` (the centre judges);
 - chip unreadable (dead chip, reader fault) after a good QR: identity from the QR alone, ``unverified``;
 - card taken away early, wrong key, failed verification, dead camera: read_failed with a fixed reason.
+The clerk's indication follows the store's outcome: a publish action is answered by ``Stored``
+(``ok`` False when the outbox refused the event), and only then does the machine emit the
+outcome's signal, or FAULT "event could not be stored"; nothing is signalled after it.
 A QR remembered from before the placement is a fallback only: when its keys fail too the clerk is
 asked to show the QR side. Any unexpected event in a state is ignored (logged by the caller), so a
 stray camera hit or a duplicate removal can never wedge the machine.
@@ -67,6 +70,8 @@ MESSAGES = {
     READER_FAILED: "FAULT: reader error",
     INTERNAL_ERROR: "FAULT: internal error",
 }
+NOT_STORED = "not_stored"  # not a read-failed reason: the outbox refused the event (full disk, ...)
+NOT_STORED_MESSAGE = "FAULT: event could not be stored"
 
 
 class State(enum.StrEnum):
@@ -120,7 +125,14 @@ class ReadFailed:
     reason: str
 
 
-Event = CardPresent | CardGone | QrDecoded | QrTimeout | CameraFailed | ReadDone | ReadFailed
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The answer to a publish action: the outbox holds the event (``ok``) or refused it."""
+
+    ok: bool = True
+
+
+Event = CardPresent | CardGone | QrDecoded | QrTimeout | CameraFailed | ReadDone | ReadFailed | Stored
 
 
 # ---- actions out -----------------------------------------------------------------------------
@@ -170,12 +182,16 @@ class Placement:
     _removed: bool = False
     _seen_qr: str | None = field(default=None, repr=False)
     _seen_at: float = float("-inf")
+    _announce: Indicate | None = None  # the outcome's signal, shown once the store answers
+    _leave_after_store: bool = False  # the card left during the read: "ready" after the signal
     outcomes: list[str] = field(default_factory=list)  # statuses/reasons published, in order
 
     def handle(self, event: Event) -> list[Action]:
         if isinstance(event, QrDecoded) and self.state is not State.LOOKING:
             self._seen_qr, self._seen_at = event.text, event.at  # remember for a later placement
             return []
+        if isinstance(event, Stored):
+            return self._stored(event.ok)
         handler = getattr(self, f"_{self.state.value}")
         actions: list[Action] = handler(event)
         return actions
@@ -198,7 +214,8 @@ class Placement:
         if isinstance(event, CameraFailed):
             return self._fail(CAMERA_FAILED)
         if isinstance(event, CardGone):
-            return [*self._fail(CARD_REMOVED), *self._gone()]
+            self._leave_after_store = True
+            return self._fail(CARD_REMOVED)
         return []
 
     def _reading(self, event: Event) -> list[Action]:
@@ -211,7 +228,8 @@ class Placement:
             actions = self._failed_read(event.reason)
         else:
             return []
-        return [*actions, *self._gone()] if self._removed else actions
+        self._leave_after_store = self._removed
+        return actions
 
     def _done(self, event: Event) -> list[Action]:
         if isinstance(event, CardGone):
@@ -245,15 +263,30 @@ class Placement:
         self.state = State.DONE
         self.outcomes.append(status)
         qr, self._qr = self._qr, None
-        return [PublishIdentity(status, qr, result), Indicate(signal, MESSAGES[status])]
+        self._announce = Indicate(signal, MESSAGES[status])
+        return [PublishIdentity(status, qr, result)]
 
     def _fail(self, reason: str, signal: Signal = Signal.ERROR) -> list[Action]:
         self.state, self._qr = State.DONE, None
         self.outcomes.append(reason)
-        return [PublishReadFailed(reason), Indicate(signal, MESSAGES[reason])]
+        self._announce = Indicate(signal, MESSAGES[reason])
+        return [PublishReadFailed(reason)]
+
+    def _stored(self, ok: bool) -> list[Action]:
+        """The store answered the publish: the outcome's signal, or FAULT when it refused the event."""
+        announce, self._announce = self._announce, None
+        if announce is None:
+            return []
+        if not ok:
+            self.outcomes.append(NOT_STORED)
+            announce = Indicate(Signal.ERROR, NOT_STORED_MESSAGE)
+        actions: list[Action] = [announce]
+        if self._leave_after_store:
+            actions.extend(self._gone())
+        return actions
 
     def _gone(self) -> list[Action]:
-        self.state, self._removed = State.IDLE, False
+        self.state, self._removed, self._leave_after_store = State.IDLE, False, False
         return [Indicate(Signal.IDLE, "ready: place a card")]
 
     def crash(self) -> list[Action]:
