@@ -3,6 +3,7 @@ loader answer every input with a value or a typed error — never a crash, never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -47,10 +48,8 @@ def test_the_depth_scan_agrees_with_the_parser(value: object) -> None:
 @FUZZ
 @given(st.binary(max_size=400) | BRACKETY)
 def test_bounded_json_is_a_value_or_a_seal_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(SealError):
         loads_bounded(data, max_bytes=300, max_depth=4, what="fuzz")
-    except SealError:
-        pass
 
 
 @FUZZ
@@ -60,10 +59,8 @@ def test_any_header_bytes_give_a_header_or_a_seal_error(header: bytes, sealed: b
     body = MAGIC + bytes([len(kid)]) + kid + len(header).to_bytes(4, "big") + header + sealed
     frame = decode_frame(body + Signer(Ed25519PrivateKey.generate()).sign(body))
     assert len(frame.header_bytes) <= MAX_HEADER
-    try:
+    with contextlib.suppress(SealError):
         parse_header(frame.header)
-    except SealError:
-        pass
 
 
 @pytest.fixture(scope="module")
