@@ -8,6 +8,11 @@ identity event the centre accepts is printed (human lines, or with ``--json`` ex
 ``idstation central listen --json`` prints), then a summary. ``--outage`` stops the broker while
 cards are still being read and starts it again: the durable outbox buffers and catches up.
 Logs go to stderr. Exit 0 when every tap arrived verified.
+
+``--keep-dir DIR`` runs in DIR instead and keeps it, so an outside verifier can use what the
+demo made: ``central_key.pem`` (the centre's X25519 key, ``--key``), ``central.pub.pem``,
+``receipt_key.pem`` (signs receipts), ``registry/`` (the enrolled box), ``central.sqlite`` (the
+centre's state), ``box/`` (the box's identity and outbox), ``fleet-ca/``.
 """
 
 from __future__ import annotations
@@ -51,18 +56,38 @@ class Tally:
 
 
 def run_demo(
-    taps: int = 5, outage: bool = False, as_json: bool = False, broker: str = "auto", timeout: float = 90.0
+    taps: int = 5,
+    outage: bool = False,
+    as_json: bool = False,
+    broker: str = "auto",
+    timeout: float = 90.0,
+    *,
+    keep_dir: str | Path | None = None,
 ) -> int:
     from idstation.hal.errors import IdstationError
 
     started = time.monotonic()
     opts = _Options(taps, outage, as_json, broker, started + timeout)
-    with tempfile.TemporaryDirectory(prefix="idstation-demo-") as tmp:
+    if keep_dir is not None:
+        where = Path(keep_dir)
+        if where.exists() and (not where.is_dir() or any(where.iterdir())):
+            print(f"demo: --keep-dir {where} exists and is not an empty directory", file=sys.stderr)
+            return Exit.USAGE
+        where.mkdir(parents=True, exist_ok=True)
+    holder = (
+        contextlib.nullcontext(str(keep_dir))
+        if keep_dir is not None
+        else tempfile.TemporaryDirectory(prefix="idstation-demo-")
+    )
+    with holder as tmp:
         try:
             return _demo(Path(tmp), opts, started)
         except IdstationError as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return Exit.INTERNAL
+        finally:
+            if keep_dir is not None:
+                print(f"demo: kept {Path(tmp).resolve()} (keys, registry, centre state)", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -118,17 +143,49 @@ def _say(as_json: bool, text: str) -> None:
 
 
 def _provision(tmp: Path, broker_url: str) -> tuple[Any, Any]:
-    """A throwaway fleet CA, central key pair and an enrolled device identity."""
+    """A throwaway fleet CA, central key pair, receipt key and an enrolled device identity.
+
+    The keys are written as files, as ``central init-ca`` writes them (``--keep-dir`` keeps them).
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from idstation.agent.sim.provision import provision_for_tests
     from idstation.mqtt.central.registry import Registry
 
     central_key = X25519PrivateKey.generate()
+    receipt_key = Ed25519PrivateKey.generate()
+    _write_key(tmp / "central_key.pem", central_key)
+    _write_key(tmp / "receipt_key.pem", receipt_key)
     registry = Registry(tmp / "registry", create=True)
     provision_for_tests(
         tmp / "box", SITE, COUNTER, tmp / "fleet-ca", central_key.public_key(), broker_url, registry=registry
     )
+    receipt_keys = tmp / "box" / "identity" / "receipt_keys.pem"
+    if receipt_keys.parent.is_dir() and not receipt_keys.exists():  # provisioning hands it over when it can
+        receipt_keys.write_bytes(_public_pem(receipt_key))
     return central_key, registry
+
+
+def _public_pem(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+def _write_key(path: Path, key: Any) -> None:
+    """A private key as PKCS#8 PEM (0600), its public half beside it for the centre's key."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    if path.name == "central_key.pem":
+        (path.parent / "central.pub.pem").write_bytes(_public_pem(key))
 
 
 def _listener(tmp: Path, where: tuple[str, str], registry: Any, key: Any, tally: Tally, *, as_json: bool) -> Any:
@@ -155,8 +212,17 @@ def _listener(tmp: Path, where: tuple[str, str], registry: Any, key: Any, tally:
             else:
                 tally.rejected += 1
 
+    from idstation.mqtt.central.receipts import load_receipt_signer
+
     listener = CentralListener(
-        url, registry, key, on_event=on_event, on_reject=on_reject, state_path=tmp / "central.sqlite", protocol=protocol
+        url,
+        registry,
+        key,
+        on_event=on_event,
+        on_reject=on_reject,
+        state_path=tmp / "central.sqlite",
+        protocol=protocol,
+        receipt_signer=load_receipt_signer(tmp / "receipt_key.pem"),
     )
     listener.start()
     if not listener.wait_ready(15):
