@@ -21,7 +21,7 @@ from idstation.hal.errors import IdstationError
 from idstation.mqtt.central.service import pages, sse
 from idstation.mqtt.central.service.auth import FailureLimiter, bearer_token
 from idstation.mqtt.central.service.clients import Client, ClientsFile
-from idstation.mqtt.central.service.views import STREAM_KINDS, event_object, fleet_object
+from idstation.mqtt.central.service.views import STREAM_KINDS, event_object, fleet_object, to_epoch
 from idstation.mqtt.topics import valid_name
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -51,7 +51,7 @@ class Service:
     clock: Callable[[], float] = time.time
     freshness_s: float = 600.0
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
-    poll_s: float = 0.15
+    poll_s: float = 0.1
     keepalive_s: float = 15.0
     batch: int = 100
 
@@ -103,10 +103,14 @@ class Service:
 
 
 def _hourly_by_device(rows: Any, since: float) -> dict[str, list[int]]:
-    """The store's hourly counts (rows of device_id, hour, count) as 24 buckets per device, oldest first."""
+    """The store's hourly counts (rows of device_id, hour, kind, count) as 24 buckets of data events
+    per device, oldest first (rows without a device or of telemetry kinds are not counted)."""
     out: dict[str, list[int]] = {}
     for row in rows:
-        index = int((float(row["hour"]) - since) // 3600)
+        hour = to_epoch(row.get("hour"))
+        if row.get("device_id") is None or hour is None or row.get("kind", "identity") not in STREAM_KINDS:
+            continue
+        index = int((hour - since) // 3600)
         if 0 <= index < 24:
             out.setdefault(str(row["device_id"]), [0] * 24)[index] += int(row["count"])
     return out

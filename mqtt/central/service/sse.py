@@ -40,7 +40,7 @@ async def event_stream(
     fetch_after: Callable[[int], Awaitable[list[Outgoing]]],
     cursor: int,
     *,
-    poll_s: float = 0.15,
+    poll_s: float = 0.1,
     keepalive_s: float = 15.0,
     retry_ms: int = 1000,
     clock: Callable[[], float] = time.monotonic,

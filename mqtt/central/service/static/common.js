@@ -30,6 +30,11 @@ const Idstation = (() => {
       localStorage.removeItem(tokenKey(scope));
       location.reload();
     });
+    const fragment = /^#token=([A-Za-z0-9_-]+)$/.exec(location.hash);
+    if (fragment) {  // a link with the token (the demo prints one): keep it, drop it from the address bar
+      localStorage.setItem(tokenKey(scope), fragment[1]);
+      history.replaceState(null, "", location.pathname + location.search);
+    }
     const saved = localStorage.getItem(tokenKey(scope));
     if (saved) { signout.hidden = false; onToken(saved); } else { ask(""); }
     return {

@@ -88,6 +88,7 @@
     show(document.getElementById("waiting"), false);
     show(document.getElementById("citizen"), true);
     shownId = event.event_id;
+    document.dispatchEvent(new CustomEvent("idstation:shown", { detail: event.event_id }));  // for benches
     clearTimeout(clearTimer);
     const age = Math.max(0, Date.now() - received);
     clearTimer = setTimeout(() => clearScreen(""), Math.max(0, freshnessMs - age));
