@@ -12,10 +12,12 @@ Extension value (DER): ``SEQUENCE { OCTET STRING ed25519_public(32), OCTET STRIN
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
@@ -70,20 +72,41 @@ class CsrInfo:
     csr: x509.CertificateSigningRequest
 
 
+MAX_CSR = 8 * 1024  # a real one is under 1 KiB
+
+
+@contextlib.contextmanager
+def _x509_errors(what: str) -> Iterator[None]:
+    """Map the X.509 library's exceptions for a hostile CSR to CsrError (at the edge)."""
+    try:
+        yield
+    except x509.InvalidVersion:
+        raise CsrError(f"{what}: unsupported CSR version") from None
+    except UnsupportedAlgorithm:
+        raise CsrError(f"{what}: unsupported key or signature algorithm") from None
+    except (ValueError, TypeError):
+        raise CsrError(f"{what}: malformed") from None
+
+
 def verify_csr(data: bytes) -> CsrInfo:
     """Parse and check a CSR (PEM or DER); CsrError names the first rule it breaks."""
     csr = _load(data)
-    if not csr.is_signature_valid:
+    with _x509_errors("CSR signature"):
+        signature_ok = csr.is_signature_valid
+    if not signature_ok:
         raise CsrError("CSR self-signature does not verify")
-    tls_public = csr.public_key()
+    with _x509_errors("CSR key"):
+        tls_public = csr.public_key()
     if not isinstance(tls_public, ec.EllipticCurvePublicKey) or not isinstance(tls_public.curve, ec.SECP256R1):
         raise CsrError("CSR key is not a P-256 key")
-    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    with _x509_errors("CSR subject"):
+        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if len(cns) != 1 or not isinstance(cns[0].value, str):
         raise CsrError("CSR subject must hold exactly one common name")
     device_id = cns[0].value
     try:
-        ext = csr.extensions.get_extension_for_oid(DEVICE_KEY_OID).value
+        with _x509_errors("CSR extensions"):
+            ext = csr.extensions.get_extension_for_oid(DEVICE_KEY_OID).value
     except x509.ExtensionNotFound:
         raise CsrError("CSR lacks the device signing-key extension") from None
     if not isinstance(ext, x509.UnrecognizedExtension):
@@ -108,9 +131,9 @@ def verify_csr(data: bytes) -> CsrInfo:
 def _load(data: bytes) -> x509.CertificateSigningRequest:
     if not isinstance(data, bytes | bytearray):
         raise TypeError("CSR must be bytes")
-    try:
+    if len(data) > MAX_CSR:
+        raise CsrError(f"CSR larger than {MAX_CSR} bytes")
+    with _x509_errors("not a certificate signing request"):
         if data.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_csr(bytes(data))
         return x509.load_der_x509_csr(bytes(data))
-    except ValueError:
-        raise CsrError("not a certificate signing request") from None

@@ -15,6 +15,7 @@ other requests, and installs the bundle with ``apply_bundle`` (all of the bundle
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -33,6 +34,8 @@ log = structlog.get_logger(__name__)
 PREFIX = "idstation/v1/provision"
 REQUEST_FILTER = f"{PREFIX}/+/request"
 MAX_REQUEST = 32 * 1024
+MAX_DEPTH = 8  # a request is a flat object; a bundle nests one level
+_DEVICE_RE = re.compile(r"ids-[0-9a-f]{16}")
 _ERRORS: dict[str, type[errors.ProvisioningError]] = {
     "TokenError": errors.TokenError,
     "CsrError": errors.CsrError,
@@ -98,13 +101,42 @@ def _with_client_id(access: BrokerAccess, client_id: str) -> BrokerAccess:
 
 
 def _parse_json(data: bytes) -> dict[str, Any] | None:
+    """A JSON object of bounded size and nesting depth, or None (checked before json.loads recurses)."""
     if len(data) > MAX_REQUEST * 4:
         return None
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if json_depth(text) > MAX_DEPTH:
+        return None
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays/objects in JSON ``text`` (linear; brackets inside strings ignored)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 class EnrolService:
@@ -121,30 +153,51 @@ class EnrolService:
         self._error: BaseException | None = None
 
     def handle(self, topic: str, payload: bytes) -> tuple[str, bytes] | None:
-        """One request → (response topic, response payload), or None for junk (sans-IO core)."""
+        """One request → (response topic, response payload), or None when the topic names no device.
+
+        Every request on a device's request topic is answered: the bundle, or ``ok: false`` with
+        the error class and a reason (the request id is echoed when it is a string, else null).
+        """
         parts = topic.split("/")
-        if len(parts) != 5 or parts[4] != "request" or len(payload) > MAX_REQUEST:
+        if len(parts) != 5 or parts[4] != "request" or not _DEVICE_RE.fullmatch(parts[3]):
             return None
         device_id = parts[3]
-        request = _parse_json(payload)
-        if request is None or not isinstance(request.get("request_id"), str):
-            return None
-        answer: dict[str, Any] = {"version": 1, "request_id": request["request_id"][:64]}
-        if request.get("kind") == "ping":  # liveness probe: is an enrolment service listening?
-            answer.update(ok=True, pong=True)
-            self.pings += 1
-            return response_topic(device_id), json.dumps(answer).encode("utf-8")
+        answer: dict[str, Any] = {"version": 1, "request_id": None}
         try:
-            answer.update(ok=True, bundle=json.loads(self._answer(device_id, request)))
+            request = self._request(payload)
+            answer["request_id"] = request["request_id"][:64]
+            if request.get("kind") == "ping":  # liveness probe: is an enrolment service listening?
+                answer.update(ok=True, pong=True)
+                self.pings += 1
+            else:
+                answer.update(ok=True, bundle=json.loads(self._answer(device_id, request)))
         except errors.ProvisioningError as exc:
-            answer.update(ok=False, error=type(exc).__name__, message=str(exc))
-            log.warning("enrol_request_refused", device_id=device_id, error=type(exc).__name__, reason=str(exc))
-        except (ValueError, TypeError, UnicodeEncodeError):
-            answer.update(ok=False, error="EnrollError", message="malformed request")
+            answer.update(ok=False, error=type(exc).__name__, message=str(exc)[:300])
+            log.warning("enrol_request_refused", device_id=device_id, error=type(exc).__name__, reason=str(exc)[:300])
+        except OSError as exc:  # the CA directory or the registry could not be written
+            answer.update(ok=False, error="EnrollError", message="the enrolment service cannot store its state")
+            log.error("enrol_state_unwritable", device_id=device_id, error=type(exc).__name__)
         return response_topic(device_id), json.dumps(answer).encode("utf-8")
 
+    @staticmethod
+    def _request(payload: bytes) -> dict[str, Any]:
+        if len(payload) > MAX_REQUEST:
+            raise errors.EnrollError(f"request larger than {MAX_REQUEST} bytes")
+        request = _parse_json(payload)
+        if request is None:
+            raise errors.EnrollError(f"request is not a JSON object (at most {MAX_DEPTH} levels deep)")
+        if not isinstance(request.get("request_id"), str):
+            raise errors.EnrollError("request carries no request_id string")
+        for name in ("kind", "token", "site", "counter", "csr_pem"):
+            if name in request and not isinstance(request[name], str):
+                raise errors.EnrollError(f"request field {name!r} must be a string")
+        return request
+
     def _answer(self, device_id: str, request: dict[str, Any]) -> bytes:
-        csr = str(request.get("csr_pem", "")).encode("ascii")
+        csr_text = request.get("csr_pem", "")
+        if not csr_text.isascii():
+            raise errors.CsrError("CSR is not ASCII PEM")
+        csr = csr_text.encode("ascii")
         kind = request.get("kind")
         if kind == "enroll":
             token = request.get("token")
@@ -179,11 +232,24 @@ class EnrolService:
                 if message is None:
                     continue
                 pings = self.pings
-                reply = self.handle(*message)
+                reply = self._handle_one(*message)
                 if reply is not None:
                     session.publish(*reply)
                     self.handled += 1 if self.pings == pings else 0
         return self.handled
+
+    def _handle_one(self, topic: str, payload: bytes) -> tuple[str, bytes] | None:
+        """The service loop's supervisor: a bug in one request is logged and answered, never fatal."""
+        try:
+            return self.handle(topic, payload)
+        except Exception as exc:  # supervisor: the next request must still be served
+            log.error("enrol_request_failed", error=type(exc).__name__)
+            parts = topic.split("/")
+            if len(parts) != 5 or not _DEVICE_RE.fullmatch(parts[3]):
+                return None
+            answer = {"version": 1, "request_id": None, "ok": False, "error": "EnrollError"}
+            answer["message"] = "internal error"
+            return response_topic(parts[3]), json.dumps(answer).encode("utf-8")
 
     def start(self, timeout: float = 10.0) -> None:
         """Serve in a background thread; returns once subscribed (BrokerError otherwise)."""
