@@ -94,6 +94,8 @@ class AmqpTransport:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.node: str | None = None  # the URL connected to (no credentials: see _safe)
+        self._backlog: int | None = None
+        self._backlog_at = 0.0
 
     # --- the Transport port ------------------------------------------------------------------------
 
@@ -131,6 +133,10 @@ class AmqpTransport:
         # it) crashes the subscriber's MQTT connection in RabbitMQ 3.10 (measured here).
         props = pika.BasicProperties(delivery_mode=2)
         self._call(lambda ch: ch.basic_publish("amq.topic", key, payload, props))
+
+    def backlog(self) -> int | None:
+        """Messages ready in the queue, as last seen (refreshed every 2 s; None before the first look)."""
+        return self._backlog
 
     def pause(self) -> None:
         self._paused = True
@@ -173,6 +179,10 @@ class AmqpTransport:
         log.info("amqp_consuming", node=self.node, queue=self.queue, prefetch=self.prefetch)
         while not self._stop.is_set():
             self._conn.process_data_events(time_limit=0.2)
+            if time.monotonic() - self._backlog_at >= 2.0:
+                self._backlog_at = time.monotonic()
+                declared = self._channel.queue_declare(self.queue, passive=True)
+                self._backlog = int(declared.method.message_count)
 
     def _consume(self) -> None:
         if self._consumer is None and self._channel is not None and not self._paused:

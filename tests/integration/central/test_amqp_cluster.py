@@ -98,3 +98,26 @@ def test_a_poison_message_is_dead_lettered_after_a_bounded_number_of_deliveries(
     finally:
         conn.close()
     assert body == b"poison"
+
+
+def test_the_shipped_cluster_definitions_agree_with_what_the_listener_declares(cluster) -> None:
+    """firmware_cfg/central/rabbitmq/definitions.json loads into a cluster, and a listener then
+    declares the same queue without a mismatch (a mismatch would close its channel)."""
+    from pathlib import Path
+
+    import idstation.firmware_cfg
+
+    source = Path(idstation.firmware_cfg.__file__).parent / "central" / "rabbitmq" / "definitions.json"
+    copy = cluster.root / "definitions.json"
+    copy.write_bytes(source.read_bytes())
+    copy.chmod(0o644)
+    cluster.ctl(0, "import_definitions", str(copy))
+    assert "idstation-events" in cluster.ctl(0, "list_policies")
+    with Collector(cluster.amqp_urls[1:2]) as collector:
+        box = mqtt_client(cluster.mqtt_urls[2], "box-e")
+        try:
+            box.publish("idstation/v1/s9/c9/heartbeat", b"hb", qos=1).wait_for_publish(10)
+        finally:
+            box.disconnect()
+        assert wait_for(lambda: collector.payloads() == [b"hb"], 20)
+        assert collector.transport.connected
