@@ -73,7 +73,10 @@ class Service:
         stored = self.store.latest_event(site, counter, STREAM_KINDS, 0.0)
         return 0 if stored is None else int(stored.cursor)
 
-    def after(self, client: Client, endpoint: str, site: str, counter: str, cursor: int) -> list[sse.Outgoing]:
+    def after(self, client: Client, endpoint: str, site: str, counter: str, cursor: int) -> list[sse.Outgoing] | None:
+        """The next events after ``cursor`` (None: the client was removed, the stream ends)."""
+        if not self.clients.still_valid(client):
+            return None
         rows = self.store.events_after(cursor, self.batch, site=site, counter=counter, kinds=STREAM_KINDS)
         out = []
         for stored in rows:
@@ -181,7 +184,7 @@ async def stream(request: Request) -> Response:
         cursor = await run_in_threadpool(svc.head, site, counter)
     endpoint = request.url.path
 
-    async def fetch(after: int) -> list[sse.Outgoing]:
+    async def fetch(after: int) -> list[sse.Outgoing] | None:
         return await run_in_threadpool(svc.after, client, endpoint, site, counter, after)
 
     body = sse.event_stream(fetch, cursor, poll_s=svc.poll_s, keepalive_s=svc.keepalive_s)

@@ -124,6 +124,13 @@ class ClientsFile:
             return [entry.client for entry in self._entries]
 
     # ---- the service --------------------------------------------------------------------------
+    def still_valid(self, client: Client) -> bool:
+        """``client`` is still in the file with the same role and counters (checked on every poll
+        of an open stream: a removed or re-bound client's stream ends)."""
+        with self._lock:
+            self._reload()
+            return any(entry.client == client for entry in self._entries)
+
     def authenticate(self, token: str | None) -> Client | None:
         """The client holding ``token``, or None. Every stored hash is compared in constant time."""
         if not token:

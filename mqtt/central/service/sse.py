@@ -37,7 +37,7 @@ def comment(text: str = "") -> bytes:
 
 
 async def event_stream(
-    fetch_after: Callable[[int], Awaitable[list[Outgoing]]],
+    fetch_after: Callable[[int], Awaitable[list[Outgoing] | None]],
     cursor: int,
     *,
     poll_s: float = 0.1,
@@ -45,11 +45,14 @@ async def event_stream(
     retry_ms: int = 1000,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[bytes]:
-    """Yield SSE bytes for every event after ``cursor``, forever (until the client goes away)."""
+    """Yield SSE bytes for every event after ``cursor`` until the client goes away (or ``fetch_after``
+    answers None: the client lost its right to the stream)."""
     yield f"retry: {retry_ms}\n".encode() + comment("stream open")
     last_sent = clock()
     while True:
         batch = await fetch_after(cursor)
+        if batch is None:
+            return
         for item in batch:
             cursor = item.cursor
             yield format_event(item)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,12 +119,21 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def sse_lines(response: httpx.Response) -> Iterator[str]:
+    """One line iterator per response, so several reads continue where the last one stopped."""
+    lines = getattr(response, "_idstation_lines", None)
+    if lines is None:
+        lines = response.iter_lines()
+        response._idstation_lines = lines  # type: ignore[attr-defined]
+    return lines
+
+
 def read_sse(response: httpx.Response, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
     """The next ``count`` events of an open SSE response (bounded by ``timeout``)."""
     events: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
     deadline = time.monotonic() + timeout
-    for line in response.iter_lines():
+    for line in sse_lines(response):
         if time.monotonic() > deadline:
             break
         if not line:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from idstation.mqtt.central.service.auth import FailureLimiter
 
-from tests.integration.mqtt.central.service.centre import FACE, PERSONAL, Centre, auth, citizen, read_sse
+from tests.integration.mqtt.central.service.centre import FACE, PERSONAL, Centre, auth, citizen, read_sse, sse_lines
 
 pytestmark = pytest.mark.integration
 
@@ -127,6 +127,19 @@ def test_a_reconnecting_client_with_last_event_id_misses_nothing_and_repeats_not
     with httpx.stream("GET", url + STREAM, headers=resume, timeout=10) as response:
         rest = read_sse(response, 5)
     assert [e["json"]["event_id"] for e in first + rest] == sent
+
+
+def test_removing_a_client_ends_its_open_stream(centre: Centre, serve: Callable[..., str]) -> None:
+    box = centre.box("box-1")
+    url = serve()
+    with httpx.stream("GET", url + STREAM, headers=auth(centre.tokens["c01"]), timeout=10) as response:
+        box.identity()
+        read_sse(response, 1)
+        assert centre.clients.remove("clerk-c01")
+        box.identity(citizen(2))
+        rest = list(sse_lines(response))  # ends: the server closed the stream
+    assert not any(line.startswith("data:") for line in rest)
+    assert httpx.get(url + STREAM, headers=auth(centre.tokens["c01"])).status_code == 401
 
 
 def test_a_malformed_last_event_id_is_refused(centre: Centre, serve: Callable[..., str]) -> None:
