@@ -1,4 +1,8 @@
-"""Process exit codes shared by every ``idstation`` command (documented in README.md)."""
+"""The process exit codes of every ``idstation`` command (README.md "Exit codes").
+
+The numbers only; which error gives which code is the one table in ``agent/cli/exitcodes.py``.
+The daemon and the demo return these too.
+"""
 
 from __future__ import annotations
 

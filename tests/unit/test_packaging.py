@@ -44,7 +44,7 @@ def test_wheel_puts_only_idstation_into_site_packages(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"idstation"}
     names = zipfile.ZipFile(wheel).namelist()
-    assert "idstation/agent/cli.py" in names
+    assert "idstation/agent/cli/__init__.py" in names
     assert "idstation/hal/ports.py" in names
 
 

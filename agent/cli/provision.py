@@ -1,35 +1,24 @@
-"""``idstation provision ...``, ``idstation selftest`` and ``idstation central init-ca|enroll|revoke``.
+"""``idstation provision init | apply | enroll | renew | show`` and ``idstation selftest`` (the box side).
 
-Handlers import what they need lazily; every provisioning error maps to a documented exit code
-(docs/cli/provision.md).
+Handlers call the provisioning library (imported lazily) and print; its typed errors reach the
+catch-all, which maps them through ``exitcodes.TABLE`` (docs/cli/provision.md). With ``--json`` a
+failure prints ``{"ok": false, "error": "<ErrorClass>", "message", "exit_code"}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from idstation.agent.exitcodes import Exit
+from idstation.agent.cli.common import DEFAULT_STATE_DIR, ERROR_STYLE, print_json, read_secret, state_dir
+from idstation.agent.cli.exitcodes import Exit
 from idstation.hal.errors import IdstationError
-
-DEFAULT_STATE_DIR = "/var/lib/idstation"
-DEFAULT_CENTRAL_DIR = "/var/lib/idstation-central"
 
 
 def _state_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", default=None, help=f"device state directory (default {DEFAULT_STATE_DIR})")
-
-
-def _central_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--dir", default=None, help=f"central state directory (default $IDSTATION_CENTRAL_DIR or {DEFAULT_CENTRAL_DIR})"
-    )
-    p.add_argument("--registry", default=None, help="device registry directory (default DIR/registry)")
+    p.set_defaults(**{ERROR_STYLE: "class"})
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
@@ -42,13 +31,13 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--force", action="store_true", help="make new keys even if the box is enrolled (re-enrolment)")
     p.add_argument("--no-qr", action="store_true", help="do not draw the pairing QR code")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of text")
-    p.set_defaults(func=_wrap(_init))
+    p.set_defaults(func=_init)
 
     p = prov.add_parser("apply", help="install an enrolment (or renewal) bundle atomically")
     p.add_argument("--bundle", required=True, help="bundle file (from `idstation central enroll --bundle-out`)")
     _state_dir_arg(p)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_wrap(_apply))
+    p.set_defaults(func=_apply)
 
     p = prov.add_parser("enroll", aliases=["enroll-online"], help="enrol online over MQTT with a claim credential")
     p.add_argument("--broker", required=True, help="mqtts://host:port of the provisioning listener")
@@ -59,7 +48,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
     _state_dir_arg(p)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_wrap(_enroll_online))
+    p.set_defaults(func=_enroll_online)
 
     p = prov.add_parser("renew", help="a new certificate before expiry; the old one stays until the new one works")
     _state_dir_arg(p)
@@ -69,13 +58,13 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--csr-out", default=None, help="offline: stage a new key, write the renewal CSR here and stop")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_wrap(_renew))
+    p.set_defaults(func=_renew)
 
     p = prov.add_parser("show", help="this box's device id, binding and (before enrolment) its pairing code")
     _state_dir_arg(p)
     p.add_argument("--qr", action="store_true", help="draw the pairing QR code again")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_wrap(_show))
+    p.set_defaults(func=_show)
 
     p = sub.add_parser("selftest", help="check reader, camera, broker, clock, disk and outbox: pass/fail table")
     _state_dir_arg(p)
@@ -85,108 +74,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--skip", action="append", default=[], help="skip a check (repeatable): identity, broker, ...")
     p.add_argument("--config", default=None, help="TOML config for defaults (default /etc/idstation/idstation.toml)")
     p.add_argument("--json", action="store_true", help='{"ok": bool, "checks": [{"name", "ok", "detail", "status"}]}')
-    p.set_defaults(func=_wrap(_selftest))
-
-    _register_central(groups["central"])
-
-
-def _register_central(central: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = central.add_parser("init-ca", help="create the fleet CA, registry and enrolment settings")
-    _central_dir_arg(p)
-    p.add_argument("--name", default="idstation fleet CA", help="CA common name")
-    p.add_argument("--broker-url", default="", help="mqtts://host:port the boxes publish to (written into bundles)")
-    p.add_argument("--central-key", default=None, help="central X25519 key PEM (public or private); default: make one")
-    p.add_argument("--server-cert", nargs="+", default=None, metavar="HOST", help="also issue a broker certificate")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_wrap(_lazy_central("init_ca")))
-
-    p = central.add_parser("enroll", help="accept a pairing code, sign a CSR into a bundle, or serve online enrolment")
-    _central_dir_arg(p)
-    p.add_argument("--pairing-code", default=None, help="the text of the box's pairing QR code")
-    p.add_argument("--csr", default=None, help="offline: the box's device.csr")
-    p.add_argument("--site", default=None, help="offline without a pairing code: the site")
-    p.add_argument("--counter", default=None, help="offline without a pairing code: the counter")
-    p.add_argument("--renew", action="store_true", help="offline renewal: --csr is a renewal CSR of an enrolled box")
-    p.add_argument("--bundle-out", "--out", dest="bundle_out", default=None, help="where to write the bundle (offline)")
-    p.add_argument("--broker-url", default=None, help="override the broker URL put into bundles")
-    p.add_argument("--central-key", default=None, help="override the central key PEM put into bundles")
-    p.add_argument("--serve", action="store_true", help="answer online enrolment requests over MQTT")
-    p.add_argument("--broker", default=None, help="--serve: broker URL to connect to")
-    p.add_argument("--user", default=None, help="--serve: broker username (ACL: idstation/v1/provision/#)")
-    p.add_argument("--password", default=None, help="--serve: broker password (or --password-file)")
-    p.add_argument("--password-file", default=None)
-    p.add_argument("--ca", default=None, help="--serve: CA file for the broker's TLS certificate")
-    p.add_argument("--max-requests", type=int, default=None, help="--serve: stop after this many answers")
-    p.add_argument("--duration", type=float, default=None, help="--serve: stop after this many seconds")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_wrap(_lazy_central("enroll")))
-
-    p = central.add_parser(
-        "revoke", help="revoke a device: its events are rejected, its certificates listed in the CRL"
-    )
-    p.add_argument("device_id", nargs="?", default=None, help="the device id (ids-...)")
-    p.add_argument("--device-id", dest="device_id_opt", default=None, help="the device id (same as the positional)")
-    _central_dir_arg(p)
-    p.add_argument("--reason", default="", help="free text kept with the revocation")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_wrap(_lazy_central("revoke")))
-
-
-def _lazy_central(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from idstation.provisioning import cli_central
-
-        handler: Callable[[argparse.Namespace], int] = getattr(cli_central, name)
-        return handler(args)
-
-    return run
-
-
-# ---- error mapping -----------------------------------------------------------------------------------
-
-
-def _exit_for(exc: BaseException) -> int:
-    from idstation.provisioning import errors
-
-    table: list[tuple[type[BaseException], int]] = [
-        (errors.BrokerError, Exit.BROKER_ERROR),
-        (errors.NotProvisioned, Exit.CONFIG_ERROR),
-        (errors.StateError, Exit.CONFIG_ERROR),
-        (errors.CaError, Exit.CONFIG_ERROR),
-        (errors.EnrollError, Exit.FAILED),
-        (errors.ProvisioningError, Exit.USAGE),  # token, CSR, bundle, names, specs
-    ]
-    for cls, code in table:
-        if isinstance(exc, cls):
-            return code
-    return Exit.CONFIG_ERROR if isinstance(exc, IdstationError) else Exit.USAGE
-
-
-def _wrap(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (IdstationError, OSError) as exc:
-            message = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.filename else str(exc)
-            code = _exit_for(exc)
-            if getattr(args, "json", False):
-                _print_json({"ok": False, "error": type(exc).__name__, "message": message, "exit_code": int(code)})
-            print(f"idstation: {type(exc).__name__}: {message}", file=sys.stderr)
-            return code
-
-    return run
-
-
-def _print_json(doc: dict[str, Any]) -> None:
-    print(json.dumps(doc, indent=2, sort_keys=True, default=str))
-
-
-def _state(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir or os.environ.get("IDSTATION_STATE_DIR") or DEFAULT_STATE_DIR)
-
-
-def _central(args: argparse.Namespace) -> Path:
-    return Path(args.dir or os.environ.get("IDSTATION_CENTRAL_DIR") or DEFAULT_CENTRAL_DIR)
+    p.set_defaults(func=_selftest)
 
 
 # ---- box commands -----------------------------------------------------------------------------------
@@ -196,7 +84,7 @@ def _init(args: argparse.Namespace) -> int:
     from idstation.provisioning.identity import init_device
     from idstation.provisioning.pairing import render_terminal
 
-    result = init_device(_state(args), site=args.site, counter=args.counter, force=args.force)
+    result = init_device(state_dir(args), site=args.site, counter=args.counter, force=args.force)
     device, code = result.device, result.pairing
     doc = {
         "ok": True,
@@ -208,10 +96,10 @@ def _init(args: argparse.Namespace) -> int:
         "tls_fingerprint": device.tls_fingerprint,
         "pairing_code": code.text(),
         "csr": str(device.identity_dir.parent.parent / "identity" / "device.csr"),
-        "state_dir": str(_state(args)),
+        "state_dir": str(state_dir(args)),
     }
     if args.json:
-        _print_json(doc)
+        print_json(doc)
         return Exit.OK
     print(f"device id      {device.device_id}")
     print(f"signing key id {device.key_id}")
@@ -242,35 +130,27 @@ def _apply(args: argparse.Namespace) -> int:
     from idstation.provisioning.renew import apply_any
 
     data = Path(args.bundle).read_bytes()
-    identity = apply_any(_state(args), data)
+    identity = apply_any(state_dir(args), data)
     return _report_identity(args, identity, "applied")
 
 
 def _report_identity(args: argparse.Namespace, identity: Any, verb: str) -> int:
     doc = _identity_doc(identity)
     if args.json:
-        _print_json(doc)
+        print_json(doc)
     else:
         print(f"{verb}: {identity.device_id} at {identity.site}/{identity.counter}, broker {identity.broker_url},")
         print(f"certificate valid until {doc['certificate_not_after']} (generation {doc['generation']})")
     return Exit.OK
 
 
-def _read_secret(value: str | None, path: str | None, env: str) -> str | None:
-    if value is not None:
-        return value
-    if path is not None:
-        return Path(path).read_text(encoding="utf-8").strip()
-    return os.environ.get(env)
-
-
 def _enroll_online(args: argparse.Namespace) -> int:
     from idstation.provisioning.enroll import enroll_online
     from idstation.provisioning.mqttio import BrokerAccess
 
-    password = _read_secret(args.claim_password, args.claim_password_file, "IDSTATION_CLAIM_PASSWORD")
+    password = read_secret(args.claim_password, args.claim_password_file, "IDSTATION_CLAIM_PASSWORD")
     access = BrokerAccess(args.broker, args.claim_user, password, args.ca)
-    identity = enroll_online(_state(args), access, timeout=args.timeout)
+    identity = enroll_online(state_dir(args), access, timeout=args.timeout)
     return _report_identity(args, identity, "enrolled")
 
 
@@ -278,12 +158,12 @@ def _renew(args: argparse.Namespace) -> int:
     from idstation.provisioning.identity import load_identity
     from idstation.provisioning.renew import renew_online, stage_renewal
 
-    state = _state(args)
+    state = state_dir(args)
     if args.csr_out:
         load_identity(state)
         Path(args.csr_out).write_bytes(stage_renewal(state))
         doc = {"ok": True, "staged": True, "csr": args.csr_out}
-        _print_json(doc) if args.json else print(f"renewal CSR written to {args.csr_out}; apply the bundle when back")
+        print_json(doc) if args.json else print(f"renewal CSR written to {args.csr_out}; apply the bundle when back")
         return Exit.OK
     access = None
     if args.broker:
@@ -307,7 +187,7 @@ def _renew(args: argparse.Namespace) -> int:
         "certificate_not_after": result.not_after.isoformat(),
     }
     if args.json:
-        _print_json(doc)
+        print_json(doc)
     else:
         print(f"{result.reason.replace('_', ' ')}: certificate valid until {doc['certificate_not_after']}")
     return Exit.OK
@@ -318,15 +198,15 @@ def _show(args: argparse.Namespace) -> int:
     from idstation.provisioning.identity import load_device, load_identity, pairing_code
     from idstation.provisioning.pairing import render_terminal
 
-    device = load_device(_state(args))
+    device = load_device(state_dir(args))
     doc: dict[str, Any] = {"ok": True, "device_id": device.device_id, "key_id": device.key_id, "enrolled": False}
     doc.update(site=device.site, counter=device.counter, tls_fingerprint=device.tls_fingerprint)
     try:
-        doc.update(_identity_doc(load_identity(_state(args))), enrolled=True)
+        doc.update(_identity_doc(load_identity(state_dir(args))), enrolled=True)
     except NotProvisioned:
         doc["pairing_code"] = pairing_code(device).text()
     if args.json:
-        _print_json(doc)
+        print_json(doc)
         return Exit.OK
     for key in sorted(doc):
         if key != "ok":
@@ -341,7 +221,7 @@ def _selftest(args: argparse.Namespace) -> int:
     from idstation.provisioning.selftest_devices import camera_factory, reader_factory
 
     defaults = _config_defaults(args.config)
-    state = Path(args.state_dir) if args.state_dir else defaults.get("state_dir", _state(args))
+    state = Path(args.state_dir) if args.state_dir else defaults.get("state_dir", state_dir(args))
     camera, expect = camera_factory(args.camera or defaults.get("camera", "picamera2"))
     plan = SelftestPlan(
         state_dir=Path(state),
@@ -354,7 +234,7 @@ def _selftest(args: argparse.Namespace) -> int:
     )
     report = run_selftest(plan)
     if args.json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
         print(report.table())
     return Exit.OK if report.ok else Exit.FAILED

@@ -1,6 +1,6 @@
 """``idstation read-card`` and ``idstation card serve | make-profile | inspect``.
 
-Exit codes (agent/exitcodes.py): 0 read and verified; 1 read but a check failed (the JSON is
+Exit codes (agent/cli/exitcodes.py): 0 read and verified; 1 read but a check failed (the JSON is
 printed in full); 2 bad input; 3 no card; 4 access denied; 5 card removed; 6 card error; 7 reader
 or PC/SC unavailable. With ``--json`` an error prints ``{"error": kind, "message": ...}`` to
 stdout. Logs go to stderr only. Heavy modules (pyscard, the eMRTD core) are imported lazily.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from idstation.agent.exitcodes import Exit
+from idstation.agent.cli.exitcodes import Exit, UsageError
 
 FAULT_FLAGS = (
     ("--bac-only", "bac_only", "no EF.CardAccess / PACE: BAC only"),
@@ -89,43 +89,6 @@ def _key_args(parser: argparse.ArgumentParser) -> None:
 
 
 # --- output ------------------------------------------------------------------------------------
-class _Usage(Exception):
-    """Bad command-line input (exit 2)."""
-
-
-ERROR_KINDS: tuple[tuple[str, str, Exit], ...] = (
-    # (error class name, kind, exit) in match order: subclasses before their bases
-    ("_Usage", "bad_input", Exit.USAGE),
-    ("NoCard", "no_card", Exit.NO_CARD),
-    ("CardRemoved", "card_removed", Exit.CARD_REMOVED),
-    ("AccessDenied", "access_denied", Exit.ACCESS_DENIED),
-    ("ConfigError", "config_error", Exit.CONFIG_ERROR),
-    ("DeviceError", "device_error", Exit.DEVICE_ERROR),
-    ("CardError", "card_error", Exit.CARD_ERROR),
-    ("ParseError", "card_error", Exit.CARD_ERROR),
-    ("VerificationError", "verification_error", Exit.FAILED),
-)
-
-
-def classify(exc: BaseException) -> tuple[str, Exit]:
-    """The error kind and exit code for an error raised while reading a card."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    for name, kind, code in ERROR_KINDS:
-        if name in names:
-            return kind, code
-    return "internal", Exit.INTERNAL
-
-
-def _fail(args: argparse.Namespace, exc: BaseException) -> int:
-    kind, code = classify(exc)
-    message = str(exc) or type(exc).__name__
-    if getattr(args, "json", False):
-        _print_json({"error": kind, "message": message})
-    else:
-        print(f"error ({kind}): {message}", file=sys.stderr)
-    return int(code)
-
-
 def _print_json(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
@@ -137,15 +100,15 @@ def _candidates(args: argparse.Namespace) -> list[Any]:
 
     given = [args.qr is not None, args.can is not None, args.mrz is not None, args.doc_number is not None]
     if sum(given) != 1:
-        raise _Usage("give exactly one key: --qr, --can, --mrz or --doc-number with --dob and --expiry")
+        raise UsageError("give exactly one key: --qr, --can, --mrz or --doc-number with --dob and --expiry")
     if args.doc_number is not None and (args.dob is None or args.expiry is None):
-        raise _Usage("--doc-number needs --dob and --expiry")
+        raise UsageError("--doc-number needs --dob and --expiry")
     try:
         return candidates_for(
             qr=args.qr, can=args.can, mrz=args.mrz, doc_number=args.doc_number, dob=args.dob, expiry=args.expiry
         )
     except ParseError as exc:
-        raise _Usage(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
 
 
 DEFAULT_CSCA_DIR = Path("/etc/idstation/csca")
@@ -174,7 +137,7 @@ def _trust(args: argparse.Namespace, virtual: bool) -> object:
             return load_trust(csca, extra_pem=test_csca_pem())
         return load_trust(csca)
     except (ConfigError, OSError, ValueError) as exc:
-        raise _Usage(f"cannot load the CSCA directory: {type(exc).__name__}") from exc
+        raise UsageError(f"cannot load the CSCA directory: {type(exc).__name__}") from exc
 
 
 def _open_reader(spec: str, short_apdus: bool) -> tuple[Any, bool]:
@@ -195,10 +158,7 @@ def _open_reader(spec: str, short_apdus: bool) -> tuple[Any, bool]:
             VirtualChip(image), atr=image.atr, extended_length=not short_apdus, max_response=image.max_response
         )
         return reader, True
-    raise _Usage("--reader must be pcsc, pcsc:NAME or sim:PROFILE")
-
-
-UNKNOWN_CSCA_SEED = 0x5EED  # a test PKI nobody trusts: its CSCA is not the built-in test CSCA
+    raise UsageError("--reader must be pcsc, pcsc:NAME or sim:PROFILE")
 
 
 def _image(
@@ -218,7 +178,7 @@ def _image(
 
     from idstation.agent.errors import ConfigError, ParseError
     from idstation.agent.sim import profiles
-    from idstation.agent.sim.profile_data.pki import default_pki
+    from idstation.agent.sim.profile_data.pki import UNKNOWN_CSCA_SEED, default_pki
 
     try:
         pki = None
@@ -229,18 +189,18 @@ def _image(
         elif Path(spec).is_dir():
             profile, pki = profiles.load_profile(spec)
         else:
-            raise _Usage("unknown profile: give a built-in name, seed:N or a profile directory")
+            raise UsageError("unknown profile: give a built-in name, seed:N or a profile directory")
         if unknown_csca:
             pki = default_pki(UNKNOWN_CSCA_SEED, expired=expired_signer)
         chosen = dataclasses.replace(profile.faults, **(faults or {}))
         return profiles.build_chip_image(profile, pki, chosen, tamper_dg=tamper_dg, expired_signer=expired_signer)
     except (ConfigError, ParseError, OSError, TypeError) as exc:
-        raise _Usage(f"cannot build the virtual card: {exc}") from exc
+        raise UsageError(f"cannot build the virtual card: {exc}") from exc
 
 
 def _with_card(args: argparse.Namespace, work: Callable[[Any, list[Any], bool], int]) -> int:
     """Parse keys, open the reader, wait for a card, run ``work(conn, candidates, sim)``; map errors."""
-    from idstation.hal.errors import IdstationError, NoCard
+    from idstation.hal.errors import NoCard
 
     reader = None
     try:
@@ -254,8 +214,6 @@ def _with_card(args: argparse.Namespace, work: Callable[[Any, list[Any], bool], 
             return work(conn, candidates, virtual)
         finally:
             conn.close()
-    except (_Usage, IdstationError) as exc:
-        return _fail(args, exc)
     finally:
         if reader is not None:
             reader.close()
@@ -311,8 +269,7 @@ def _cmd_make_profile(args: argparse.Namespace) -> int:
     try:
         written = write_profile(make_profile(args.seed), out)
     except OSError as exc:
-        print(f"error (bad_input): cannot write the profile: {type(exc).__name__}", file=sys.stderr)
-        return int(Exit.USAGE)
+        raise UsageError(f"cannot write the profile: {type(exc).__name__}") from exc
     qr_path = _qr_path(out, written)
     print(out)
     print(qr_path)
@@ -338,16 +295,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         faults["remove_after"] = args.remove_after
     if args.slow_ms:
         faults["slow_ms"] = args.slow_ms
-    try:
-        image = _image(
-            args.profile,
-            faults,
-            tamper_dg=args.tamper_dg,
-            expired_signer=args.expired_signer,
-            unknown_csca=args.unknown_csca,
-        )
-    except _Usage as exc:
-        return _fail(args, exc)
+    image = _image(
+        args.profile,
+        faults,
+        tamper_dg=args.tamper_dg,
+        expired_signer=args.expired_signer,
+        unknown_csca=args.unknown_csca,
+    )
     steady = _without_removal(image)
     bridge = VpcdBridge(
         VirtualChip(image),

@@ -1,6 +1,6 @@
 """``idstation run``, ``idstation demo``, ``idstation status`` and ``idstation config check``.
 
-Handlers import the daemon lazily, so ``idstation --help`` stays light. Exit codes: agent/exitcodes.py.
+Handlers import the daemon lazily, so ``idstation --help`` stays light. Exit codes: agent/cli/exitcodes.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from idstation.agent.exitcodes import Exit
+from idstation.agent.cli.exitcodes import Exit
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]

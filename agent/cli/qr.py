@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from idstation.agent.exitcodes import Exit
+from idstation.agent.cli.exitcodes import Exit
 
 __all__ = ["register"]
 
