@@ -6,13 +6,14 @@ or :class:`EventRejected` (``reason`` one of ``bad_topic``, ``malformed``, ``unk
 ``duplicate``, ``replay``, ``internal_error``). Checks, in order: the topic's shape; the frame; the key id in the
 registry (enrolled, not revoked); the Ed25519 signature over the received bytes; the header
 schema; the header's device/site/counter/kind against the registry binding and the topic; the
-HPKE seal; the shared dedupe state (``event_id`` seen, ``seq`` gaps and replays).
+HPKE seal; the store (``event_id`` held, ``seq`` gaps and replays: :mod:`.store`).
 
-:class:`CentralListener` drives it over MQTT: an MQTT 5 shared subscription
-``$share/{group}/idstation/v1/+/+/+`` (plain subscription over 3.1.1), a persistent session,
-QoS 1 acknowledged after the event is recorded. ``shared=False`` subscribes plainly even over
-MQTT 5: a single listener on a site mosquitto, since mosquitto 2.0.x does not keep a shared
-subscription of an offline persistent session across a broker restart (measured: messages
+:class:`CentralListener` drives it over MQTT (:mod:`.mqtt_transport`: an MQTT 5 shared subscription
+``$share/{group}/idstation/v1/+/+/+``, plain over 3.1.1, a persistent session) through the
+batching pipeline of :mod:`.intake`: check, record a batch in one store transaction, THEN
+acknowledge the broker, THEN receipts, THEN ``on_event``. ``shared=False`` subscribes plainly
+even over MQTT 5: a single listener on a site mosquitto, since mosquitto 2.0.x does not keep a
+shared subscription of an offline persistent session across a broker restart (measured: messages
 published after the restart, before the listener returns, are lost; plain ones are kept).
 :func:`event_to_json_line` is the JSON line ``idstation central listen --json`` (and
 ``idstation demo --json``) prints per accepted event.
@@ -20,12 +21,9 @@ published after the restart, before the listener returns, are lost; plain ones a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-import sqlite3
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,25 +33,38 @@ from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from idstation.mqtt.central.dedupe import DedupeStore, Observation, Verdict, default_state_path
-from idstation.mqtt.central.receipts import DEFAULT_INTERVAL, DedupeReceiptState, ReceiptBatcher, paho_publisher
+from idstation.mqtt.central.dedupe import DedupeStore, default_state_path
+from idstation.mqtt.central.intake import Intake
+from idstation.mqtt.central.mqtt_transport import SESSION_EXPIRY_MAX, MqttTransport
+from idstation.mqtt.central.receipts import DEFAULT_INTERVAL, ReceiptBatcher, paho_publisher
 from idstation.mqtt.central.registry import Registry
-from idstation.mqtt.connection import Connection, TlsOptions, parse_broker_url
+from idstation.mqtt.central.retention import RetentionLoop
+from idstation.mqtt.central.store import Incoming, Outcome, Store, Verdict, open_store
+from idstation.mqtt.connection import TlsOptions
 from idstation.mqtt.errors import EventRejected, SealError
-from idstation.mqtt.events import DATA_KINDS, parse_header
-from idstation.mqtt.receipt import is_receipt_topic
-from idstation.mqtt.seal import Signer, decode_frame, load_central_private_key, open_private, verify_frame
-from idstation.mqtt.topics import SUBSCRIPTION, is_provisioning_topic, parse_topic, shared_subscription
+from idstation.mqtt.events import parse_header
+from idstation.mqtt.seal import MAX_FRAME, Signer, decode_frame, load_central_private_key, open_private, verify_frame
+from idstation.mqtt.topics import parse_topic
 
 log = structlog.get_logger(__name__)
 
-# MQTT 5 Session Expiry Interval "never": the broker applies its own maximum
-# (mosquitto: persistent_client_expiration); over 3.1.1 the session is simply persistent.
-SESSION_EXPIRY_MAX = 0xFFFFFFFF
+# SESSION_EXPIRY_MAX (from mqtt_transport): MQTT 5 Session Expiry Interval "never": the broker
+# applies its own maximum (mosquitto: persistent_client_expiration); over 3.1.1 the session is
+# simply persistent.
 
-__all__ = ["AcceptedEvent", "CentralListener", "CentralProcessor", "event_to_json_line"]
+__all__ = [
+    "SESSION_EXPIRY_MAX",
+    "AcceptedEvent",
+    "CentralListener",
+    "CentralProcessor",
+    "Checked",
+    "event_to_json_line",
+]
 
 _BULKY = ("face", "data_groups", "ef_sod")
+# The largest PUBLISH the listener accepts (MQTT 5 Maximum Packet Size): a frame plus topic and
+# properties. Over MQTT 3.1.1 the broker's max_packet_size must say the same (docs/mqtt.md).
+MAX_PACKET = MAX_FRAME + 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +74,7 @@ class AcceptedEvent:
     header: dict[str, Any]
     topic: str
     private: dict[str, Any] | None = field(default=None, repr=False)
-    observation: Observation | None = None
+    observation: Outcome | None = None
     received_at: float = 0.0
 
     @property
@@ -73,6 +84,11 @@ class AcceptedEvent:
     @property
     def kind(self) -> str:
         return str(self.header["kind"])
+
+    @property
+    def cursor(self) -> int | None:
+        """The store's cursor of this event (``central export --after``)."""
+        return self.observation.cursor if self.observation is not None else None
 
     def __repr__(self) -> str:
         return f"AcceptedEvent(event_id={self.event_id!r}, kind={self.kind!r}, device_id={self.header['device_id']!r})"
@@ -119,29 +135,65 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
-class CentralProcessor:
-    """Verify → decrypt → dedupe for one received message. Thread-safe."""
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A message that passed every check but the store's: verified, opened, ready to record."""
 
-    def __init__(self, registry: Registry, central_key: X25519PrivateKey, store: DedupeStore) -> None:
+    topic: str
+    header: dict[str, Any]
+    private: dict[str, Any] | None = field(repr=False)
+    incoming: Incoming
+
+
+class CentralProcessor:
+    """Verify → decrypt (:meth:`check`) → record (the store) → classify (:meth:`accept`). Thread-safe."""
+
+    def __init__(self, registry: Registry, central_key: X25519PrivateKey, store: Store) -> None:
         self.registry, self.central_key, self.store = registry, central_key, store
         self.counts: Counter[str] = Counter()
 
-    def process(self, topic: str, payload: bytes, received_at: float | None = None) -> AcceptedEvent:
-        """Verify, open and record one message: the event, or :class:`EventRejected` with a reason.
-
-        Only a failure of the state store itself escapes (the caller retries the message later);
-        any other failure of this one message is a rejection (``internal_error`` for the unforeseen).
-        """
+    def check(self, topic: str, payload: bytes, received_at: float | None = None) -> Checked:
+        """Every check that needs no store; a failure is :class:`EventRejected` with a reason."""
         try:
             raw, header, private = self._checked(topic, payload)
-            data = header.kind in DATA_KINDS
-            obs = self.store.observe(header.event_id, header.device_id, header.key_id, header.seq, data)
-            _report(obs, header.device_id, header.seq)
+        except EventRejected as exc:
+            self.counts[exc.reason] += 1
+            raise
+        incoming = Incoming(
+            header.event_id,
+            header.device_id,
+            header.key_id,
+            header.seq,
+            header.kind,
+            header.site,
+            header.counter_id,
+            str(raw.get("created_at")),
+            received_at or time.time(),
+            raw,
+            bytes(payload),
+        )
+        return Checked(topic, raw, private, incoming)
+
+    def accept(self, checked: Checked, outcome: Outcome) -> AcceptedEvent:
+        """The event the store recorded, or :class:`EventRejected` (``duplicate``, ``replay``)."""
+        try:
+            _report(outcome, checked.incoming.device_id, checked.incoming.seq)
         except EventRejected as exc:
             self.counts[exc.reason] += 1
             raise
         self.counts["accepted"] += 1
-        return AcceptedEvent(raw, topic, private, obs, received_at or time.time())
+        return AcceptedEvent(checked.header, checked.topic, checked.private, outcome, checked.incoming.received_at)
+
+    def process(self, topic: str, payload: bytes, received_at: float | None = None) -> AcceptedEvent:
+        """Check, record (a batch of one) and classify one message.
+
+        Only a failure of the store itself escapes (StoreError: the caller retries the message
+        later); any other failure of this one message is a rejection (``internal_error`` for the
+        unforeseen).
+        """
+        checked = self.check(topic, payload, received_at)
+        [outcome] = self.store.record([checked.incoming])
+        return self.accept(checked, outcome)
 
     def _checked(self, topic: str, payload: bytes) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
         """The pure checks; anything unforeseen in them is this message's fault, not the centre's."""
@@ -190,7 +242,7 @@ class CentralProcessor:
         return raw, header, private
 
 
-def _report(obs: Observation, device_id: str, seq: int) -> None:
+def _report(obs: Outcome, device_id: str, seq: int) -> None:
     if obs.verdict is Verdict.DUPLICATE:
         raise EventRejected("duplicate", "event already received")
     if obs.verdict is Verdict.REPLAY:
@@ -202,7 +254,13 @@ def _report(obs: Observation, device_id: str, seq: int) -> None:
 
 
 class CentralListener:
-    """Subscribe, process, hand accepted events to ``on_event`` (runs on the MQTT thread)."""
+    """Subscribe, check, record in batches, acknowledge, receipt, then hand accepted events to
+    ``on_event`` (on the commit thread; see :mod:`.intake`).
+
+    ``store``: a :class:`Store` (kept open at :meth:`stop`) or a store URL; without one, the
+    embedded store at ``state_path`` (default :func:`default_state_path`). ``retention_days``:
+    accepted events older than that are purged every hour (None: never).
+    """
 
     def __init__(
         self,
@@ -215,6 +273,7 @@ class CentralListener:
         group: str = "idstation",
         shared: bool = True,
         state_path: str | Path | None = None,
+        store: Store | str | None = None,
         tls: TlsOptions | None = None,
         protocol: str = "auto",
         client_id: str | None = None,
@@ -223,106 +282,78 @@ class CentralListener:
         session_expiry: int = SESSION_EXPIRY_MAX,
         receipt_signer: Signer | None = None,
         receipt_interval: float = DEFAULT_INTERVAL,
+        max_batch: int = 200,
+        max_wait: float = 0.05,
+        retention_days: float | None = None,
     ) -> None:
         self.registry = registry if isinstance(registry, Registry) else Registry(registry)
         key = central_key if isinstance(central_key, X25519PrivateKey) else load_central_private_key(central_key)
-        self.store = DedupeStore(state_path or default_state_path(group))
+        self._owns_store = not hasattr(store, "record")
+        self.store: Store = _open(store, state_path, group)
         self.processor = CentralProcessor(self.registry, key, self.store)
         # receipts (issue 12): signed after the commit, at most one per stream per receipt_interval
-        self._receipt_state = DedupeReceiptState(self.store.path) if receipt_signer is not None else None
         self.receipts = (
-            ReceiptBatcher(receipt_signer, self._receipt_state, interval=receipt_interval)
-            if receipt_signer is not None and self._receipt_state is not None
-            else None
+            ReceiptBatcher(receipt_signer, self.store, interval=receipt_interval) if receipt_signer else None
         )
         self.group, self.shared = group, shared
-        self._on_event, self._on_reject = on_event, on_reject
-        self.subscribed = threading.Event()
         # default: unique per listener (two clients with one id kick each other off); a stable
         # --client-id keeps the persistent session across listener restarts
         client_id = client_id or f"idstation-central-{group}-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-        self._conn = Connection(
-            parse_broker_url(broker_url),
-            client_id[:64],
-            protocol=protocol,
+        self.transport = MqttTransport(
+            broker_url,
+            client_id,
+            group=group,
+            shared=shared,
             tls=tls,
-            clean_start=False,
-            session_expiry=session_expiry,
+            protocol=protocol,
             username=username,
             password=password,
-            configure=self._configure,
-            on_connect=self._subscribe,
-            on_disconnect=self.subscribed.clear,
+            session_expiry=session_expiry,
+            max_packet_size=MAX_PACKET,
             on_idle=self._publish_receipts,
-            name="central",
-            manual_ack=True,
         )
+        self._conn = self.transport.conn
+        self.subscribed = self.transport.subscribed
+        self.intake = Intake(
+            self.processor,
+            self.transport,
+            on_event=on_event,
+            on_reject=on_reject,
+            receipts=self.receipts,
+            max_batch=max_batch,
+            max_wait=max_wait,
+        )
+        self._retention = RetentionLoop(self.store, retention_days) if retention_days else None
 
     def start(self) -> None:
-        self._conn.start()
+        self.intake.start()
+        self.transport.start(self.intake.on_message)
+        if self._retention is not None:
+            self._retention.start()
 
     def wait_ready(self, timeout: float) -> bool:
         """Connected and subscribed."""
-        return self.subscribed.wait(timeout)
+        return self.transport.wait_ready(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._conn.stop(timeout)
-        if self._receipt_state is not None:
-            self._receipt_state.close()
-        self.store.close()
+        if self._retention is not None:
+            self._retention.stop()
+        self.intake.stop(timeout + 5.0)
+        self.transport.stop(timeout)
+        if self._owns_store:
+            self.store.close()
 
     def stats(self) -> dict[str, Any]:
         return {"connected": self._conn.connected.is_set(), "protocol": self._conn.negotiated, **self.processor.counts}
 
-    def _configure(self, client: Any) -> None:
-        client.on_message = self._on_message
-        client.on_subscribe = lambda *_a: self.subscribed.set()
-
-    def _subscribe(self, client: Any) -> None:
-        topic = shared_subscription(self.group) if self.shared and self._conn.negotiated == "5" else SUBSCRIPTION
-        client.subscribe(topic, qos=1)
-        log.info("central_subscribed", topic=topic, protocol=self._conn.negotiated)
-
-    def _on_message(self, client: Any, _userdata: Any, message: Any) -> None:
-        """Acknowledge only what was recorded (accepted or rejected); a store failure reconnects,
-        so the broker delivers the message again (the session is persistent)."""
-        if is_provisioning_topic(message.topic) or is_receipt_topic(message.topic):  # not events: not rejects
-            client.ack(message.mid, message.qos)
-            return
-        try:
-            event = self.processor.process(message.topic, message.payload)
-        except EventRejected as exc:
-            client.ack(message.mid, message.qos)
-            level = log.info if exc.reason == "duplicate" else log.warning
-            level("central_event_rejected", reason=exc.reason, topic=message.topic, error=str(exc))
-            if exc.reason == "duplicate":  # the box had no receipt for it: receipt it again
-                self._note_duplicate(message.topic, message.payload)
-            if self._on_reject:
-                self._on_reject(message.topic, exc)
-            return
-        except sqlite3.Error as exc:
-            log.error("central_state_store_failed", error=type(exc).__name__)
-            client.disconnect()
-            return
-        except Exception as exc:  # one message must never stop the session (it would come back forever)
-            client.ack(message.mid, message.qos)
-            log.error("central_event_failed", topic=message.topic, error=type(exc).__name__)
-            if self._on_reject:
-                self._on_reject(message.topic, EventRejected("internal_error", type(exc).__name__))
-            return
-        client.ack(message.mid, message.qos)
-        if self.receipts is not None and event.kind in DATA_KINDS:
-            self.receipts.note_header(event.topic, event.header)
-        try:
-            self._on_event(event)
-        except Exception as exc:  # the owner's callback must not kill the MQTT thread
-            log.error("central_callback_failed", error=type(exc).__name__, event_id=event.event_id)
-
-    def _note_duplicate(self, topic: str, payload: bytes) -> None:
-        if self.receipts is not None:
-            with contextlib.suppress(SealError):  # verified before it was found a duplicate
-                self.receipts.note_header(topic, decode_frame(payload).header)
-
     def _publish_receipts(self, client: Any) -> None:
         if self.receipts is not None and self.receipts.pending():
             self.receipts.publish_due(paho_publisher(client))
+
+
+def _open(store: Store | str | None, state_path: str | Path | None, group: str) -> Store:
+    if store is None:
+        return DedupeStore(state_path or default_state_path(group))
+    if isinstance(store, str):
+        return open_store(store, migrate=True)
+    return store

@@ -1,0 +1,243 @@
+"""The listener's pipeline: receive -> verify and open -> record (one transaction) -> ack -> receipts -> deliver.
+
+Theory of operation. The transport (MQTT or AMQP adapter, :mod:`.transport`) hands each delivery
+to :meth:`Intake.on_message`, which only queues it (a bounded queue: when it is full the
+transport's thread waits, so a listener whose store is slow stops reading). One commit thread
+takes a batch — at most ``max_batch`` deliveries, at most ``max_wait`` seconds after the first,
+and no longer than ``idle_gap`` without a new one (a broker's in-flight window may be smaller
+than a batch) — and for it:
+
+1. checks each delivery (:meth:`CentralProcessor.check`: topic, frame, registry, signature,
+   header, seal; no store), so a hostile message costs no transaction;
+2. records every checked event in ONE store transaction (:meth:`Store.record`);
+3. acknowledges every delivery of the batch, in delivery order (rejected ones too: a rejection
+   is final) — only now may the broker forget them;
+4. tells the receipts (H7's :class:`ReceiptBatcher`) which streams owe a receipt;
+5. delivers accepted events (``on_event``) and reports rejections (``on_reject``).
+
+A crash before 3 leaves the batch unacknowledged: the broker delivers it again and the store
+calls what it already holds a duplicate. ``central export`` reads the store by cursor, so a
+consumer of the export sees every committed event exactly once whatever the listener did.
+
+When the store is unavailable (PostgreSQL down) nothing is acknowledged: the thread asks the
+transport to pause, pings the store every ``retry_s`` seconds, resumes and records the same
+batch again. A batch the store refuses for another reason is recorded one event at a time, and
+an event the store cannot hold is rejected as ``unstorable`` (a poison message never blocks).
+
+``IDSTATION_TEST_FAULT=after_commit[:N]`` (tests only) kills the process with SIGKILL right after
+the N-th commit (default the first), before anything is acknowledged or delivered.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from idstation.mqtt.central.store import Incoming, Outcome, StoreError, StoreUnavailable
+from idstation.mqtt.central.transport import Delivery, Transport
+from idstation.mqtt.errors import EventRejected
+from idstation.mqtt.receipt import is_receipt_topic
+from idstation.mqtt.topics import is_provisioning_topic
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["Intake"]
+
+_Item = tuple[Delivery, Any]  # (delivery, Checked | EventRejected | None for a non-event topic)
+
+
+def _fault_after() -> int | None:
+    spec = os.environ.get("IDSTATION_TEST_FAULT", "")
+    if not spec.startswith("after_commit"):
+        return None
+    _, _, count = spec.partition(":")
+    return int(count) if count.isdigit() else 1
+
+
+class Intake:
+    """Batches deliveries and runs them through check -> record -> ack -> receipts -> deliver."""
+
+    def __init__(
+        self,
+        processor: Any,
+        transport: Transport,
+        *,
+        on_event: Callable[[Any], None],
+        on_reject: Callable[[str, EventRejected], None] | None = None,
+        receipts: Any = None,
+        max_batch: int = 200,
+        max_wait: float = 0.05,
+        idle_gap: float = 0.005,
+        retry_s: float = 1.0,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        if max_batch < 1 or max_wait < 0:
+            raise TypeError("max_batch >= 1 and max_wait >= 0")
+        self.processor, self.store, self.transport = processor, processor.store, transport
+        self._on_event, self._on_reject, self.receipts = on_event, on_reject, receipts
+        self.max_batch, self.max_wait, self.idle_gap, self.retry_s = max_batch, max_wait, idle_gap, retry_s
+        self._on_batch = on_batch  # (batch size, commit seconds): metrics
+        self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=2 * max_batch)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.store_down = threading.Event()  # set while the store is unavailable (readiness)
+        self.commits = 0
+        self._fault = _fault_after()
+
+    # --- the transport's side ------------------------------------------------------------------
+
+    def on_message(self, delivery: Delivery) -> None:
+        """Queue one delivery; waits (bounded turns, stop-aware) while the queue is full."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(delivery, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="idstation-central-commit", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in hand; queued deliveries stay unacknowledged (the broker keeps them)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take()
+            if not batch:
+                continue
+            try:
+                self._commit(batch)
+            except Exception as exc:  # the commit thread's supervisor: the batch is not acked, never die
+                log.error("central_batch_failed", error=type(exc).__name__, size=len(batch))
+                self._stop.wait(self.retry_s)
+
+    def _take(self) -> list[Delivery]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch, deadline = [first], time.monotonic() + self.max_wait
+        while len(batch) < self.max_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=min(left, self.idle_gap)))
+            except queue.Empty:
+                break
+        return batch
+
+    # --- one batch -----------------------------------------------------------------------------
+
+    def _commit(self, batch: Sequence[Delivery]) -> None:
+        items = [self._check(d) for d in batch]
+        checked = [c for _, c in items if c is not None and not isinstance(c, EventRejected)]
+        started = time.monotonic()
+        outcomes = self._record([c.incoming for c in checked])
+        if outcomes is None:  # stopping while the store is down: nothing acknowledged
+            return
+        if self._on_batch:
+            self._on_batch(len(checked), time.monotonic() - started)
+        self.commits += 1
+        if self._fault is not None and self.commits >= self._fault:
+            os.kill(os.getpid(), signal.SIGKILL)  # tests only: die between commit and acknowledgement
+        self.transport.ack(batch)
+        by_checked = dict(zip(map(id, checked), outcomes, strict=True))
+        results = [(d, c, self._result(c, by_checked)) for d, c in items]
+        self._note_receipts(results)
+        self._deliver(results)
+
+    def _check(self, delivery: Delivery) -> _Item:
+        if is_provisioning_topic(delivery.topic) or is_receipt_topic(delivery.topic):
+            return delivery, None  # not events: acknowledged quietly
+        try:
+            return delivery, self.processor.check(delivery.topic, delivery.payload, delivery.received_at)
+        except EventRejected as exc:
+            return delivery, exc
+
+    def _record(self, incoming: list[Incoming]) -> list[Outcome | None] | None:
+        """Record the batch (None per event the store cannot hold); wait out an unavailable store."""
+        while not self._stop.is_set():
+            try:
+                outcomes: list[Outcome | None] = list(self.store.record(incoming))
+                self.store_down.clear()
+                return outcomes
+            except StoreUnavailable as exc:
+                self._wait_for_store(exc)
+            except StoreError as exc:
+                log.error("central_batch_refused", error=str(exc), size=len(incoming))
+                return [self._record_alone(e) for e in incoming] if len(incoming) > 1 else [None]
+        return None
+
+    def _record_alone(self, event: Incoming) -> Outcome | None:
+        try:
+            return self.store.record([event])[0]
+        except StoreUnavailable:
+            raise
+        except StoreError:
+            return None
+
+    def _wait_for_store(self, exc: StoreError) -> None:
+        """Stop consuming until the store answers again (bounded turns, stop-aware)."""
+        if not self.store_down.is_set():
+            log.error("central_store_unavailable", error=str(exc), action="consumption paused")
+            self.store_down.set()
+            self.transport.pause()
+        while not self._stop.wait(self.retry_s):
+            try:
+                self.store.ping()
+            except StoreError:
+                continue
+            log.info("central_store_available", action="consumption resumed")
+            self.transport.resume()
+            return
+
+    def _result(self, checked: Any, outcomes: dict[int, Outcome | None]) -> Any:
+        """The accepted event, an EventRejected, or None (not an event)."""
+        if checked is None or isinstance(checked, EventRejected):
+            return checked
+        outcome = outcomes[id(checked)]
+        if outcome is None:
+            return EventRejected("unstorable", "the store cannot hold this event")
+        try:
+            return self.processor.accept(checked, outcome)
+        except EventRejected as exc:
+            return exc
+
+    def _note_receipts(self, results: Sequence[tuple[Delivery, Any, Any]]) -> None:
+        """Streams with a committed (or already held: the box had no receipt) data event owe a receipt."""
+        if self.receipts is None:
+            return
+        for delivery, checked, result in results:
+            if checked is None or isinstance(checked, EventRejected) or not checked.incoming.data:
+                continue
+            if not isinstance(result, EventRejected) or result.reason == "duplicate":
+                self.receipts.note_header(delivery.topic, checked.header)
+
+    def _deliver(self, results: Sequence[tuple[Delivery, Any, Any]]) -> None:
+        for delivery, _checked, result in results:
+            try:
+                if isinstance(result, EventRejected):
+                    level = log.info if result.reason == "duplicate" else log.warning
+                    level("central_event_rejected", reason=result.reason, topic=delivery.topic, error=str(result))
+                    if self._on_reject:
+                        self._on_reject(delivery.topic, result)
+                elif result is not None:
+                    self._on_event(result)
+            except Exception as exc:  # the owner's callback must not stop the pipeline
+                log.error("central_callback_failed", error=type(exc).__name__)
