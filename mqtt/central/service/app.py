@@ -21,6 +21,7 @@ from idstation.hal.errors import IdstationError
 from idstation.mqtt.central.service import pages, sse
 from idstation.mqtt.central.service.auth import FailureLimiter, bearer_token
 from idstation.mqtt.central.service.clients import Client, ClientsFile
+from idstation.mqtt.central.service.hub import Hub
 from idstation.mqtt.central.service.views import STREAM_KINDS, event_object, fleet_object, to_epoch
 from idstation.mqtt.topics import valid_name
 from starlette.applications import Starlette
@@ -78,6 +79,12 @@ class Service:
         if not self.clients.still_valid(client):
             return None
         rows = self.store.events_after(cursor, self.batch, site=site, counter=counter, kinds=STREAM_KINDS)
+        return self.outgoing(client, endpoint, rows)
+
+    def outgoing(self, client: Client, endpoint: str, rows: list[Any]) -> list[sse.Outgoing] | None:
+        """Stored events as SSE items, each identity audited first (None: the client was removed)."""
+        if not self.clients.still_valid(client):
+            return None
         out = []
         for stored in rows:
             text = json.dumps(self.disclose(client, endpoint, stored), ensure_ascii=False, separators=(",", ":"))
@@ -187,7 +194,16 @@ async def stream(request: Request) -> Response:
     async def fetch(after: int) -> list[sse.Outgoing] | None:
         return await run_in_threadpool(svc.after, client, endpoint, site, counter, after)
 
-    body = sse.event_stream(fetch, cursor, poll_s=svc.poll_s, keepalive_s=svc.keepalive_s)
+    async def disclose(rows: list[Any]) -> list[sse.Outgoing] | None:
+        return await run_in_threadpool(svc.outgoing, client, endpoint, rows)
+
+    hub = request.app.state.hub
+    if hub is not None:
+        body = sse.hub_stream(
+            hub, (site, counter), cursor, catch_up=fetch, disclose=disclose, keepalive_s=svc.keepalive_s
+        )
+    else:
+        body = sse.event_stream(fetch, cursor, poll_s=svc.poll_s, keepalive_s=svc.keepalive_s)
     headers = {**_NO_STORE, "X-Accel-Buffering": "no"}
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
@@ -233,6 +249,7 @@ def build_app(
         routes=routes,
         exception_handlers={HTTPException: _http_error, IdstationError: _unavailable},
     )
-    app.state.service = Service(store, registry, central_key, clients, clock, **settings)
+    app.state.service = svc = Service(store, registry, central_key, clients, clock, **settings)
+    app.state.hub = Hub(store, svc.poll_s) if Hub.supported(store) else None
     app.add_middleware(RequestLog)
     return app

@@ -13,8 +13,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Outgoing", "comment", "event_stream", "format_event"]
+if TYPE_CHECKING:
+    from idstation.mqtt.central.service.hub import Hub
+
+__all__ = ["Outgoing", "comment", "event_stream", "format_event", "hub_stream"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +67,54 @@ async def event_stream(
             yield comment("keep-alive")
             last_sent = clock()
         await asyncio.sleep(poll_s)
+
+
+async def hub_stream(
+    hub: Hub,
+    where: tuple[str, str],
+    cursor: int,
+    *,
+    catch_up: Callable[[int], Awaitable[list[Outgoing] | None]],
+    disclose: Callable[[list[Any]], Awaitable[list[Outgoing] | None]],
+    keepalive_s: float = 15.0,
+    retry_ms: int = 1000,
+) -> AsyncIterator[bytes]:
+    """Like :func:`event_stream`, fed by the instance's :class:`~.hub.Hub` instead of its own polls.
+
+    After subscribing, the stream reads the store by itself from ``cursor`` up to the present
+    (which covers everything up to the hub's starting point), then takes the hub's events, skipping
+    any it already sent (cursor order). ``catch_up`` and ``disclose`` answer None when the client
+    lost its right to the stream.
+    """
+    yield f"retry: {retry_ms}\n".encode() + comment("stream open")
+    sub = await hub.subscribe(*where)
+    try:
+        last = cursor
+        while True:
+            sub.overflowed = False
+            sub.drain()
+            while (batch := await catch_up(last)) is not None:
+                for item in batch:
+                    last = item.cursor
+                    yield format_event(item)
+                if not batch:
+                    break
+            if batch is None:
+                return
+            while not sub.overflowed:
+                try:
+                    first = await asyncio.wait_for(sub.queue.get(), keepalive_s)
+                except TimeoutError:
+                    if await disclose([]) is None:
+                        return
+                    yield comment("keep-alive")
+                    continue
+                rows = [r for r in (first, *sub.drain()) if int(r.cursor) > last]
+                out = await disclose(rows) if rows else []
+                if out is None:
+                    return
+                for item in out:
+                    last = item.cursor
+                    yield format_event(item)
+    finally:
+        hub.unsubscribe(sub)
