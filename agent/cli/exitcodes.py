@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from idstation.agent.errors import AccessDenied, ConfigError, ParseError, VerificationError
 from idstation.agent.exitcodes import Exit
 from idstation.hal.errors import CardError, CardRemoved, DeviceError, IdstationError, NoCard
+from idstation.mqtt.central.service.errors import ClientsError
 from idstation.mqtt.errors import PublishError, RegistryError, SealError, StoreError
 from idstation.provisioning.errors import (
     BrokerError,
@@ -56,6 +57,7 @@ TABLE: dict[type[BaseException], Entry] = {
     SealError: Entry(Exit.CONFIG_ERROR, "key_error"),  # a central/receipt key that does not load
     RegistryError: Entry(Exit.CONFIG_ERROR, "registry_error"),
     StoreError: Entry(Exit.CONFIG_ERROR, "store_error"),
+    ClientsError: Entry(Exit.USAGE, "bad_input"),  # a client name, a counter binding, the clients file
     # enrolment: refused by the centre (1); everything else the technician typed or carried (2)
     EnrollError: Entry(Exit.FAILED, "enroll_refused"),
     ProvisioningError: Entry(Exit.USAGE, "bad_input"),  # token, CSR, bundle, names

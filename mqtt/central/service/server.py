@@ -94,12 +94,20 @@ def serve(opts: ServeOptions) -> None:
             listener = start_listener(opts.broker or "", registry, key, store)
         app = build_app(store, registry, key, clients, freshness_s=opts.freshness_s)
         tls = (opts.tls_cert, opts.tls_key) if opts.tls_cert and opts.tls_key else None
+        sock = _bind(host, port)  # a taken port is an OSError here, not uvicorn's sys.exit
         log.info("service_starting", host=host, port=port, tls=bool(tls), listener=bool(listener))
-        uvicorn.Server(uvicorn_config(app, host, port, tls=tls)).run()
+        uvicorn.Server(uvicorn_config(app, host, port, tls=tls)).run(sockets=[sock])
     finally:
         if listener is not None:
             listener.stop()
         store.close()
+
+
+def _bind(host: str, port: int) -> Any:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
 
 
 def start_listener(broker: str, registry: Any, key: Any, store: Any, timeout: float = 30.0) -> Any:
@@ -118,11 +126,9 @@ class BackgroundServer:
     """The app under uvicorn on a daemon thread (demo, tests); ``stop()`` ends it."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        import socket
-
         import uvicorn
 
-        self._sock = socket.create_server((host, port))
+        self._sock = _bind(host, port)
         self.host, self.port = host, int(self._sock.getsockname()[1])
         self._server = uvicorn.Server(uvicorn_config(app, host, self.port))
         self._thread = threading.Thread(target=self._run, name="http-service", daemon=True)
