@@ -54,6 +54,13 @@ def check_broker_url(url: str) -> None:
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
 
 class ReaderConfig(_Section):
     kind: Literal["pcsc", "sim"] = "pcsc"
@@ -102,6 +109,9 @@ class OutboxConfig(_Section):
     path: Path | None = Field(None, description="empty: <state_dir>/outbox.sqlite")
     max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
     backlog_rate_per_s: float = Field(20.0, gt=0, le=10000)
+    receipt_timeout_s: float = Field(
+        30.0, ge=1, le=86400, description="a data event the centre has not receipted this long is sent again"
+    )
 
 
 class SimulationConfig(_Section):

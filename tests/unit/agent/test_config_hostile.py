@@ -46,6 +46,7 @@ def _problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> d
         ('[broker]\nurl = "http://host:8883"\n', "broker.url"),
         ('[broker]\nurl = "mqtts://user:pw@host:8883"\n', "broker.url"),
         ('[simulation]\nscenario = [[[["x"]]]]\n', "simulation.scenario"),
+        ('state_dir = "/tmp/a\\u0000b"\n', "state_dir"),
     ],
 )
 def test_config_check_names_the_wrong_key(tmp_path: Path, text: str, key: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,11 +42,17 @@ def _with_salt(sod: bytes, salt: int) -> bytes:
     return tlv.encode(0x77, cms.ContentInfo.load(info.dump(force=True)).dump())
 
 
-@pytest.fixture(scope="module")
-def pss_sod() -> bytes:
+@functools.cache
+def pss_sod_bytes() -> bytes:
+    """An EF.SOD over the protocol image's data groups, RSASSA-PSS signed by a throw-away DSC."""
     cert, key = _rsa_dsc()
     groups = {n: FILES[FID_DG[n]] for n in (1, 13, 14, 15)}
     return encode_sod(groups, cert, key, rsa_scheme="rsassa_pss")
+
+
+@pytest.fixture(scope="module")
+def pss_sod() -> bytes:
+    return pss_sod_bytes()
 
 
 @pytest.mark.parametrize("salt", [2**31, 2**64, -1, 1025])
