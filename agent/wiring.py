@@ -214,6 +214,9 @@ def build_publisher(cfg: Config) -> Any:
             max_bytes=cfg.outbox.max_bytes,
             keepalive=cfg.broker.keepalive_s,
             backlog_rate_bytes=cfg.outbox.backlog_rate_per_s * 2000,
+            # the centre's receipt keys (provisioning.identity.RECEIPT_KEYS_FILE); absent: receipts off, logged
+            receipt_keys=ident.identity_dir / "receipt_keys.pem",
+            receipt_timeout_s=cfg.outbox.receipt_timeout_s,
         )
     )
     publisher.start()

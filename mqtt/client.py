@@ -19,7 +19,10 @@ Public API (the agent wires it; see docs/mqtt.md)::
 ``submit_*`` return once the event is durable in the outbox (never before); they raise
 :class:`OutboxFull` when the outbox refuses a data event. Delivery is the connection thread's
 job: LIVE rows first (a bounded in-flight window), then BACKLOG (its own small window and a
-byte rate), then TELEMETRY. A row leaves the outbox only when the broker acknowledged it.
+byte rate), then TELEMETRY. Telemetry leaves the outbox when the broker acknowledged it. With
+receipt keys (``receipt_keys``), a data event leaves it only when the centre's signed receipt
+covers it (subscribed on the counter's receipt topic); PUBACK marks it "at the broker", and
+without a receipt it is sent again with backoff (:mod:`idstation.mqtt.outbox_receipts`).
 """
 
 from __future__ import annotations
@@ -28,18 +31,20 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from idstation.mqtt.client_receipts import ReceiptCounters, check_receipt, load_receipt_keys
 from idstation.mqtt.connection import Backoff, Connection, TlsOptions, parse_broker_url
-from idstation.mqtt.errors import OutboxDiskFull, OutboxFull, PublishError
-from idstation.mqtt.events import EventBuilder
-from idstation.mqtt.outbox import Lane, Outbox, OutboxRow
+from idstation.mqtt.errors import OutboxDiskFull, OutboxFull, PublishError, ReceiptRejected
+from idstation.mqtt.events import DATA_KINDS, EventBuilder
+from idstation.mqtt.outbox import Lane, Outbox, OutboxRow, ResendPolicy
+from idstation.mqtt.receipt import parse_receipt, receipt_topic
 from idstation.mqtt.seal import Signer, load_central_public_key, load_signing_key
 from idstation.mqtt.topics import topic_for
 
@@ -72,6 +77,12 @@ class PublisherConfig:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     refused_retry_s: float = 30.0  # a PUBLISH the broker refused (MQTT 5 reason code) is retried after this
+    # The centre's receipt public keys (identity/receipt_keys.pem, or keys). None or a missing file:
+    # receipts off, data events leave the outbox at the broker's PUBACK (the old behaviour).
+    receipt_keys: Sequence[Ed25519PublicKey] | Path | str | None = field(default=None, repr=False)
+    receipt_timeout_s: float = 30.0  # at the broker this long without a receipt: sent again (backlog lane)
+    receipt_backoff_max_s: float = 3600.0  # the longest wait between two sends of one event
+    receipt_alarm_s: float = 900.0  # an alarm when the oldest event waiting for a receipt is older
 
 
 class _TokenBucket:
@@ -107,7 +118,13 @@ class Publisher:
             else load_central_public_key(c.central_public_key)
         )
         self.builder = EventBuilder(c.device_id, c.site, c.counter, Signer(key, c.key_id), central)
-        self.outbox = Outbox(c.outbox_path, max_bytes=c.max_bytes, live_window_s=c.live_window_s)
+        self._receipt_keys = load_receipt_keys(c.receipt_keys)
+        resend = ResendPolicy(c.receipt_timeout_s, max(c.receipt_backoff_max_s, c.receipt_timeout_s))
+        self.outbox = Outbox(c.outbox_path, max_bytes=c.max_bytes, live_window_s=c.live_window_s, resend=resend)
+        self.receipts = ReceiptCounters()
+        self._receipts_in: collections.deque[bytes] = collections.deque(maxlen=32)
+        self._receipt_alarm = False
+        self._last_receipt_check = 0.0
         self._status: tuple[str, dict[str, Any]] = ("online", {})
         self._pump_lock = threading.Lock()
         self._acks: collections.deque[tuple[int, bool]] = collections.deque()
@@ -187,6 +204,7 @@ class Publisher:
             "dropped_telemetry": self.outbox.dropped_telemetry,
             "outbox_set_aside": str(self.outbox.set_aside) if self.outbox.set_aside else None,
             "outbox_salvaged": self.outbox.salvage.salvaged if self.outbox.salvage else None,
+            "receipts": {"on": self._receipt_keys is not None, **self.receipts.as_dict()},
         }
 
     def drain(self, timeout: float) -> bool:
@@ -249,6 +267,12 @@ class Publisher:
         topic = topic_for(self.config.site, self.config.counter, "status")
         client.will_set(topic, self._offline_frame("connection_lost"), qos=1, retain=True)
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        # on the connection thread, inside paho: only queue; _on_idle applies it
+        if self._receipt_keys is not None and message.topic == self._receipt_topic:
+            self._receipts_in.append(bytes(message.payload))
 
     def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
         # Called with paho's internal lock held: only record, never publish from here.
@@ -259,6 +283,8 @@ class Publisher:
             self._inflight.clear()
             self._acks.clear()
             self._live_waiting = True
+        if self._receipt_keys is not None:
+            client.subscribe(self._receipt_topic, qos=1)  # retained: the latest receipt comes at once
         state, info = self._status
         with contextlib.suppress(PublishError):  # a full outbox or disk: the alarm below still goes out
             self._submit("status", retain=True, state=state, info={**info, "protocol": self._conn.negotiated})
@@ -285,6 +311,9 @@ class Publisher:
         salvage = self.outbox.salvage
         if alarm == "outbox_corrupt" and salvage is not None:
             info.update(salvaged=salvage.salvaged, damaged=salvage.damaged, complete=salvage.complete)
+        if alarm == "no_receipt":
+            depth = self.outbox.depth()
+            info.update(awaiting_receipt=depth["awaiting_receipt"], oldest_awaiting_s=depth["oldest_awaiting_s"])
         return info
 
     def _publish_alarm(self, client: Any) -> None:
@@ -299,6 +328,12 @@ class Publisher:
             self._publish_alarm(client)
         with self._pump_lock:
             now = time.monotonic()
+            if self._receipts_in:
+                self._drain_acks()  # marks first, so a receipt never races its own PUBACK
+                self._apply_receipts()
+            if now - self._last_receipt_check > 5.0:
+                self._last_receipt_check = now
+                self._check_receipt_alarm()
             if self._live_waiting or now - self._last_pump > 0.05:
                 self._pump()
             else:
@@ -332,11 +367,46 @@ class Publisher:
                 self._refused[row.id] = time.monotonic() + self.config.refused_retry_s
                 log.error("publish_refused_by_broker", event_id=row.event_id, kind=row.kind)
                 continue
-            self.outbox.ack(row.id)
+            if self._receipt_keys is not None and row.kind in DATA_KINDS:
+                self.outbox.mark_at_broker(row.id)  # kept until the centre's receipt covers it
+            else:
+                self.outbox.ack(row.id)
             self.acked += 1
             self.last_ack_at = time.time()
             if self._on_ack is not None:
                 self._on_ack(row.event_id, row.kind)
+
+    @property
+    def _receipt_topic(self) -> str:
+        return receipt_topic(self.config.site, self.config.counter)
+
+    def _apply_receipts(self) -> None:
+        """Receipts received: a valid one for this device, key and numbers sent deletes what it covers."""
+        while self._receipts_in:
+            payload = self._receipts_in.popleft()
+            try:
+                receipt = parse_receipt(payload, self._receipt_keys or ())
+            except ReceiptRejected as exc:
+                self.receipts.ignore(exc.reason)
+                continue
+            why = check_receipt(receipt, self.config.device_id, self.builder.signer.key_id, self.outbox.last_seq)
+            if why:
+                self.receipts.ignore(why)
+                continue
+            deleted = self.outbox.receipted(receipt.upto, receipt.above)
+            self.receipts.apply(receipt.upto, deleted)
+            log.debug("receipt_applied", upto=receipt.upto, above=len(receipt.above), deleted=deleted)
+
+    def _check_receipt_alarm(self) -> None:
+        if self._receipt_keys is None:
+            return
+        oldest = self.outbox.depth()["oldest_awaiting_s"]
+        late = oldest is not None and oldest > self.config.receipt_alarm_s
+        if late and not self._receipt_alarm:
+            self._alarm = "no_receipt"
+        elif not late and self._receipt_alarm:
+            log.info("publisher_receipts_resumed")
+        self._receipt_alarm = late
 
     def _pump(self) -> None:
         """Fill the in-flight window from the lanes, in priority order. Caller holds the pump lock."""

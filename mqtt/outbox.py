@@ -5,8 +5,12 @@ Theory of operation
 * :meth:`Outbox.append` takes the next ``seq``, builds the signed (and sealed) frame with it and
   stores both in one transaction: when it returns, the event survives a power cut. The file
   only ever holds finished frames, so personal data is on disk only as HPKE ciphertext.
-* A row is deleted only when the broker acknowledged its QoS 1 PUBLISH (:meth:`ack`); deletes are
-  batched (a lost delete only causes a resend, which the centre recognises by ``event_id``).
+* A telemetry row is deleted when the broker acknowledged its QoS 1 PUBLISH (:meth:`ack`). With
+  receipts on, a data row is only marked "at the broker" then (:meth:`mark_at_broker`) and
+  deleted when the centre's signed receipt covers it (:meth:`receipted`); without a receipt it
+  is sent again through the backlog lane, with backoff (:mod:`~idstation.mqtt.outbox_receipts`).
+  Deletes and marks are batched (a lost one only causes a resend, which the centre recognises
+  by ``event_id``).
   After a reconnect or a restart every remaining row is sent again with the same bytes.
 * Lanes, in order: LIVE (identity/read_failed younger than ``live_window_s``), BACKLOG (older
   ones, drained at a configured rate by the client), TELEMETRY (status, heartbeat).
@@ -33,16 +37,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 from idstation.hal.storage import write_atomic
 from idstation.mqtt.errors import OutboxCorrupt, OutboxDiskFull, OutboxFull, PublishError
 from idstation.mqtt.events import DATA_KINDS, KINDS, BuiltEvent
+from idstation.mqtt.outbox_receipts import ResendPolicy, delete_receipted, mark_at_broker
 from idstation.mqtt.outbox_salvage import SalvageReport, salvage_rows
 
 log = structlog.get_logger(__name__)
 
-SCHEMA = 1
+SCHEMA = 2  # 2: at_broker, next_try, attempts (kept until the centre's receipt)
 SEQ_BLOCK = 1000
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -56,17 +62,25 @@ CREATE TABLE IF NOT EXISTS events (
     retain INTEGER NOT NULL,
     size INTEGER NOT NULL,
     enqueued_at REAL NOT NULL,
-    frame BLOB NOT NULL
+    frame BLOB NOT NULL,
+    at_broker REAL,
+    next_try REAL,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_lane ON events (data, enqueued_at, id);
 """
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE events ADD COLUMN at_broker REAL",
+    "ALTER TABLE events ADD COLUMN next_try REAL",
+    "ALTER TABLE events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+)
 
 _PENDING_SQL = (
     "SELECT id, event_id, kind, seq, topic, retain, size, enqueued_at, frame FROM events"
     " WHERE {where} ORDER BY enqueued_at, id LIMIT ?"
 )
 
-__all__ = ["Lane", "Outbox", "OutboxRow"]
+__all__ = ["Lane", "Outbox", "OutboxRow", "ResendPolicy"]
 
 
 class Lane(enum.IntEnum):
@@ -102,10 +116,12 @@ class Outbox:
         max_bytes: int = 256 * 1024 * 1024,
         live_window_s: float = 30.0,
         clock: Callable[[], float] = time.time,
+        resend: ResendPolicy | None = None,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.live_window_s = live_window_s
+        self.resend = resend or ResendPolicy()
         self._clock = clock
         self._lock = threading.RLock()
         self.set_aside: Path | None = None
@@ -114,10 +130,15 @@ class Outbox:
         self.disk_full = False  # the last write failed for want of space
         self.dropped_telemetry = 0
         self._pending_acks: set[int] = set()
+        self._pending_marks: set[int] = set()  # at the broker, waiting for the centre's receipt
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open_checked()
         self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM events").fetchone()[0])
         self._seq = self._load_seq()
+        # after a restart nobody knows what the broker still holds: waiting rows are sent again
+        # one timeout from now at the latest (the retained receipt, fetched at once, covers the rest)
+        soon = self._clock() + self.resend.timeout_s
+        self._db.execute("UPDATE events SET next_try = ? WHERE next_try > ?", (soon, soon))
 
     # --- opening --------------------------------------------------------------------------------
 
@@ -138,6 +159,10 @@ class Outbox:
             version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if version is None:
                 db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA,))
+            elif version[0] == 1:
+                for statement in _MIGRATE_1_TO_2:
+                    db.execute(statement)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA,))
             elif version[0] != SCHEMA:
                 raise OutboxCorrupt("outbox has an unknown schema version")
             return db
@@ -317,8 +342,33 @@ class Outbox:
             if len(self._pending_acks) >= 64:
                 self.flush_acks()
 
+    def mark_at_broker(self, row_id: int) -> None:
+        """The broker took this data row: keep it until a receipt covers it; send it again when
+        ``next_try`` passes (backoff per :class:`ResendPolicy`). Batched like :meth:`ack`."""
+        with self._lock:
+            self._pending_marks.add(row_id)
+            if len(self._pending_marks) >= 64:
+                self.flush_acks()
+
+    def receipted(self, upto: int, above: Iterable[int]) -> int:
+        """The centre holds data events ``1..upto`` and ``above``: delete them; the rows deleted."""
+        with self._lock:
+            self.flush_acks()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                gone = delete_receipted(self._db, upto, sorted(above))
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                log.warning("outbox_receipt_failed", error=type(exc).__name__)
+                return 0
+            self._bytes -= sum(size for _id, size in gone)
+            self._pending_marks -= {row_id for row_id, _size in gone}
+            return len(gone)
+
     def flush_acks(self) -> None:
         with self._lock:
+            self._flush_marks()
             if not self._pending_acks:
                 return
             ids, self._pending_acks = sorted(self._pending_acks), set()
@@ -340,23 +390,38 @@ class Outbox:
                 self.full_alarm = False
                 log.info("outbox_full_cleared")
 
+    def _flush_marks(self) -> None:
+        if not self._pending_marks:
+            return
+        ids, self._pending_marks = sorted(self._pending_marks), set()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            mark_at_broker(self._db, ids, self._clock(), self.resend)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            self._pending_marks |= set(ids)
+            log.warning("outbox_mark_failed", error=type(exc).__name__)
+
     # --- reading --------------------------------------------------------------------------------
 
     def pending(self, lane: Lane, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
         """Up to ``limit`` unsent rows of ``lane`` in order, skipping ids in ``exclude`` (in flight)."""
         if limit <= 0:
             return []
-        cutoff = self._clock() - self.live_window_s
+        now = self._clock()
+        cutoff = now - self.live_window_s
         args: tuple[float, ...] = ()
         if lane is Lane.LIVE:
-            where, args = "data = 1 AND enqueued_at >= ?", (cutoff,)
-        elif lane is Lane.BACKLOG:
-            where, args = "data = 1 AND enqueued_at < ?", (cutoff,)
+            where, args = "data = 1 AND at_broker IS NULL AND enqueued_at >= ?", (cutoff,)
+        elif lane is Lane.BACKLOG:  # old ones never taken by the broker, and resends that are due
+            where = "data = 1 AND ((at_broker IS NULL AND enqueued_at < ?) OR next_try <= ?)"
+            args = (cutoff, now)
         else:
             where = "data = 0"
         sql = _PENDING_SQL.format(where=where)
         with self._lock:
-            skip = set(exclude) | self._pending_acks
+            skip = set(exclude) | self._pending_acks | self._pending_marks
             rows = self._db.execute(sql, (*args, limit + len(skip))).fetchall()
         out = [
             OutboxRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8], lane)
@@ -365,13 +430,17 @@ class Outbox:
         ]
         return out[:limit]
 
-    def depth(self) -> dict[str, int]:
-        """Rows per lane and bytes stored (acks not yet flushed count as sent)."""
-        cutoff = self._clock() - self.live_window_s
+    def depth(self) -> dict[str, Any]:
+        """Rows per lane, rows at the broker waiting for a receipt (and the age of the oldest, s),
+        and bytes stored (acks not yet flushed count as sent)."""
+        now = self._clock()
+        cutoff = now - self.live_window_s
         with self._lock:
-            live, backlog, telemetry = self._db.execute(
-                "SELECT COALESCE(SUM(data = 1 AND enqueued_at >= ?), 0),"
-                " COALESCE(SUM(data = 1 AND enqueued_at < ?), 0), COALESCE(SUM(data = 0), 0) FROM events",
+            live, backlog, telemetry, waiting, oldest = self._db.execute(
+                "SELECT COALESCE(SUM(data = 1 AND at_broker IS NULL AND enqueued_at >= ?), 0),"
+                " COALESCE(SUM(data = 1 AND at_broker IS NULL AND enqueued_at < ?), 0),"
+                " COALESCE(SUM(data = 0), 0), COALESCE(SUM(data = 1 AND at_broker IS NOT NULL), 0),"
+                " MIN(CASE WHEN data = 1 AND at_broker IS NOT NULL THEN enqueued_at END) FROM events",
                 (cutoff, cutoff),
             ).fetchone()
             pending = len(self._pending_acks)
@@ -379,7 +448,9 @@ class Outbox:
             "live": int(live),
             "backlog": int(backlog),
             "telemetry": int(telemetry),
-            "total": int(live + backlog + telemetry) - pending,
+            "awaiting_receipt": int(waiting),
+            "oldest_awaiting_s": round(max(0.0, now - oldest), 1) if oldest is not None else None,
+            "total": int(live + backlog + telemetry + waiting) - pending,
             "bytes": self._bytes,
         }
 

@@ -1,0 +1,125 @@
+"""The box keeps each data event until the centre's signed receipt covers it (real mosquitto,
+the real listener with receipts on): a centre that never subscribed, forged receipts, kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from idstation.mqtt.receipt import build_receipt, receipt_topic
+from idstation.mqtt.seal import Signer
+from paho.mqtt.properties import Properties
+
+from .helpers import PRIVATE, Collector, make_publisher, wait_for
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+RECEIPT_KEY = Ed25519PrivateKey.generate()
+FAST = {"receipt_timeout_s": 1.0, "receipt_backoff_max_s": 2.0}
+
+
+def _receipt_key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "receipt_keys.pem"
+    pem = RECEIPT_KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    path.write_bytes(pem)
+    return path
+
+
+def _central(url: str, registry, central_key, tmp_path: Path) -> Collector:
+    return Collector(url, registry, central_key.path, tmp_path / "state.sqlite", receipt_signer=Signer(RECEIPT_KEY))
+
+
+def _retain(port: int, topic: str, payload: bytes) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="forger", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port, properties=Properties(1))
+    client.loop_start()
+    client.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_a_centre_that_never_subscribed_still_gets_every_event_once(
+    mosquitto, registry, central_key, enrol, tmp_path
+) -> None:
+    device = enrol()
+    pub = make_publisher(
+        mosquitto.url, device, central_key.public, tmp_path / "ob.sqlite", receipt_keys=[RECEIPT_KEY.public_key()],
+        **FAST,
+    )  # fmt: skip
+    pub.start()
+    ids = [pub.submit_identity(PRIVATE) for _ in range(10)]
+    # nobody subscribed: the broker answers "no matching subscribers" and keeps nothing; the box keeps all
+    assert wait_for(lambda: pub.stats()["outbox"]["awaiting_receipt"] == 10, 20)
+    assert pub.stats()["outbox"]["total"] == 10
+    with _central(mosquitto.url, registry, central_key, tmp_path) as central:
+        assert pub.drain(60), pub.stats()
+        accepted = [e.event_id for e in central.events if e.kind == "identity"]
+    receipted = pub.stats()["receipts"]["events_receipted"]
+    pub.stop()
+    assert sorted(accepted) == sorted(ids)  # each once: resends after the first are duplicates
+    assert receipted == 10
+
+
+def test_forged_receipts_are_ignored_and_the_events_kept(mosquitto, registry, central_key, enrol, tmp_path) -> None:
+    device = enrol()
+    rec = device.record
+    pub = make_publisher(
+        mosquitto.url, device, central_key.public, tmp_path / "ob.sqlite", receipt_keys=_receipt_key_file(tmp_path)
+    )
+    pub.start()
+    for _ in range(5):
+        pub.submit_identity(PRIVATE)
+    assert wait_for(lambda: pub.stats()["outbox"]["awaiting_receipt"] == 5, 20)
+    topic = receipt_topic(rec.site, rec.counter)
+    right = Signer(RECEIPT_KEY)
+    forgeries = {
+        "unknown_key": build_receipt(rec.device_id, rec.key_id, 5, [], Signer(Ed25519PrivateKey.generate())),
+        "other_device": build_receipt("box-9", rec.key_id, 5, [], right),
+        "other_key": build_receipt(rec.device_id, "ed25519:0000000000000000", 5, [], right),
+        "never_sent": build_receipt(rec.device_id, rec.key_id, 6, [], right),
+    }
+    for payload in forgeries.values():
+        _retain(mosquitto.port, topic, payload)
+    assert wait_for(lambda: set(pub.stats()["receipts"]["ignored"]) == set(forgeries), 20), pub.stats()["receipts"]
+    assert pub.stats()["outbox"]["awaiting_receipt"] == 5
+    _retain(mosquitto.port, topic, build_receipt(rec.device_id, rec.key_id, 3, [5], right))  # the genuine one
+    assert wait_for(lambda: pub.stats()["outbox"]["total"] == 1, 20)
+    pub.stop()
+
+
+def test_events_waiting_for_receipts_survive_a_kill_9_and_are_resent(
+    mosquitto, registry, central_key, enrol, tmp_path
+) -> None:
+    device = enrol()
+    rec = device.record
+    outbox, keys = tmp_path / "ob.sqlite", _receipt_key_file(tmp_path)
+    argv = [
+        sys.executable, "-m", "tests.integration.mqtt.box_proc", mosquitto.url, rec.device_id, rec.site,
+        rec.counter, str(device.key_path), str(central_key.path), str(outbox), "8", str(keys),
+    ]  # fmt: skip
+    box = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [box.stdout.readline().strip() for _ in range(9)]
+    finally:
+        os.kill(box.pid, signal.SIGKILL)
+        box.wait(10)
+        box.stdout.close()
+    assert lines[-1] == "at_broker", lines
+    ids = lines[:8]
+    with _central(mosquitto.url, registry, central_key, tmp_path) as central:
+        pub = make_publisher(mosquitto.url, device, central_key.public, outbox, receipt_keys=keys, **FAST)
+        assert pub.stats()["outbox"]["total"] == 8  # nothing was lost by the kill
+        pub.start()
+        assert pub.drain(90), pub.stats()
+        accepted = [e.event_id for e in central.events if e.kind == "identity"]
+        pub.stop()
+    assert sorted(accepted) == sorted(ids)
