@@ -112,9 +112,6 @@ class OutboxConfig(_Section):
     receipt_timeout_s: float = Field(
         30.0, ge=1, le=86400, description="a data event the centre has not receipted this long is sent again"
     )
-    receipt_timeout_s: float = Field(
-        30.0, ge=1, le=86400, description="a data event the centre has not receipted this long is sent again"
-    )
 
 
 class SimulationConfig(_Section):
