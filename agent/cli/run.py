@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     demo.add_argument("--json", action="store_true", help="one JSON line per accepted event, then a summary object")
     demo.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto", help="embedded broker")
     demo.add_argument("--timeout", type=float, default=90.0, help="give up after this many seconds (default 90)")
+    demo.add_argument(
+        "--serve", action="store_true", help="with the HTTP service, cards placed until stopped (docs/service.md)"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="with --serve: the service's port on 127.0.0.1 (8080)")
     demo.set_defaults(func=_demo)
 
     status = sub.add_parser("status", help="the local daemon's status (from <state_dir>/status.json)")
@@ -51,6 +55,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.serve:
+        if not 0 < args.port < 65536:
+            print("demo: --port must be 1-65535", file=sys.stderr)
+            return Exit.USAGE
+        from idstation.agent.sim.demo_serve import run_demo_serve
+
+        return run_demo_serve(port=args.port, broker=args.broker)
     if args.taps < 1 or args.taps > 1000:
         print("demo: --taps must be 1-1000", file=sys.stderr)
         return Exit.USAGE
