@@ -118,6 +118,8 @@ def render_status(doc: dict[str, Any]) -> str:
         f"camera:       {doc.get('camera', '?')}",
         f"broker:       {outbox.get('connected', '?')}",
         f"outbox depth: {outbox.get('depth', '?')}",
+        f"receipts:     {outbox.get('awaiting_receipt', 0)} event(s) await the centre's receipt"
+        + (f", oldest {outbox['oldest_awaiting_s']} s" if outbox.get("oldest_awaiting_s") is not None else ""),
         f"placements:   {doc.get('placements', 0)}",
         f"last read:    {doc.get('last_read_at') or '-'} ({doc.get('last_outcome') or '-'})",
         f"updated:      {doc.get('updated_at', '-')} ({doc.get('age_s', '?')} s ago)",
