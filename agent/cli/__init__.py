@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "idstation.agent.cli.run",  # run, demo, status, config check
     "idstation.agent.cli.provision",  # provision init | apply | enroll | renew | show, selftest
     "idstation.agent.cli.central",  # central listen | init-ca | enroll | revoke
+    "idstation.agent.cli.central_store",  # central migrate | export | purge
+    "idstation.agent.cli.central_service",  # central serve | add-client | remove-client | audit
 )
 
 GROUPS = {

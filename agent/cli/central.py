@@ -35,7 +35,24 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     )
     p.add_argument("--json", action="store_true", help="one JSON object per accepted event")
     p.add_argument("--full", action="store_true", help="with --json: include face, raw data groups and EF.SOD")
-    p.add_argument("--state", metavar="FILE", help="shared dedupe/sequence SQLite file (default: per group in TMPDIR)")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="central store: sqlite:///path or postgresql://user@host:port/db (migrated at start)",
+    )
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="the embedded store's SQLite file (= --store sqlite:///FILE; default: per group under "
+        "/var/lib/idstation-central or $IDSTATION_CENTRAL_STATE_DIR)",
+    )
+    p.add_argument(
+        "--retention-days",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="purge accepted events older than DAYS every hour (default 30; 0 = never)",
+    )
     p.add_argument("--protocol", choices=("auto", "5", "3.1.1"), default="auto", help="MQTT version (default auto)")
     p.add_argument("--client-id", metavar="ID", help="MQTT client id (stable id = persistent session)")
     p.add_argument("--ca", metavar="FILE", help="mqtts: CA certificate that signed the broker")
@@ -69,6 +86,10 @@ def _listen(args: argparse.Namespace) -> int:
     if not valid_name(args.group):
         print("error: --group is 1-128 of A-Z a-z 0-9 . _ -", file=sys.stderr)
         return Exit.USAGE
+    if args.store and args.state:
+        raise UsageError("give --store URL or --state FILE, not both")
+    if args.retention_days < 0:
+        raise UsageError("--retention-days is >= 0")
     password = _password(args.password_file)
     if password is False:
         return Exit.CONFIG_ERROR
@@ -97,6 +118,8 @@ def _listen(args: argparse.Namespace) -> int:
             group=args.group,
             shared=not args.no_shared,
             state_path=args.state,
+            store=args.store,
+            retention_days=args.retention_days or None,
             tls=tls,
             protocol=args.protocol,
             client_id=args.client_id,

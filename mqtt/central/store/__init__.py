@@ -28,7 +28,7 @@ __all__ = [
 
 
 def sqlite_url(path: str | Path) -> str:
-    return f"sqlite:///{Path(path).resolve()}"
+    return f"sqlite://{Path(path).resolve()}"
 
 
 def open_store(url: str, *, migrate: bool = False, **options: Any) -> Store:
@@ -43,8 +43,9 @@ def open_store(url: str, *, migrate: bool = False, **options: Any) -> Store:
         store = PostgresStore(url, **options)
     elif url.startswith("sqlite://"):
         path = url[len("sqlite://") :]
-        if not path.startswith("/") or path == "/":
+        if not path.startswith("/") or not path.strip("/"):
             raise StoreError("a sqlite store URL is sqlite:///absolute/path")
+        path = "/" + path.lstrip("/")  # sqlite:////abs/path (SQLAlchemy's spelling) names the same file
         from idstation.mqtt.central.store.sqlite import SqliteStore
 
         store = SqliteStore(path, **options)

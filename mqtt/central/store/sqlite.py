@@ -41,7 +41,7 @@ class SqliteStore(SqlStore):
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.url = f"sqlite:///{self.path}"
+        self.url = f"sqlite://{self.path.resolve()}"
         self._lock = threading.Lock()
         with _mapped():
             self.path.parent.mkdir(parents=True, exist_ok=True)
