@@ -92,11 +92,24 @@ def parse_bundle(data: bytes) -> Bundle:
     return Bundle(**{name: doc[name] for name in fields})
 
 
-def verify_bundle(bundle: Bundle, device: ident.DeviceInfo, *, tls_public: ec.EllipticCurvePublicKey) -> None:
-    """Check that ``bundle`` is for this device and this TLS key, and is signed by its fleet CA."""
+def verify_bundle(
+    bundle: Bundle,
+    device: ident.DeviceInfo,
+    *,
+    tls_public: ec.EllipticCurvePublicKey,
+    fleet_ca_fingerprint: str | None = None,
+) -> None:
+    """Check that ``bundle`` is for this device and this TLS key, from the confirmed fleet CA, and well-named.
+
+    The fleet CA must be the one installed (renewal), else the one whose fingerprint the technician
+    confirmed (``provision init --fleet-ca-fingerprint``, or ``fleet_ca_fingerprint`` here); a box
+    that has neither accepts no bundle.
+    """
     if bundle.device_id != device.device_id:
         raise BundleError("bundle is for another device")
+    _check_names(bundle)
     cert, ca = bundle.certificate(), bundle.fleet_ca()
+    _check_pinned_ca(ca, device, fleet_ca_fingerprint)
     cns = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
     if not cns or cns[0].value != device.device_id:
         raise BundleError("bundle certificate names another device")
@@ -116,17 +129,49 @@ def verify_bundle(bundle: Bundle, device: ident.DeviceInfo, *, tls_public: ec.El
         )
     except (InvalidSignature, ValueError):
         raise BundleError("bundle signature does not verify with its fleet CA") from None
-    installed = device.identity_dir / ident.FLEET_CA_FILE
-    if installed.exists() and installed.read_bytes().strip() != bundle.fleet_ca_pem.encode("ascii").strip():
-        raise BundleError("bundle comes from another fleet CA than the one installed")
     try:
         central = serialization.load_pem_public_key(bundle.central_public_key_pem.encode("ascii"))
     except ValueError:
         raise BundleError("bundle central key is not a PEM public key") from None
     if not isinstance(central, x25519.X25519PublicKey):
         raise BundleError("bundle central key is not an X25519 key")
+
+
+def _check_names(bundle: Bundle) -> None:
+    """Site and counter by the topic rules, and a broker URL the transport accepts."""
+    from idstation.mqtt.connection import parse_broker_url
+    from idstation.mqtt.errors import PublishError
+    from idstation.provisioning.pairing import valid_name
+
+    for what, value in (("site", bundle.site), ("counter", bundle.counter)):
+        if not valid_name(value):
+            raise BundleError(f"bundle {what} must be 1-64 letters, digits, '.', '_' or '-' (the topic rules)")
     if not bundle.broker_url.startswith(("mqtt://", "mqtts://")):
         raise BundleError("bundle broker_url must be mqtt:// or mqtts://")
+    try:
+        parse_broker_url(bundle.broker_url)
+    except PublishError:
+        raise BundleError("bundle broker_url is not a valid broker address") from None
+
+
+def _check_pinned_ca(ca: x509.Certificate, device: ident.DeviceInfo, given: str | None) -> None:
+    fingerprint = ca.fingerprint(hashes.SHA256()).hex()
+    installed = device.identity_dir / ident.FLEET_CA_FILE
+    if installed.exists():
+        current = _load_cert(installed.read_text(encoding="ascii"), "installed fleet CA")
+        if current.fingerprint(hashes.SHA256()).hex() != fingerprint:
+            raise BundleError("bundle comes from another fleet CA than the one installed")
+        return
+    pins = {p for p in (device.fleet_ca_sha256, ident.normalise_fingerprint(given) if given else "") if p}
+    if not pins:
+        raise BundleError(
+            "no fleet CA fingerprint confirmed for this box: give --fleet-ca-fingerprint SHA256 "
+            "(as `central init-ca` shows it) to `provision init`, `apply` or `enroll`"
+        )
+    if len(pins) > 1:
+        raise BundleError("the fleet CA fingerprint given differs from the one recorded at provision init")
+    if fingerprint not in pins:
+        raise BundleError(f"bundle comes from a fleet CA (sha256 {fingerprint[:16]}...) other than the confirmed one")
 
 
 def apply_bundle(
@@ -135,6 +180,7 @@ def apply_bundle(
     *,
     on_step: StepHook | None = None,
     new_tls_key_pem: bytes | None = None,
+    fleet_ca_fingerprint: str | None = None,
 ) -> ident.DeviceIdentity:
     """Verify a bundle and install it as the next identity generation; returns the new identity.
 
@@ -150,7 +196,7 @@ def apply_bundle(
         tls_public = tls_key.public_key()
     else:
         tls_public = FileKeyStore(device.identity_dir).tls_private_key().public_key()
-    verify_bundle(bundle, device, tls_public=tls_public)
+    verify_bundle(bundle, device, tls_public=tls_public, fleet_ca_fingerprint=fleet_ca_fingerprint)
     if new_tls_key_pem is None and _already_applied(device.identity_dir, bundle):
         log.info("bundle_already_applied", device_id=bundle.device_id)
         return ident.load_identity(state_dir)
@@ -164,6 +210,7 @@ def apply_bundle(
             gen.carry(device.identity_dir, [ident.keys.TLS_KEY_FILE])
         device_doc = json.loads((device.identity_dir / ident.DEVICE_JSON).read_text(encoding="utf-8"))
         device_doc.update(site=bundle.site, counter=bundle.counter, tls_fingerprint=spki_fingerprint(tls_public))
+        device_doc["fleet_ca_sha256"] = bundle.fleet_ca().fingerprint(hashes.SHA256()).hex()
         gen.write(ident.DEVICE_JSON, ident.dump_json(device_doc))
         gen.write(ident.CERT_FILE, bundle.certificate_pem.encode("ascii"))
         gen.write(ident.FLEET_CA_FILE, bundle.fleet_ca_pem.encode("ascii"))

@@ -74,8 +74,14 @@ def exchange(access: BrokerAccess, device_id: str, request: dict[str, Any], *, t
     raise errors.EnrollError(f"no answer from the enrolment service within {timeout:.0f} s")
 
 
-def enroll_online(state_dir: Path | str, access: BrokerAccess, *, timeout: float = 30.0) -> DeviceIdentity:
-    """Enrol this box with its pairing token and install the answer atomically."""
+def enroll_online(
+    state_dir: Path | str, access: BrokerAccess, *, timeout: float = 30.0, fleet_ca_fingerprint: str | None = None
+) -> DeviceIdentity:
+    """Enrol this box with its pairing token and install the answer atomically.
+
+    The answer is a bundle like an offline one: it must come from the fleet CA confirmed at
+    ``provision init`` (or ``fleet_ca_fingerprint``, confirmed now).
+    """
     device = load_device(state_dir)
     code = pairing_code(device)
     access = _with_client_id(access, f"{device.device_id}-claim")
@@ -87,7 +93,7 @@ def enroll_online(state_dir: Path | str, access: BrokerAccess, *, timeout: float
         "csr_pem": (device.identity_dir / CSR_FILE).read_text(encoding="ascii"),
     }
     bundle = exchange(access, device.device_id, request, timeout=timeout)
-    identity = apply_bundle(state_dir, bundle)
+    identity = apply_bundle(state_dir, bundle, fleet_ca_fingerprint=fleet_ca_fingerprint)
     log.info("enrolled_online", device_id=identity.device_id, site=identity.site, counter=identity.counter)
     return identity
 

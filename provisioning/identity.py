@@ -8,6 +8,7 @@ The layout is in docs/architecture.md ("Device state directory").
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ CERT_FILE = "device.crt"
 FLEET_CA_FILE = "fleet_ca.crt"
 CENTRAL_KEY_FILE = "central.pub.pem"
 BINDING_JSON = "binding.json"
+RECEIPT_KEYS_FILE = "receipt_keys.pem"
+_FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
 KEY_FILES = [keys.SIGNING_KEY_FILE, keys.TLS_KEY_FILE]
 
 
@@ -44,6 +47,7 @@ class DeviceInfo:
     key_id: str
     tls_fingerprint: str
     identity_dir: Path
+    fleet_ca_sha256: str = ""  # the fleet CA the technician confirmed ("" = none yet)
 
     @property
     def store(self) -> keys.FileKeyStore:
@@ -77,58 +81,91 @@ class InitResult:
         self.created = created
 
 
+def normalise_fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint as 64 lower-case hex digits (``:``, spaces and a ``sha256:`` prefix allowed)."""
+    value = text.strip().lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
+    if not _FINGERPRINT_RE.fullmatch(value):
+        raise ProvisioningError("the fleet CA fingerprint must be a SHA-256: 64 hex digits, as `central init-ca` shows")
+    return value
+
+
 def init_device(
-    state_dir: Path | str = DEFAULT_STATE_DIR, *, site: str, counter: str, force: bool = False
+    state_dir: Path | str = DEFAULT_STATE_DIR,
+    *,
+    site: str,
+    counter: str,
+    force: bool = False,
+    fleet_ca_fingerprint: str | None = None,
 ) -> InitResult:
     """Make keys, CSR and a pairing token (or re-show them: idempotent for the same site/counter).
 
     An enrolled box is only re-keyed with ``force=True``; changing site/counter before enrolment
-    keeps the keys and issues a new pairing token.
+    keeps the keys and issues a new pairing token. ``fleet_ca_fingerprint`` is the SHA-256 of the
+    fleet CA certificate that the technician confirms: every bundle must come from that CA (kept
+    across a re-initialisation when not given again).
     """
     for what, value in (("site", site), ("counter", counter)):
         if not valid_name(value):
             raise ProvisioningError(f"{what} must be 1-64 letters, digits, '.', '_' or '-'")
+    pin = normalise_fingerprint(fleet_ca_fingerprint) if fleet_ca_fingerprint else None
     state = StateDir(state_dir)
     live = state.current()
     existing = _read_json(live / DEVICE_JSON) if live is not None and (live / DEVICE_JSON).exists() else None
     enrolled = live is not None and (live / BINDING_JSON).exists()
+    same_place = existing is not None and (existing.get("site"), existing.get("counter")) == (site, counter)
     if existing and not force:
         if enrolled:
             raise ProvisioningError("this box is already enrolled; use --force to make new keys (re-enrolment)")
-        if existing.get("site") == site and existing.get("counter") == counter and (live / PAIRING_JSON).exists():
+        if same_place and (live / PAIRING_JSON).exists() and pin in (None, existing.get("fleet_ca_sha256")):
             device = load_device(state_dir)
             return InitResult(device, pairing_code(device), created=False)
+    pin = pin or _kept_pin(live, existing)
     gen = state.begin()
     try:
         if existing and not force:
-            gen.carry(live, [*KEY_FILES, CSR_FILE])
+            gen.carry(live, [*KEY_FILES, CSR_FILE, *([PAIRING_JSON] if same_place else [])])
         else:
             pems = keys.generate_pems()
             gen.write(keys.SIGNING_KEY_FILE, pems.signing_pem)
             gen.write(keys.TLS_KEY_FILE, pems.tls_pem)
-        store = keys.FileKeyStore(gen.path)
-        public_raw = store.signing_public_raw()
-        if not (gen.path / CSR_FILE).exists():
-            from idstation.provisioning.csr import build_csr
-
-            gen.write(CSR_FILE, build_csr(store))
-        device_doc = {
-            "device_id": keys.device_id_for(public_raw),
-            "site": site,
-            "counter": counter,
-            "key_id": keys.key_id_for(public_raw),
-            "tls_fingerprint": keys.spki_fingerprint(store.tls_private_key().public_key()),
-            "created_at": _now(),
-        }
-        gen.write(DEVICE_JSON, dump_json(device_doc))
-        gen.write(PAIRING_JSON, dump_json({"token": new_token(), "created_at": _now()}))
+        _write_device(gen, site, counter, pin)
     except BaseException:
         state.abort(gen)
         raise
     state.commit(gen)
     device = load_device(state_dir)
-    log.info("device_initialised", device_id=device.device_id, site=site, counter=counter)
+    log.info("device_initialised", device_id=device.device_id, site=site, counter=counter, fleet_ca_pinned=bool(pin))
     return InitResult(device, pairing_code(device), created=True)
+
+
+def _kept_pin(live: Path | None, existing: dict[str, Any] | None) -> str:
+    """The fleet CA pin a re-initialisation keeps: the recorded one, else the installed CA's."""
+    if existing and existing.get("fleet_ca_sha256"):
+        return str(existing["fleet_ca_sha256"])
+    if live is not None and (live / BINDING_JSON).exists():
+        return str(_read_json(live / BINDING_JSON).get("fleet_ca_sha256", ""))
+    return ""
+
+
+def _write_device(gen: Any, site: str, counter: str, pin: str) -> None:
+    store = keys.FileKeyStore(gen.path)
+    public_raw = store.signing_public_raw()
+    if not (gen.path / CSR_FILE).exists():
+        from idstation.provisioning.csr import build_csr
+
+        gen.write(CSR_FILE, build_csr(store))
+    device_doc = {
+        "device_id": keys.device_id_for(public_raw),
+        "site": site,
+        "counter": counter,
+        "key_id": keys.key_id_for(public_raw),
+        "tls_fingerprint": keys.spki_fingerprint(store.tls_private_key().public_key()),
+        "fleet_ca_sha256": pin,
+        "created_at": _now(),
+    }
+    gen.write(DEVICE_JSON, dump_json(device_doc))
+    if not (gen.path / PAIRING_JSON).exists():
+        gen.write(PAIRING_JSON, dump_json({"token": new_token(), "created_at": _now()}))
 
 
 def load_device(state_dir: Path | str = DEFAULT_STATE_DIR) -> DeviceInfo:
@@ -145,6 +182,7 @@ def load_device(state_dir: Path | str = DEFAULT_STATE_DIR) -> DeviceInfo:
             key_id=str(doc["key_id"]),
             tls_fingerprint=str(doc.get("tls_fingerprint", "")),
             identity_dir=live,
+            fleet_ca_sha256=str(doc.get("fleet_ca_sha256") or ""),
         )
     except KeyError as exc:
         raise StateError(f"{DEVICE_JSON} lacks {exc.args[0]!r}") from None

@@ -18,6 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from idstation.mqtt.topics import valid_name as _topic_name
 from idstation.provisioning.errors import TokenError
 
 PREFIX = "IDSPAIR"
@@ -28,9 +29,9 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-def valid_name(value: str) -> bool:
-    """Site and counter names: letters, digits, '.', '_' and '-', 1-64 characters."""
-    return bool(NAME_RE.match(value))
+def valid_name(value: object) -> bool:
+    """Site and counter names: the topic rule (mqtt.topics.valid_name), at most 64 characters (the QR code)."""
+    return _topic_name(value) and isinstance(value, str) and bool(NAME_RE.fullmatch(value))
 
 
 def new_token() -> str:
@@ -78,7 +79,7 @@ class PairingCode:
             (_HEX_RE, code.tls_fp, "TLS fingerprint"),
         )
         for pattern, value, what in checks:
-            if not pattern.match(value):
+            if not pattern.fullmatch(value):
                 raise TokenError(f"pairing code has a malformed {what}")
         return code
 

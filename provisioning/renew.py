@@ -131,7 +131,7 @@ def finish_renewal(state_dir: Path | str, data: bytes, *, probe: Probe | None) -
     return RenewResult(True, "renewed", identity.cert_not_after, identity.device_id)
 
 
-def apply_any(state_dir: Path | str, data: bytes) -> DeviceIdentity:
+def apply_any(state_dir: Path | str, data: bytes, *, fleet_ca_fingerprint: str | None = None) -> DeviceIdentity:
     """``provision apply``: a renewal bundle for the staged key, or an enrolment bundle."""
     staged = renew_dir(state_dir) / keys.TLS_KEY_FILE
     if staged.exists():
@@ -142,7 +142,7 @@ def apply_any(state_dir: Path | str, data: bytes) -> DeviceIdentity:
         ):
             finish_renewal(state_dir, data, probe=None)
             return load_identity(state_dir)
-    return apply_bundle(state_dir, data)
+    return apply_bundle(state_dir, data, fleet_ca_fingerprint=fleet_ca_fingerprint)
 
 
 def _probe_new(state_dir: Path | str, bundle: Bundle, staged_key: Path, probe: Probe) -> None:

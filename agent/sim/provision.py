@@ -49,7 +49,7 @@ def provision_for_tests(  # noqa: PLR0917 (the contract with the demo is positio
         )
     if not isinstance(registry, Registry):
         registry = Registry(registry if registry is not None else fleet_ca.directory / "registry", create=True)
-    result = init_device(state_dir, site=site, counter=counter, force=True)
+    result = init_device(state_dir, site=site, counter=counter, force=True, fleet_ca_fingerprint=fleet_ca.fingerprint)
     enroller = Enroller(fleet_ca, registry, EnrolPolicy(broker_url=broker_url, central_public_key_pem=central_pem))
     enroller.expect(result.pairing)
     csr = (result.device.identity_dir / CSR_FILE).read_bytes()

@@ -45,13 +45,12 @@ def test_cli_apply_killed_between_steps(tmp_path: Path, step: str) -> None:
     from idstation.mqtt.central.fleet_ca import FleetCA
     from idstation.mqtt.central.registry import Registry
 
-    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    ca = FleetCA.create(tmp_path / "ca")
+    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01", fleet_ca_fingerprint=ca.fingerprint)
     central = x25519.X25519PrivateKey.generate().public_key()
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     pub = central.public_bytes(serialization.Encoding.PEM, spki).decode()
-    enroller = Enroller(
-        FleetCA.create(tmp_path / "ca"), Registry(tmp_path / "reg", create=True), EnrolPolicy("mqtts://b:8883", pub)
-    )
+    enroller = Enroller(ca, Registry(tmp_path / "reg", create=True), EnrolPolicy("mqtts://b:8883", pub))
     bundle = tmp_path / "bundle.json"
     bundle.write_bytes(
         enroller.enroll(

@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 from idstation.provisioning.enroll import EnrolService, enroll_online
 from idstation.provisioning.errors import BrokerError, CsrError, TokenError
-from idstation.provisioning.identity import init_device, load_identity
+from idstation.provisioning.identity import InitResult, init_device, load_identity
 from idstation.provisioning.mqttio import BrokerAccess, MqttSession
 
 from .conftest import Central
 
 pytestmark = pytest.mark.integration
+
+
+def _init(state_dir: Path, central: Central) -> InitResult:
+    """A box whose technician confirmed this centre's fleet CA fingerprint."""
+    return init_device(state_dir, site="hn-bd-001", counter="c01", fleet_ca_fingerprint=central.ca.fingerprint)
 
 
 @pytest.fixture
@@ -27,7 +32,7 @@ def service(central: Central):
 def test_box_enrols_online_and_then_connects_with_its_certificate(
     tmp_path: Path, central: Central, service: EnrolService
 ) -> None:
-    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    box = _init(tmp_path / "box", central)
     central.enroller.expect(box.pairing)
     identity = enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
     assert identity.broker_url == central.device_url
@@ -43,11 +48,11 @@ def test_box_enrols_online_and_then_connects_with_its_certificate(
 
 
 def test_reused_token_is_refused_online(tmp_path: Path, central: Central, service: EnrolService) -> None:
-    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    box = _init(tmp_path / "box", central)
     central.enroller.expect(box.pairing)
     enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
     # a second box replaying the same token (its CSR differs: refused either way, state unchanged)
-    thief = init_device(tmp_path / "thief", site="hn-bd-001", counter="c01")
+    thief = _init(tmp_path / "thief", central)
     pairing = json.loads((thief.device.identity_dir / "pairing.json").read_text())
     (thief.device.identity_dir / "pairing.json").unlink()
     (thief.device.identity_dir / "pairing.json").write_text(json.dumps({**pairing, "token": box.pairing.token}))
@@ -57,7 +62,7 @@ def test_reused_token_is_refused_online(tmp_path: Path, central: Central, servic
 
 
 def test_wrong_token_is_refused_online(tmp_path: Path, central: Central, service: EnrolService) -> None:
-    init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    _init(tmp_path / "box", central)
     with pytest.raises(TokenError, match="unknown"):
         enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
 
@@ -65,8 +70,8 @@ def test_wrong_token_is_refused_online(tmp_path: Path, central: Central, service
 def test_csr_for_another_device_under_a_valid_token_is_refused(
     tmp_path: Path, central: Central, service: EnrolService
 ) -> None:
-    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
-    other = init_device(tmp_path / "other", site="hn-bd-001", counter="c01")
+    box = _init(tmp_path / "box", central)
+    other = _init(tmp_path / "other", central)
     central.enroller.expect(box.pairing)
     request = {
         "version": 1,
@@ -82,7 +87,7 @@ def test_csr_for_another_device_under_a_valid_token_is_refused(
 
 
 def test_wrong_claim_password_is_a_broker_error(tmp_path: Path, central: Central) -> None:
-    init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    _init(tmp_path / "box", central)
     with pytest.raises(BrokerError, match="refused"):
         enroll_online(tmp_path / "box", central.access("claim", password="wrong"), timeout=5)
 
@@ -101,7 +106,7 @@ def test_online_renewal_over_mtls_switches_to_a_working_certificate(
 ) -> None:
     from idstation.provisioning.renew import renew_online
 
-    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    box = _init(tmp_path / "box", central)
     central.enroller.expect(box.pairing)
     before = enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
     not_due = renew_online(tmp_path / "box", timeout=20)
@@ -117,3 +122,19 @@ def test_online_renewal_over_mtls_switches_to_a_working_certificate(
     )
     with MqttSession(access) as session:
         session.publish("idstation/v1/hn-bd-001/c01/heartbeat", b"x")
+
+
+def test_online_answer_from_an_unconfirmed_fleet_ca_is_not_installed(
+    tmp_path: Path, central: Central, service: EnrolService
+) -> None:
+    """The enrolment response is a bundle: it must come from the CA the technician confirmed at init."""
+    from idstation.mqtt.central.fleet_ca import FleetCA
+    from idstation.provisioning.errors import BundleError, NotProvisioned
+
+    expected = FleetCA.create(tmp_path / "the-real-fleet-ca").fingerprint  # this broker's CA is not it
+    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01", fleet_ca_fingerprint=expected)
+    central.enroller.expect(box.pairing)
+    with pytest.raises(BundleError, match="other than the confirmed one"):
+        enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
+    with pytest.raises(NotProvisioned):
+        load_identity(tmp_path / "box")

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_revoked_box_is_refused_by_the_broker_after_reload(tmp_path: Path, central: Central) -> None:
-    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01", fleet_ca_fingerprint=central.ca.fingerprint)
     csr = (box.device.identity_dir / "device.csr").read_bytes()
     identity = apply_bundle(tmp_path / "box", central.enroller.enroll(csr, site="hn-bd-001", counter="c01").to_bytes())
     files = (str(identity.fleet_ca_path), str(identity.tls_cert_path), str(identity.tls_key_path))

@@ -42,8 +42,9 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def box(state_dir: Path) -> InitResult:
-    return init_device(state_dir, site="hn-bd-001", counter="c01")
+def box(state_dir: Path, fleet_ca: FleetCA) -> InitResult:
+    """A never-enrolled box whose technician confirmed this fleet CA's fingerprint."""
+    return init_device(state_dir, site="hn-bd-001", counter="c01", fleet_ca_fingerprint=fleet_ca.fingerprint)
 
 
 def csr_of(result: InitResult) -> bytes:
