@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from idstation.mqtt.receipt import build_receipt, receipt_topic
-from idstation.mqtt.seal import Signer
+from idstation.mqtt.seal import Signer, decode_frame
 from paho.mqtt.properties import Properties
 
 from .helpers import PRIVATE, Collector, make_publisher, wait_for
@@ -123,3 +123,58 @@ def test_events_waiting_for_receipts_survive_a_kill_9_and_are_resent(
         accepted = [e.event_id for e in central.events if e.kind == "identity"]
         pub.stop()
     assert sorted(accepted) == sorted(ids)
+
+
+def test_a_broker_restarted_without_persistence_loses_nothing_not_yet_receipted(
+    broker_factory, registry, central_key, enrol, tmp_path
+) -> None:
+    broker = broker_factory(persistence=False)
+    device = enrol()
+    options = {"client_id": "central-1", "shared": False, "receipt_signer": Signer(RECEIPT_KEY)}
+    state = tmp_path / "state.sqlite"
+    with Collector(broker.url, registry, central_key.path, state, **options):
+        pass  # the centre's persistent session now exists at the broker
+    pub = make_publisher(
+        broker.url, device, central_key.public, tmp_path / "ob.sqlite", receipt_keys=[RECEIPT_KEY.public_key()],
+        **FAST,
+    )  # fmt: skip
+    pub.start()
+    ids = [pub.submit_identity(PRIVATE) for _ in range(6)]
+    # queued by the broker for the absent centre: PUBACK says success, the box still keeps them
+    assert wait_for(lambda: pub.stats()["outbox"]["awaiting_receipt"] == 6, 20)
+    broker.restart()  # no persistence: the queued events are gone from the broker
+    with Collector(broker.url, registry, central_key.path, state, **options) as central:
+        assert pub.drain(60), pub.stats()
+        accepted = [e.event_id for e in central.events if e.kind == "identity"]
+    pub.stop()
+    assert sorted(accepted) == sorted(ids)
+
+
+def test_events_waiting_too_long_for_a_receipt_raise_an_alarm(mosquitto, central_key, enrol, tmp_path) -> None:
+    device = enrol()
+    rec = device.record
+    alarms: list[dict] = []
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="watcher", protocol=mqtt.MQTTv5)
+
+    def on_message(_c, _u, message) -> None:
+        info = decode_frame(message.payload).header.get("info", {})
+        if info.get("alarm") == "no_receipt":
+            alarms.append(info)
+
+    watcher.on_message = on_message
+    watcher.connect("127.0.0.1", mosquitto.port, properties=Properties(1))
+    watcher.subscribe(f"idstation/v1/{rec.site}/{rec.counter}/status", qos=1)
+    watcher.loop_start()
+    pub = make_publisher(
+        mosquitto.url, device, central_key.public, tmp_path / "ob.sqlite", receipt_keys=[RECEIPT_KEY.public_key()],
+        receipt_timeout_s=600.0, receipt_alarm_s=1.0,
+    )  # fmt: skip
+    pub.start()
+    pub.submit_identity(PRIVATE)
+    try:
+        assert wait_for(lambda: bool(alarms), 30), "no no_receipt alarm"
+    finally:
+        pub.stop()
+        watcher.disconnect()
+        watcher.loop_stop()
+    assert alarms[0]["awaiting_receipt"] == 1 and alarms[0]["oldest_awaiting_s"] >= 1.0
