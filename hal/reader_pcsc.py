@@ -7,7 +7,8 @@ T=1 or T=0). ``transmit`` answers ``(data, sw)`` and collects 61xx GET RESPONSE 
 PC/SC return codes are mapped to our errors at this edge (``error_for_hresult`` and
 ``map_exceptions``): a card that left the field or was reset is ``CardRemoved``; no service or no
 reader is ``ReaderUnavailable``. pyscard is imported lazily (it is absent off the Pi and in CI
-images without pcsc-lite): nothing here imports it at module level.
+images without pcsc-lite): nothing here imports it at module level, and its absence is
+``ReaderUnavailable`` with the install hint (the ``pcsc`` extra, or Debian's ``python3-pyscard``).
 
 Everything that can be, is plain logic outside the adapter: the hresult map, the IOCTL code and
 the GET RESPONSE loop are pure functions over an injected ``transmit``.
@@ -105,6 +106,22 @@ def error_for_hresult(hresult: int, context: str) -> IdstationError:
     return TransmitError(f"reader failed ({where})")
 
 
+PYSCARD_HINT = (
+    "PC/SC readers need pyscard, which is not installed: pip install 'idstation[pcsc]' (it compiles against "
+    "libpcsclite-dev and swig), or on Raspberry Pi OS / Debian: sudo apt install python3-pyscard "
+    "(a virtual environment then needs --system-site-packages)"
+)
+
+
+def _scard() -> Any:
+    """pyscard's low-level module; ``ReaderUnavailable`` with the install hint when it is missing."""
+    try:
+        from smartcard import scard
+    except ImportError:
+        raise ReaderUnavailable(PYSCARD_HINT) from None
+    return scard
+
+
 def check(hresult: int, context: str) -> None:
     if hresult & 0xFFFFFFFF != SCARD_S_SUCCESS:
         raise error_for_hresult(hresult, context)
@@ -180,8 +197,7 @@ class PcscConnection:
         return transmit_collecting(self._raw, bytes(apdu))
 
     def _raw(self, apdu: bytes) -> bytes:
-        from smartcard import scard
-
+        scard = _scard()
         with map_exceptions("SCardTransmit"):
             hresult, response = scard.SCardTransmit(self._hcard, self._protocol, list(apdu))
         if hresult & 0xFFFFFFFF != SCARD_S_SUCCESS or len(response) < 2:
@@ -199,8 +215,7 @@ class PcscConnection:
         error = error_for_hresult(hresult, "SCardTransmit")
         if isinstance(error, CardRemoved):
             return error
-        from smartcard import scard
-
+        scard = _scard()
         deadline = time.monotonic() + _REMOVAL_GRACE_S
         while True:
             try:
@@ -214,8 +229,7 @@ class PcscConnection:
             time.sleep(0.05)
 
     def control(self, code: int, data: bytes) -> bytes:
-        from smartcard import scard
-
+        scard = _scard()
         with map_exceptions("SCardControl"):
             hresult, response = scard.SCardControl(self._hcard, ioctl_code(code), list(data))
         check(hresult, "SCardControl")
@@ -225,8 +239,7 @@ class PcscConnection:
         if self._closed:
             return
         self._closed = True
-        from smartcard import scard
-
+        scard = _scard()
         with contextlib.suppress(Exception):
             scard.SCardDisconnect(self._hcard, scard.SCARD_RESET_CARD)  # drop any SM session
 
@@ -250,10 +263,7 @@ class PcscReader:
 
     def _ctx(self) -> Any:
         if self._context is None:
-            try:
-                from smartcard import scard
-            except ImportError as exc:
-                raise ReaderUnavailable("pyscard is not installed (pip install pyscard)") from exc
+            scard = _scard()
             with map_exceptions("SCardEstablishContext"):
                 hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
             check(hresult, "SCardEstablishContext")
@@ -270,8 +280,7 @@ class PcscReader:
 
     def readers(self) -> list[str]:
         """Names of the readers PC/SC knows now ([] when none)."""
-        from smartcard import scard
-
+        scard = _scard()
         context = self._ctx()
         with map_exceptions("SCardListReaders"):
             hresult, readers = scard.SCardListReaders(context, [])
@@ -282,8 +291,7 @@ class PcscReader:
 
     def _watch(self, deadline: float, done: Callable[[int], bool]) -> str | None:
         """Wait until a matching reader's state satisfies ``done``; its name, or None at the deadline."""
-        from smartcard import scard
-
+        scard = _scard()
         context = self._ctx()
         known: dict[str, int] = {}
         while True:
@@ -321,8 +329,7 @@ class PcscReader:
                 time.sleep(0.05)
 
     def _connect(self, reader: str) -> PcscConnection:
-        from smartcard import scard
-
+        scard = _scard()
         context = self._ctx()
         with map_exceptions("SCardConnect"):
             hresult, hcard, protocol = scard.SCardConnect(
@@ -355,8 +362,7 @@ class PcscReader:
 
     def control(self, code: int, data: bytes) -> bytes:
         """Escape command through a direct connection (works with or without a card)."""
-        from smartcard import scard
-
+        scard = _scard()
         names = _pick(self.readers(), self._current or self._wanted)
         if not names:
             raise ReaderUnavailable("no matching reader for a control command")
@@ -375,8 +381,7 @@ class PcscReader:
     def close(self) -> None:
         if self._context is None:
             return
-        from smartcard import scard
-
+        scard = _scard()
         with contextlib.suppress(Exception):
             scard.SCardReleaseContext(self._context)
         self._context = None
