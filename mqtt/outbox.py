@@ -27,10 +27,8 @@ Theory of operation
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import enum
 import errno
-import os
 import sqlite3
 import threading
 import time
@@ -41,39 +39,15 @@ from typing import Any
 
 import structlog
 from idstation.hal.storage import write_atomic
-from idstation.mqtt.errors import OutboxCorrupt, OutboxDiskFull, OutboxFull, PublishError
+from idstation.mqtt.errors import OutboxDiskFull, OutboxFull, PublishError
 from idstation.mqtt.events import DATA_KINDS, KINDS, BuiltEvent
+from idstation.mqtt.outbox_file import open_outbox
 from idstation.mqtt.outbox_receipts import ResendPolicy, delete_receipted, mark_at_broker
-from idstation.mqtt.outbox_salvage import SalvageReport, salvage_rows
+from idstation.mqtt.outbox_salvage import SalvageReport
 
 log = structlog.get_logger(__name__)
 
-SCHEMA = 2  # 2: at_broker, next_try, attempts (kept until the centre's receipt)
 SEQ_BLOCK = 1000
-_SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    data INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    retain INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    enqueued_at REAL NOT NULL,
-    frame BLOB NOT NULL,
-    at_broker REAL,
-    next_try REAL,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS events_lane ON events (data, enqueued_at, id);
-"""
-_MIGRATE_1_TO_2 = (
-    "ALTER TABLE events ADD COLUMN at_broker REAL",
-    "ALTER TABLE events ADD COLUMN next_try REAL",
-    "ALTER TABLE events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
-)
 
 _PENDING_SQL = (
     "SELECT id, event_id, kind, seq, topic, retain, size, enqueued_at, frame FROM events"
@@ -132,71 +106,13 @@ class Outbox:
         self._pending_acks: set[int] = set()
         self._pending_marks: set[int] = set()  # at the broker, waiting for the centre's receipt
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = self._open_checked()
+        self._db, self.set_aside, self.salvage = open_outbox(self.path)
         self._bytes = int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM events").fetchone()[0])
         self._seq = self._load_seq()
         # after a restart nobody knows what the broker still holds: waiting rows are sent again
         # one timeout from now at the latest (the retained receipt, fetched at once, covers the rest)
         soon = self._clock() + self.resend.timeout_s
         self._db.execute("UPDATE events SET next_try = ? WHERE next_try > ?", (soon, soon))
-
-    # --- opening --------------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        return db
-
-    def _open_checked(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = None
-        try:
-            db = self._connect()
-            result = db.execute("PRAGMA quick_check").fetchone()[0]
-            if result != "ok":
-                raise OutboxCorrupt("outbox failed its integrity check")
-            db.executescript(_SCHEMA_SQL)
-            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if version is None:
-                db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA,))
-            elif version[0] == 1:
-                for statement in _MIGRATE_1_TO_2:
-                    db.execute(statement)
-                db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA,))
-            elif version[0] != SCHEMA:
-                raise OutboxCorrupt("outbox has an unknown schema version")
-            return db
-        except (sqlite3.DatabaseError, OutboxCorrupt) as exc:
-            if db is not None:
-                db.close()
-            self._set_aside(type(exc).__name__)
-            db = self._connect()
-            db.executescript(_SCHEMA_SQL)
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA,))
-            self._salvage(db)
-            return db
-
-    def _salvage(self, db: sqlite3.Connection) -> None:
-        """Carry every intact row of the set-aside file into the new one (same ids, same bytes)."""
-        assert self.set_aside is not None
-        rows, self.salvage = salvage_rows(self.set_aside)
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany(
-            "INSERT OR IGNORE INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.event_id, r.kind, r.data, r.seq, r.topic, r.retain, r.size, r.enqueued_at, r.frame) for r in rows],
-        )
-        db.execute("COMMIT")
-
-    def _set_aside(self, why: str) -> None:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(f"{self.path}{suffix}")
-            if src.exists():
-                os.replace(src, f"{target}{suffix}")
-        self.set_aside = target
-        log.error("outbox_corrupt_set_aside", file=str(target), error=why)
 
     def _seq_file(self) -> Path:
         return self.path.with_name(self.path.name + ".seq")
