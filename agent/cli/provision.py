@@ -21,6 +21,15 @@ def _state_dir_arg(p: argparse.ArgumentParser) -> None:
     p.set_defaults(**{ERROR_STYLE: "class"})
 
 
+def _fleet_ca_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fleet-ca-fingerprint",
+        default=None,
+        metavar="SHA256HEX",
+        help="the fleet CA's SHA-256 as `central init-ca` shows it: the only CA whose bundles this box accepts",
+    )
+
+
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
     """Add this family's commands to the parser."""
     prov = groups["provision"]
@@ -30,12 +39,14 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     _state_dir_arg(p)
     p.add_argument("--force", action="store_true", help="make new keys even if the box is enrolled (re-enrolment)")
     p.add_argument("--no-qr", action="store_true", help="do not draw the pairing QR code")
+    _fleet_ca_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON object instead of text")
     p.set_defaults(func=_init)
 
     p = prov.add_parser("apply", help="install an enrolment (or renewal) bundle atomically")
     p.add_argument("--bundle", required=True, help="bundle file (from `idstation central enroll --bundle-out`)")
     _state_dir_arg(p)
+    _fleet_ca_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_apply)
 
@@ -47,6 +58,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--ca", default=None, help="CA file to trust for the broker (default: system trust)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
     _state_dir_arg(p)
+    _fleet_ca_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_enroll_online)
 
@@ -66,6 +78,10 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_show)
 
+    _register_selftest(sub)
+
+
+def _register_selftest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("selftest", help="check reader, camera, broker, clock, disk and outbox: pass/fail table")
     _state_dir_arg(p)
     p.add_argument("--reader", default=None, help="sim | pcsc | pcsc:NAME | none (default: from config, else pcsc)")
@@ -84,7 +100,13 @@ def _init(args: argparse.Namespace) -> int:
     from idstation.provisioning.identity import init_device
     from idstation.provisioning.pairing import render_terminal
 
-    result = init_device(state_dir(args), site=args.site, counter=args.counter, force=args.force)
+    result = init_device(
+        state_dir(args),
+        site=args.site,
+        counter=args.counter,
+        force=args.force,
+        fleet_ca_fingerprint=args.fleet_ca_fingerprint,
+    )
     device, code = result.device, result.pairing
     doc = {
         "ok": True,
@@ -94,6 +116,7 @@ def _init(args: argparse.Namespace) -> int:
         "site": device.site,
         "counter": device.counter,
         "tls_fingerprint": device.tls_fingerprint,
+        "fleet_ca_sha256": device.fleet_ca_sha256 or None,
         "pairing_code": code.text(),
         "csr": str(device.identity_dir.parent.parent / "identity" / "device.csr"),
         "state_dir": str(state_dir(args)),
@@ -105,6 +128,7 @@ def _init(args: argparse.Namespace) -> int:
     print(f"signing key id {device.key_id}")
     print(f"TLS key        sha256:{device.tls_fingerprint}")
     print(f"site/counter   {device.site}/{device.counter}")
+    print(f"fleet CA       sha256:{device.fleet_ca_sha256 or '(not confirmed yet: give --fleet-ca-fingerprint)'}")
     print(f"CSR            {doc['csr']}")
     print(f"pairing code   {code.text()}")
     if not args.no_qr:
@@ -130,7 +154,7 @@ def _apply(args: argparse.Namespace) -> int:
     from idstation.provisioning.renew import apply_any
 
     data = Path(args.bundle).read_bytes()
-    identity = apply_any(state_dir(args), data)
+    identity = apply_any(state_dir(args), data, fleet_ca_fingerprint=args.fleet_ca_fingerprint)
     return _report_identity(args, identity, "applied")
 
 
@@ -150,7 +174,9 @@ def _enroll_online(args: argparse.Namespace) -> int:
 
     password = read_secret(args.claim_password, args.claim_password_file, "IDSTATION_CLAIM_PASSWORD")
     access = BrokerAccess(args.broker, args.claim_user, password, args.ca)
-    identity = enroll_online(state_dir(args), access, timeout=args.timeout)
+    identity = enroll_online(
+        state_dir(args), access, timeout=args.timeout, fleet_ca_fingerprint=args.fleet_ca_fingerprint
+    )
     return _report_identity(args, identity, "enrolled")
 
 

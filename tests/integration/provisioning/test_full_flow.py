@@ -62,7 +62,9 @@ def test_whole_flow(tmp_path: Path, central: Central, capsys: pytest.CaptureFixt
     processor = CentralProcessor(central.registry, central.central_key, DedupeStore(tmp_path / "dedupe.sqlite"))
 
     code, init = _run(
-        capsys, "provision", "init", "--site", "hn-bd-001", "--counter", "c01", "--state-dir", box, "--json"
+        capsys,
+        *("provision", "init", "--site", "hn-bd-001", "--counter", "c01", "--state-dir", box, "--json"),
+        *("--fleet-ca-fingerprint", central.ca.fingerprint),
     )
     assert code == 0 and init["device_id"].startswith("ids-")
     code, _expected = _run(
@@ -112,7 +114,7 @@ def test_first_event_is_accepted_by_central_listen(tmp_path: Path, central: Cent
     from idstation.provisioning.identity import init_device
     from idstation.provisioning.selftest import check_broker
 
-    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01")
+    box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01", fleet_ca_fingerprint=central.ca.fingerprint)
     central.enroller.expect(box.pairing)
     csr = (box.device.identity_dir / "device.csr").read_bytes()
     apply_bundle(tmp_path / "box", central.enroller.enroll(csr, token=box.pairing.token).to_bytes())

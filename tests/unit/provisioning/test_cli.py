@@ -26,12 +26,31 @@ def central_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     return d
 
 
-def _init(capsys: pytest.CaptureFixture[str], box: Path) -> dict:
+def _init(capsys: pytest.CaptureFixture[str], box: Path, *extra: str) -> dict:
     code, doc = run(
-        capsys, "provision", "init", "--site", "hn-bd-001", "--counter", "c01", "--state-dir", str(box), "--json"
+        capsys,
+        *("provision", "init", "--site", "hn-bd-001", "--counter", "c01", "--state-dir", str(box), "--json"),
+        *extra,
     )
     assert code == 0
     return doc
+
+
+def _fingerprint(central_dir: Path) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    cert = x509.load_pem_x509_certificate((central_dir / "ca" / "ca.crt").read_bytes())
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _offline_bundle(capsys: pytest.CaptureFixture[str], central_dir: Path, init: dict, bundle: Path) -> None:
+    code, doc = run(
+        capsys,
+        *("central", "enroll", "--dir", str(central_dir), "--pairing-code", init["pairing_code"]),
+        *("--csr", init["csr"], "--bundle-out", str(bundle), "--json"),
+    )
+    assert code == 0 and doc["device_id"] == init["device_id"]
 
 
 def test_init_json_has_ids_and_pairing_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,20 +66,29 @@ def test_init_text_draws_the_qr(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_offline_enrolment_by_bundle(tmp_path: Path, central_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     box = tmp_path / "box"
-    init = _init(capsys, box)
+    init = _init(capsys, box, "--fleet-ca-fingerprint", _fingerprint(central_dir))
+    assert init["fleet_ca_sha256"] == _fingerprint(central_dir)
     bundle = tmp_path / "usb" / "bundle.json"
     bundle.parent.mkdir()
-    code, doc = run(
-        capsys,
-        *("central", "enroll", "--dir", str(central_dir), "--pairing-code", init["pairing_code"]),
-        *("--csr", init["csr"], "--bundle-out", str(bundle), "--json"),
-    )
-    assert code == 0 and doc["device_id"] == init["device_id"]
+    _offline_bundle(capsys, central_dir, init, bundle)
     code, doc = run(capsys, "provision", "apply", "--bundle", str(bundle), "--state-dir", str(box), "--json")
     assert code == 0
     assert doc["device_id"] == init["device_id"] and doc["broker_url"] == "mqtts://broker.example:8883"
     code, doc = run(capsys, "provision", "show", "--state-dir", str(box), "--json")
     assert code == 0 and doc["enrolled"] is True
+
+
+def test_unconfirmed_fleet_ca_refuses_the_bundle_exit_2(
+    tmp_path: Path, central_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box = tmp_path / "box"
+    init = _init(capsys, box)
+    _offline_bundle(capsys, central_dir, init, tmp_path / "bundle.json")
+    apply = ("provision", "apply", "--bundle", str(tmp_path / "bundle.json"), "--state-dir", str(box), "--json")
+    code, doc = run(capsys, *apply)
+    assert code == 2 and doc["error"] == "BundleError" and "fingerprint" in doc["message"]
+    code, doc = run(capsys, *apply, "--fleet-ca-fingerprint", _fingerprint(central_dir))
+    assert code == 0 and doc["device_id"] == init["device_id"]
 
 
 def test_reused_token_exits_2(tmp_path: Path, central_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
