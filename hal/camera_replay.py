@@ -1,6 +1,7 @@
 """Replay recorded frames: one image file, a folder of images (sorted by name), or a video file.
 
-Images are read with pillow, videos with OpenCV (both from the optional ``vision`` extra, and
+Images are read with pillow through ``hal.image_file.load_gray`` (memory bounded from the
+header: oversized images are refused or reduced), videos with OpenCV (both from the optional ``vision`` extra, and
 imported only when used). Frames are converted to grayscale; a frame whose long side exceeds
 ``preview_long_side`` is also offered as ``full`` with a 2x2-averaged preview as ``gray``,
 like the Pi camera's main and lores streams. At the end of the recording ``read`` returns None,
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 from idstation.hal.errors import CameraError
+from idstation.hal.image_file import load_gray  # bounded by the header: a pixel bomb is refused
 from idstation.hal.planes import downscale2
 from idstation.hal.ports import Frame
 
@@ -25,21 +27,6 @@ __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "ReplayCamera", "load_gray"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".mjpeg", ".mjpg", ".h264", ".webm"})
-
-
-def load_gray(path: Path) -> np.ndarray:
-    """An image file as a 2-D uint8 grayscale array; ``CameraError`` when it cannot be read."""
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as exc:  # pragma: no cover - depends on the vision extra
-        raise CameraError("reading image files needs pillow (pip install idstation[vision])") from exc
-    try:
-        with Image.open(path) as img:
-            return np.array(img.convert("L"))
-    except FileNotFoundError:
-        raise CameraError(f"no such image file: {path}") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
-        raise CameraError(f"cannot read image {path.name}: {type(exc).__name__}") from None
 
 
 class ReplayCamera:
