@@ -39,12 +39,12 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from idstation.mqtt.client_receipts import ReceiptCounters, check_receipt, load_receipt_keys
+from idstation.mqtt.client_receipts import ReceiptTracker, load_receipt_keys
 from idstation.mqtt.connection import Backoff, Connection, TlsOptions, parse_broker_url
-from idstation.mqtt.errors import OutboxDiskFull, OutboxFull, PublishError, ReceiptRejected
+from idstation.mqtt.errors import OutboxDiskFull, OutboxFull, PublishError
 from idstation.mqtt.events import DATA_KINDS, EventBuilder
 from idstation.mqtt.outbox import Lane, Outbox, OutboxRow, ResendPolicy
-from idstation.mqtt.receipt import parse_receipt, receipt_topic
+from idstation.mqtt.receipt import receipt_topic
 from idstation.mqtt.seal import Signer, load_central_public_key, load_signing_key
 from idstation.mqtt.topics import topic_for
 
@@ -118,13 +118,10 @@ class Publisher:
             else load_central_public_key(c.central_public_key)
         )
         self.builder = EventBuilder(c.device_id, c.site, c.counter, Signer(key, c.key_id), central)
-        self._receipt_keys = load_receipt_keys(c.receipt_keys)
+        keys = load_receipt_keys(c.receipt_keys)
+        self.receipts = ReceiptTracker(keys, receipt_topic(c.site, c.counter), c.device_id, c.receipt_alarm_s)
         resend = ResendPolicy(c.receipt_timeout_s, max(c.receipt_backoff_max_s, c.receipt_timeout_s))
         self.outbox = Outbox(c.outbox_path, max_bytes=c.max_bytes, live_window_s=c.live_window_s, resend=resend)
-        self.receipts = ReceiptCounters()
-        self._receipts_in: collections.deque[bytes] = collections.deque(maxlen=32)
-        self._receipt_alarm = False
-        self._last_receipt_check = 0.0
         self._status: tuple[str, dict[str, Any]] = ("online", {})
         self._pump_lock = threading.Lock()
         self._acks: collections.deque[tuple[int, bool]] = collections.deque()
@@ -204,7 +201,7 @@ class Publisher:
             "dropped_telemetry": self.outbox.dropped_telemetry,
             "outbox_set_aside": str(self.outbox.set_aside) if self.outbox.set_aside else None,
             "outbox_salvaged": self.outbox.salvage.salvaged if self.outbox.salvage else None,
-            "receipts": {"on": self._receipt_keys is not None, **self.receipts.as_dict()},
+            "receipts": self.receipts.as_dict(),
         }
 
     def drain(self, timeout: float) -> bool:
@@ -271,8 +268,7 @@ class Publisher:
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         # on the connection thread, inside paho: only queue; _on_idle applies it
-        if self._receipt_keys is not None and message.topic == self._receipt_topic:
-            self._receipts_in.append(bytes(message.payload))
+        self.receipts.offer(message.topic, message.payload)
 
     def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
         # Called with paho's internal lock held: only record, never publish from here.
@@ -283,8 +279,8 @@ class Publisher:
             self._inflight.clear()
             self._acks.clear()
             self._live_waiting = True
-        if self._receipt_keys is not None:
-            client.subscribe(self._receipt_topic, qos=1)  # retained: the latest receipt comes at once
+        if self.receipts.on:
+            client.subscribe(self.receipts.topic, qos=1)  # retained: the latest receipt comes at once
         state, info = self._status
         with contextlib.suppress(PublishError):  # a full outbox or disk: the alarm below still goes out
             self._submit("status", retain=True, state=state, info={**info, "protocol": self._conn.negotiated})
@@ -328,12 +324,11 @@ class Publisher:
             self._publish_alarm(client)
         with self._pump_lock:
             now = time.monotonic()
-            if self._receipts_in:
+            if self.receipts.waiting:
                 self._drain_acks()  # marks first, so a receipt never races its own PUBACK
-                self._apply_receipts()
-            if now - self._last_receipt_check > 5.0:
-                self._last_receipt_check = now
-                self._check_receipt_alarm()
+                self.receipts.apply(self.outbox, self.builder.signer.key_id)
+            if self.receipts.alarm_due(self.outbox):
+                self._alarm = "no_receipt"
             if self._live_waiting or now - self._last_pump > 0.05:
                 self._pump()
             else:
@@ -367,7 +362,7 @@ class Publisher:
                 self._refused[row.id] = time.monotonic() + self.config.refused_retry_s
                 log.error("publish_refused_by_broker", event_id=row.event_id, kind=row.kind)
                 continue
-            if self._receipt_keys is not None and row.kind in DATA_KINDS:
+            if self.receipts.on and row.kind in DATA_KINDS:
                 self.outbox.mark_at_broker(row.id)  # kept until the centre's receipt covers it
             else:
                 self.outbox.ack(row.id)
@@ -375,38 +370,6 @@ class Publisher:
             self.last_ack_at = time.time()
             if self._on_ack is not None:
                 self._on_ack(row.event_id, row.kind)
-
-    @property
-    def _receipt_topic(self) -> str:
-        return receipt_topic(self.config.site, self.config.counter)
-
-    def _apply_receipts(self) -> None:
-        """Receipts received: a valid one for this device, key and numbers sent deletes what it covers."""
-        while self._receipts_in:
-            payload = self._receipts_in.popleft()
-            try:
-                receipt = parse_receipt(payload, self._receipt_keys or ())
-            except ReceiptRejected as exc:
-                self.receipts.ignore(exc.reason)
-                continue
-            why = check_receipt(receipt, self.config.device_id, self.builder.signer.key_id, self.outbox.last_seq)
-            if why:
-                self.receipts.ignore(why)
-                continue
-            deleted = self.outbox.receipted(receipt.upto, receipt.above)
-            self.receipts.apply(receipt.upto, deleted)
-            log.debug("receipt_applied", upto=receipt.upto, above=len(receipt.above), deleted=deleted)
-
-    def _check_receipt_alarm(self) -> None:
-        if self._receipt_keys is None:
-            return
-        oldest = self.outbox.depth()["oldest_awaiting_s"]
-        late = oldest is not None and oldest > self.config.receipt_alarm_s
-        if late and not self._receipt_alarm:
-            self._alarm = "no_receipt"
-        elif not late and self._receipt_alarm:
-            log.info("publisher_receipts_resumed")
-        self._receipt_alarm = late
 
     def _pump(self) -> None:
         """Fill the in-flight window from the lanes, in priority order. Caller holds the pump lock."""

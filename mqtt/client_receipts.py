@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from idstation.mqtt.errors import SealError
-from idstation.mqtt.receipt import Receipt, parse_receipt_keys
+from idstation.mqtt.errors import ReceiptRejected, SealError
+from idstation.mqtt.receipt import Receipt, parse_receipt, parse_receipt_keys
+
+if TYPE_CHECKING:
+    from idstation.mqtt.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["ReceiptCounters", "check_receipt", "load_receipt_keys"]
+__all__ = ["ReceiptCounters", "ReceiptTracker", "check_receipt", "load_receipt_keys"]
 
 
 def load_receipt_keys(source: Sequence[Ed25519PublicKey] | Path | str | None) -> list[Ed25519PublicKey] | None:
@@ -87,3 +91,62 @@ class ReceiptCounters:
                 "last_upto": self.last_upto,
                 "ignored": dict(self.ignored),
             }
+
+
+class ReceiptTracker:
+    """The publisher's receipt side: received payloads queued by the MQTT callback, applied to the
+    outbox on the connection thread, and the no-receipt alarm's edge (checked every 5 s)."""
+
+    def __init__(self, keys: list[Ed25519PublicKey] | None, topic: str, device_id: str, alarm_s: float) -> None:
+        self.keys, self.topic, self.device_id, self.alarm_s = keys, topic, device_id, alarm_s
+        self.counters = ReceiptCounters()
+        self._inbox: collections.deque[bytes] = collections.deque(maxlen=32)  # only the latest matter
+        self._late = False
+        self._last_check = 0.0
+
+    @property
+    def on(self) -> bool:
+        return self.keys is not None
+
+    def offer(self, topic: str, payload: bytes) -> None:
+        """From paho's message callback: only queue."""
+        if self.on and topic == self.topic:
+            self._inbox.append(bytes(payload))
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._inbox)
+
+    def apply(self, outbox: Outbox, key_id: str) -> None:
+        """Apply queued receipts: a valid one for this device, key and numbers sent deletes what it covers."""
+        while self._inbox:
+            payload = self._inbox.popleft()
+            try:
+                receipt = parse_receipt(payload, self.keys or ())
+            except ReceiptRejected as exc:
+                self.counters.ignore(exc.reason)
+                continue
+            why = check_receipt(receipt, self.device_id, key_id, outbox.last_seq)
+            if why:
+                self.counters.ignore(why)
+                continue
+            deleted = outbox.receipted(receipt.upto, receipt.above)
+            self.counters.apply(receipt.upto, deleted)
+            log.debug("receipt_applied", upto=receipt.upto, above=len(receipt.above), deleted=deleted)
+
+    def alarm_due(self, outbox: Outbox) -> bool:
+        """True once when the oldest event waiting for a receipt passes ``alarm_s`` (rising edge)."""
+        now = time.monotonic()
+        if not self.on or now - self._last_check < 5.0:
+            return False
+        self._last_check = now
+        oldest = outbox.depth()["oldest_awaiting_s"]
+        late = oldest is not None and oldest > self.alarm_s
+        rising = late and not self._late
+        if self._late and not late:
+            log.info("publisher_receipts_resumed")
+        self._late = late
+        return rising
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"on": self.on, **self.counters.as_dict()}
