@@ -102,9 +102,9 @@ def fleet_object(
         ),
         "oldest_unreceipted_s": _number(
             info,
+            ("outbox", "oldest_awaiting_s"),
+            ("oldest_awaiting_s",),
             ("outbox", "oldest_unreceipted_s"),
-            ("outbox", "oldest_unreceipted_age_s"),
-            ("oldest_unreceipted_s",),
         ),
         "last_event_at": iso(state.get("last_event_at")),
         "failures": {str(k): int(v) for k, v in sorted(failures.items())},

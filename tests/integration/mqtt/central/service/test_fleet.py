@@ -17,7 +17,7 @@ def test_an_operator_sees_every_device_with_state_and_counts(centre: Centre, ser
     a = centre.box("box-1")
     b = centre.box("box-2", site="hcm-01", counter="c09")
     centre.box("box-3", counter="c03")  # enrolled, never heard from
-    a.status("online", {"outbox": {"depth": 3, "awaiting_receipt": 2, "oldest_unreceipted_s": 40}})
+    a.status("online", {"outbox": {"depth": 3, "awaiting_receipt": 2, "oldest_awaiting_s": 40}})
     a.identity()
     a.read_failed("card_removed")
     a.read_failed("card_removed")
