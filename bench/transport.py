@@ -8,10 +8,14 @@
    ceiling that sealing + signing + one raw publish leave;
 2. a backlog drained over a 256 kbit/s line (a userspace token-bucket proxy, both directions)
    while live taps go on: live tap-to-acknowledgement p50/p95 (goal: p95 < 1 s);
-3. central verify + decrypt + dedupe events/s on one core (goal: >= 5,000).
+3. central verify + decrypt + dedupe events/s on one core (goal: >= 5,000);
+4. receipts (bench/transport_receipts.py): commit-to-receipt lag p50/p95 at 1 and 100 events/s
+   per box (goal: p95 < 1 s), the centre's events/s with receipts on vs off in the same run, with
+   few boxes sending bursts and with many boxes sending one event each (goal: <= 10% cost), and
+   what one receipt costs the centre.
 
 usage: python bench/transport.py [--events 5000] [--backlog 10000] [--taps 30] [--producers 4]
-                                 [--skip-slow-line] [--json]
+                                 [--skip-slow-line] [--skip-receipts | --receipts-only] [--json]
 """
 
 from __future__ import annotations
@@ -304,12 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=20, help="in-flight window, raw and delivery runs")
     parser.add_argument("--producers", type=int, default=4, help="threads submitting at once")
     parser.add_argument("--skip-slow-line", action="store_true", help="skip the 256 kbit/s run (about 5 minutes)")
+    parser.add_argument("--skip-receipts", action="store_true", help="skip the receipt runs")
+    parser.add_argument("--receipts-only", action="store_true", help="only the receipt runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("IDSTATION_LOG_LEVEL", "warning")
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    if args.receipts_only:
+        return _report(receipts(args), args.json)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with LocalBroker(work / "broker", persistence=False) as broker:
@@ -339,7 +347,38 @@ def main(argv: list[str] | None = None) -> int:
         "slow_line": slow,
         "central_verify_decrypt_dedupe_events_s_per_core": round(central),
     }
-    if args.json:
+    if not args.skip_receipts:
+        result |= receipts(args)
+    return _report(result, args.json)
+
+
+def receipts(args: argparse.Namespace) -> dict[str, Any]:
+    """The receipt runs, each against its own local mosquitto."""
+    import transport_receipts as tr
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with LocalBroker(work / "broker", persistence=False) as broker:
+            out = {
+                "receipt_lag_1_per_s": tr.receipt_lag(broker.url, broker.port, work, 1.0, 30.0),
+                "receipt_lag_100_per_s": tr.receipt_lag(broker.url, broker.port, work, 100.0, 10.0),
+                "receipts_on_off_10_boxes": tr.throughput_on_off(broker.url, broker.port, work, args.events, boxes=10),
+                "receipts_on_off_1_event_per_box": tr.throughput_on_off(
+                    broker.url, broker.port, work, min(args.events, 2000), boxes=min(args.events, 2000)
+                ),
+            }
+        costs = tr.costs_us(work)
+    out["centre_cpu_us"] = costs
+    for name in ("receipts_on_off_10_boxes", "receipts_on_off_1_event_per_box"):
+        run = out[name]
+        receipt_us = run["receipts_per_event"] * costs["receipt_us"]  # per event, CPU
+        event_us = 1e6 / statistics.median(run["events_per_cpu_s_receipts_off"])  # batched listener, CPU
+        run["receipt_cost_pct_estimated"] = round(100 * receipt_us / event_us, 1)
+    return out
+
+
+def _report(result: dict[str, Any], as_json: bool) -> int:
+    if as_json:
         print(json.dumps(result, indent=2))
     else:
         for key, value in result.items():

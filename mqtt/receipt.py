@@ -129,12 +129,17 @@ def build_receipt(
     issued_at: str | None = None,
 ) -> bytes:
     """The signed receipt frame for stream ``(device_id, key_id)``; misuse is a :class:`TypeError`."""
-    above = sorted(set(above))
+    try:
+        above = sorted(set(above))
+    except TypeError:
+        raise TypeError("above holds integers") from None
     if not valid_name(device_id) or not _valid_key_id(key_id):
         raise TypeError("a receipt names a valid device id and key id")
     if not _is_int(upto) or not 0 <= upto <= MAX_SEQ:
         raise TypeError("upto is an integer in 0..2**53")
-    if len(above) > MAX_ABOVE or any(not _is_int(s) or not upto < s <= MAX_SEQ for s in above):
+    if not all(type(s) is int for s in above):  # exact type: a bool is not a number here
+        raise TypeError("above holds integers")
+    if len(above) > MAX_ABOVE or (above and (above[0] <= upto or above[-1] > MAX_SEQ)):
         raise TypeError(f"above holds at most {MAX_ABOVE} integers greater than upto")
     issued_at = issued_at or _now_iso()
     if not _ISO_Z.fullmatch(issued_at):
