@@ -1,7 +1,9 @@
 """EF.DG15: the Active Authentication public key (ICAO 9303-10 §4.7.15, 9303-11 §6.1).
 
 ``6F L SubjectPublicKeyInfo``: an EC or RSA public key. The raw SubjectPublicKeyInfo (without the
-6F wrapper) is accepted too, because some tools store it that way.
+6F wrapper) is accepted too, because some tools store it that way. RSA keys are bounded (modulus
+at most ``MAX_RSA_BITS``, an odd exponent at most 2^64): Active Authentication verifies them with
+Python's ``pow``, and a hostile chip must not choose how long that takes.
 """
 
 from __future__ import annotations
@@ -43,8 +45,22 @@ def parse_dg15(data: bytes) -> Dg15:
     if isinstance(key, ec.EllipticCurvePublicKey):
         return Dg15(key, "ec", key.curve.key_size, spki)
     if isinstance(key, rsa.RSAPublicKey):
+        _check_rsa(key)
         return Dg15(key, "rsa", key.key_size, spki)
     raise ParseError("DG15 key type is not EC or RSA")
+
+
+MAX_RSA_BITS = 8192  # AA keys are 1024-3072 bits; the terminal verifies in Python (pow), so it is bounded
+MAX_RSA_EXPONENT = 2**64  # genuine exponents are 3 or 65537; a 16,000-bit one took 27 s to verify
+
+
+def _check_rsa(key: rsa.RSAPublicKey) -> None:
+    """Refuse an RSA AA key whose verification would cost more than any genuine key (ParseError)."""
+    numbers = key.public_numbers()
+    if numbers.n.bit_length() > MAX_RSA_BITS:
+        raise ParseError(f"DG15 RSA modulus is longer than {MAX_RSA_BITS} bits")
+    if not 3 <= numbers.e <= MAX_RSA_EXPONENT or numbers.e % 2 == 0:
+        raise ParseError("DG15 RSA public exponent is not an odd number from 3 to 2^64")
 
 
 def encode_dg15(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:

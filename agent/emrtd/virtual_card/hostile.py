@@ -12,6 +12,8 @@ meets the hostile bytes exactly where a cloned or broken chip would put them:
 - ``dg14-order-1``, ``dg14-even-p``, ``dg14-char2``: explicit parameters with a group order of 1,
   an even "prime", or a characteristic-two field.
 - ``dg14-negative-key-id``: a ChipAuthenticationInfo whose key ID is -1.
+- ``dg15-huge-exponent``: an RSA Active Authentication key of 16384 bits with a 16383-bit
+  public exponent (verifying with it took 27 s in Python).
 
 The chip-authentication key in each DG14 is not the chip's: nothing hostile can succeed.
 """
@@ -35,6 +37,7 @@ from idstation.agent.emrtd.lds.security_infos import (
 FID_CARD_ACCESS = 0x011C
 FID_DG2 = 0x0102
 FID_DG14 = 0x010E
+FID_DG15 = 0x010F
 HUGE_BITS = 4423
 
 
@@ -104,6 +107,15 @@ def _huge_prime_dg14() -> bytes:
     return dg14_with(explicit_spki(p, 3, p - 7))
 
 
+def _huge_exponent_dg15() -> bytes:
+    rnd = random.Random(15)
+    n = rnd.getrandbits(16384) | (1 << 16383) | 1
+    e = rnd.getrandbits(16383) | (1 << 16382) | 1
+    key = keys.RSAPublicKey({"modulus": n, "public_exponent": e})
+    spki = keys.PublicKeyInfo({"algorithm": {"algorithm": "rsa"}, "public_key": key}).dump()
+    return tlv.encode(0x6F, bytes(spki))
+
+
 HOSTILE_FILES: dict[str, tuple[int, Callable[[], bytes]]] = {
     "card-access-4gib": (FID_CARD_ACCESS, lambda: b"\x31\x84\xff\xff\xff\xff" + _filler(65536, 1)),
     "dg2-oversize": (FID_DG2, lambda: tlv.encode(0x75, _filler(2 * 1024 * 1024, 2))),
@@ -112,6 +124,7 @@ HOSTILE_FILES: dict[str, tuple[int, Callable[[], bytes]]] = {
     "dg14-even-p": (FID_DG14, lambda: dg14_with(explicit_spki(ec.P256.p + 1, ec.P256.a, ec.P256.n))),
     "dg14-char2": (FID_DG14, lambda: dg14_with(explicit_spki(2**163, 1, ec.P256.n, field="char2", bits=163))),
     "dg14-negative-key-id": (FID_DG14, _negative_key_id_dg14),
+    "dg15-huge-exponent": (FID_DG15, _huge_exponent_dg15),
 }
 
 

@@ -83,3 +83,16 @@ def test_explicit_parameters_over_a_named_field_but_another_curve_are_refused() 
     spki = explicit_spki(ec.P256.p, 5, ec.P256.n)
     with pytest.raises(ParseError, match="differ"):
         public_key_point(ChipAuthenticationPublicKeyInfo(ID_PK_ECDH, spki))
+
+
+def test_a_hostile_rsa_aa_key_fails_active_authentication_without_computing() -> None:
+    from idstation.agent.emrtd.read import ReadPolicy, read_document
+    from idstation.hal.reader_sim import SimReader
+
+    handler = chip(faults=Faults(hostile="dg15-huge-exponent"))
+    reader = SimReader()
+    reader.insert(handler, atr=handler.image.atr, extended_length=True, max_response=65536)
+    conn = reader.wait_for_card(1.0)
+    assert conn is not None
+    result = read_document(conn, [CAN], ReadPolicy(chip_auth=False))
+    assert result.verification["active"] == {"result": "failed", "reason": "DG15 is malformed"}

@@ -61,3 +61,12 @@ def test_a_hostile_dg14_is_a_full_result_with_chip_auth_not_supported(profile: t
     assert verification["chip"]["result"] == "not_supported"
     assert verification["passive"]["result"] == "failed"
     assert "Traceback" not in stderr
+
+
+def test_a_hostile_rsa_aa_key_is_a_failed_active_check_exit_1(profile: tuple[Path, str]) -> None:
+    code, doc, stderr = _read_hostile(profile, "dg15-huge-exponent")
+    assert code == 1
+    verification = doc["verification"]
+    assert isinstance(verification, dict)
+    assert verification["active"] == {"result": "failed", "reason": "DG15 is malformed"}
+    assert "Traceback" not in stderr
