@@ -6,6 +6,7 @@ this module, read by ``idstation central listen``)::
     DIR/devices/<device_id>.json   {"device_id", "site", "counter", "key_id",
                                     "public_key_pem", "certificate_pem" (optional), "enrolled_at"}
     DIR/revoked/<device_id>.json   {"device_id", "revoked_at", "reason"}
+    DIR/changes.log                one enrolled device id per line, appended after each write
 
 Every write is atomic (temporary file + rename), so a reader never sees half a record. Readers
 see an immutable snapshot; a directory whose mtime changed is listed again and only the records
@@ -19,7 +20,9 @@ until its revocation file is removed.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +119,7 @@ class Registry:
         self._lock = threading.Lock()
         self._loader = Loader(self.devices_dir, self.revoked_dir, self._read_device)
         self._snap = Snapshot()
-        self._watcher: tuple[threading.Thread, threading.Event] | None = None
+        self._watcher: tuple[threading.Event, tuple[threading.Thread, ...]] | None = None
 
     # --- writing (enrolment tool) -----------------------------------------------------------------
 
@@ -140,6 +143,7 @@ class Registry:
             raise RegistryError("key id does not match the public key")
         record = DeviceRecord(device_id, site, counter, derived, key, pem, certificate_pem, _now_iso())
         _atomic_write(self.devices_dir / f"{device_id}.json", record.to_json())
+        self._journal(device_id)
         self.revoked_dir.mkdir(parents=True, exist_ok=True)
         log.info("registry_device_added", device_id=device_id, site=site, counter=counter, key_id=derived)
         self._invalidate()
@@ -197,28 +201,37 @@ class Registry:
         return len(self._current().devices)
 
     def refresh(self, force: bool = False) -> None:
-        """Bring the snapshot up to date: two stat calls when nothing changed; otherwise only the
-        records whose files changed are read again (see :class:`_Loader`)."""
+        """Bring the snapshot up to date: a few stat calls when nothing changed; otherwise only the
+        records whose files changed are read again (see :mod:`.registry_snapshot`)."""
         with self._lock:
             self._snap = self._loader.update(self._snap, force=force)
 
-    def watch(self, interval: float = 0.25) -> None:
-        """Refresh in a background thread every ``interval`` seconds; lookups then only read the
-        current snapshot and never load on the caller's thread. Idempotent; :meth:`close` stops it."""
+    def watch(self, interval: float = 0.25, *, full_scan_s: float = 10.0) -> None:
+        """Keep the snapshot current from background threads; lookups then only read it and never
+        load on the caller's thread. Every ``interval`` seconds: the change journal (enrolments
+        through this module) and ``revoked/``. Every ``full_scan_s`` seconds, on a second thread
+        so a revocation never waits behind it: a listing of ``devices/`` (records changed by
+        hand). Idempotent; :meth:`close` stops both threads."""
         if self._watcher is not None:
             return
         self.refresh()
+        # 50,000 records are ~10^6 objects: a full cyclic-GC pass over them stalls every thread
+        # for ~100 ms. They live as long as the process: move them out of the collector's sight.
+        gc.freeze()
         stop = threading.Event()
-        thread = threading.Thread(target=self._watch, args=(interval, stop), name="registry-watch", daemon=True)
-        self._watcher = (thread, stop)
-        thread.start()
+        fast = threading.Thread(target=self._watch, args=(interval, stop), name="registry-watch", daemon=True)
+        slow = threading.Thread(target=self._list, args=(full_scan_s, stop), name="registry-list", daemon=True)
+        self._watcher = (stop, (fast, slow))
+        fast.start()
+        slow.start()
 
     def close(self) -> None:
-        """Stop the background watcher (if any)."""
+        """Stop the background threads (if any)."""
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
-            watcher[1].set()
-            watcher[0].join(timeout=5)
+            watcher[0].set()
+            for thread in watcher[1]:
+                thread.join(timeout=5)
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -230,12 +243,35 @@ class Registry:
     def _watch(self, interval: float, stop: threading.Event) -> None:
         while not stop.wait(interval):
             try:
-                self.refresh()
+                with self._lock:
+                    self._snap = self._loader.update(self._snap, list_devices=False)
             except OSError as exc:  # a directory briefly unreadable: keep the last snapshot
                 log.warning("registry_refresh_failed", error=type(exc).__name__)
 
+    def _list(self, every: float, stop: threading.Event) -> None:
+        while not stop.wait(every):
+            if not self._loader.devices_moved():
+                continue
+            listing, stamp = self._loader.list_devices()  # the slow part, outside the lock
+            with self._lock:
+                self._snap = self._loader.apply_listing(self._snap, listing, stamp)
+
     def _invalidate(self) -> None:
         self._loader.invalidate()
+
+    def _journal(self, device_id: str) -> None:
+        """Append the device id to the change journal (after the record's rename): watching
+        registries re-read just that record. Best effort: a listing catches up without it."""
+        try:
+            fd = os.open(self._loader.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            log.warning("registry_journal_unwritable", error=type(exc).__name__)
+            return
+        try:
+            os.write(fd, device_id.encode("ascii") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _read_device(path: Path) -> DeviceRecord | None:

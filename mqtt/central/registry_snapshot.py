@@ -12,6 +12,11 @@ every public key took 3.5 s), and a listener's message thread must never wait fo
   written by rename, so a changed record always has a new inode even within one mtime tick.
 - Directory mtimes are coarse (one kernel tick): a stamp taken within ``_RACY_NS`` of the scan
   is not trusted, and the next update lists the directory again (cheap: stat only).
+- Listing 50,000 records still costs about a second on a busy host, so enrolments also append
+  the device id to a change journal (``DIR/changes.log``, O_APPEND lines): a watching registry
+  reads the journal's new lines and re-reads only the files named there, and lists ``devices/``
+  at most every ``full_scan_s`` seconds (a record dropped in by hand is seen then). ``revoked/``
+  is small and listed whenever its mtime moves, so a revocation never waits for a device scan.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _RACY_NS = 100_000_000
+JOURNAL = "changes.log"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 Signature = tuple[int, int, int]
@@ -121,61 +127,129 @@ def _read_revocation(path: str) -> dict[str, Any]:
 
 class Loader:
     """Turns the directory's current state into a :class:`Snapshot`, re-reading only what changed.
-    Not thread-safe: one caller at a time (the registry holds a lock around :meth:`update`)."""
+    Not thread-safe: one caller at a time (the registry holds a lock around :meth:`update` and
+    :meth:`apply_listing`; :meth:`list_devices` is pure I/O and runs outside it)."""
 
     def __init__(
         self, devices_dir: Path, revoked_dir: Path, read_device: Callable[[Path], DeviceRecord | None]
     ) -> None:
         self.devices_dir, self.revoked_dir, self._read_device = devices_dir, revoked_dir, read_device
-        self._stamp: tuple[int, int] | None = None
+        self.journal = devices_dir.parent / JOURNAL
+        self._journal_at: tuple[int, int] = (-1, 0)  # (inode, offset read up to)
+        self._stamps: list[int | None] = [None, None]  # devices/, revoked/
         self._device_sigs: dict[str, Signature] = {}
         self._records: dict[str, DeviceRecord] = {}  # by file name
+        self._moves: list[tuple[DeviceRecord | None, DeviceRecord | None]] = []  # (old, new) not yet applied
         self._revoked_sigs: dict[str, Signature] = {}
         self._revocations: dict[str, dict[str, Any]] = {}  # by file name (<id>.json or <id>)
 
     def invalidate(self) -> None:
         """The next :meth:`update` lists both directories (after this process wrote to them)."""
-        self._stamp = None
+        self._stamps = [None, None]
 
-    def update(self, snap: Snapshot, *, force: bool = False) -> Snapshot:
-        wall = time.time_ns()
-        stamp = (_mtime(self.devices_dir), _mtime(self.revoked_dir))
-        if not force and stamp == self._stamp:
-            return snap
-        if force:
-            self._device_sigs, self._revoked_sigs = {}, {}
-        devices_changed = self._scan_devices()
-        revoked_changed = self._scan_revoked()
-        self._stamp = stamp if wall - max(stamp) > _RACY_NS else None
-        if not (devices_changed or revoked_changed or force):
-            return snap
-        if devices_changed or force:
-            devices = {r.device_id: r for r in sorted(self._records.values(), key=lambda r: r.device_id)}
-            by_key = {r.key_id: r for r in devices.values()}
-            snap = Snapshot(MappingProxyType(devices), MappingProxyType(by_key), snap.revoked)
-        if revoked_changed or force:
-            revoked = {name.removesuffix(".json"): info for name, info in sorted(self._revocations.items())}
-            snap = Snapshot(snap.devices, snap.by_key, MappingProxyType(revoked))
-        log.debug("registry_loaded", devices=len(snap.devices), revoked=len(snap.revoked))
-        return snap
+    def devices_moved(self) -> bool:
+        """``devices/`` changed since its last listing (two cheap stat calls)."""
+        return _mtime(self.devices_dir) != self._stamps[0]
 
-    def _scan_devices(self) -> bool:
-        listing = _listing(self.devices_dir, ".json")
-        changed = False
+    def update(self, snap: Snapshot, *, force: bool = False, list_devices: bool = True) -> Snapshot:
+        """The journal's records; ``revoked/`` if its mtime moved; ``devices/`` too if its mtime
+        moved and ``list_devices`` (a watching registry lists it on its own thread instead)."""
+        if force:  # start again from nothing; readers keep the old snapshot until the swap
+            self._device_sigs, self._records, self._moves = {}, {}, []
+            self._revoked_sigs, self._revocations, self._stamps = {}, {}, [None, None]
+            snap = Snapshot()
+        self._read_journal()
+        if list_devices and self.devices_moved():
+            snap = self.apply_listing(snap, *self.list_devices())
+        stamp = _mtime(self.revoked_dir)
+        if stamp != self._stamps[1]:
+            wall = time.time_ns()
+            if self._scan_revoked():
+                revoked = {name.removesuffix(".json"): info for name, info in sorted(self._revocations.items())}
+                snap = Snapshot(snap.devices, snap.by_key, MappingProxyType(revoked))
+            self._stamps[1] = stamp if wall - stamp > _RACY_NS else None
+        return self._apply(snap)
+
+    def list_devices(self) -> tuple[dict[str, tuple[Signature, str]], int | None]:
+        """(listing, stamp to remember): pure I/O, safe outside the registry's lock."""
+        wall, stamp = time.time_ns(), _mtime(self.devices_dir)
+        return _listing(self.devices_dir, ".json"), (stamp if wall - stamp > _RACY_NS else None)
+
+    def apply_listing(self, snap: Snapshot, listing: dict[str, tuple[Signature, str]], stamp: int | None) -> Snapshot:
+        """Re-read what the listing shows changed, drop what it no longer holds."""
         for name in self._device_sigs.keys() - listing.keys():
-            self._records.pop(name, None)
-            changed = True
+            self._forget(name)
         for name, (sig, path) in listing.items():
-            if self._device_sigs.get(name) == sig:
-                continue
-            changed = True
-            record = self._read_device(Path(path))
-            if record is None:
-                self._records.pop(name, None)
-            else:
-                self._records[name] = record
-        self._device_sigs = {name: sig for name, (sig, _path) in listing.items()}
-        return changed
+            if self._device_sigs.get(name) != sig:
+                self._device_sigs[name] = sig
+                self._load(name, Path(path))
+        self._stamps[0] = stamp
+        return self._apply(snap)
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _apply(self, snap: Snapshot) -> Snapshot:
+        """Fold the pending record moves into a new snapshot (a copy: readers keep the old one)."""
+        if not self._moves:
+            return snap
+        devices, by_key = dict(snap.devices), dict(snap.by_key)
+        for old, new in self._moves:
+            if old is not None:
+                if devices.get(old.device_id) is old:
+                    del devices[old.device_id]
+                if by_key.get(old.key_id) is old:
+                    del by_key[old.key_id]
+            if new is not None:
+                devices[new.device_id] = new
+                by_key[new.key_id] = new
+        self._moves = []
+        log.debug("registry_loaded", devices=len(devices), revoked=len(snap.revoked))
+        return Snapshot(MappingProxyType(devices), MappingProxyType(by_key), snap.revoked)
+
+    def _load(self, name: str, path: Path) -> None:
+        record = self._read_device(path)
+        old = self._records.pop(name, None)
+        if record is not None:
+            self._records[name] = record
+        if old is not None or record is not None:
+            self._moves.append((old, record))
+
+    def _forget(self, name: str) -> None:
+        self._device_sigs.pop(name, None)
+        old = self._records.pop(name, None)
+        if old is not None:
+            self._moves.append((old, None))
+
+    def _read_journal(self) -> None:
+        """Re-read the records named by the journal's new lines (from the start if it is new)."""
+        try:
+            with open(self.journal, "rb") as f:
+                st = os.fstat(f.fileno())
+                inode, offset = self._journal_at
+                if st.st_ino != inode or st.st_size < offset:
+                    offset = 0
+                f.seek(offset)
+                data = f.read(st.st_size - offset)
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1  # a line being appended right now is read next time
+        self._journal_at = (st.st_ino, offset + end)
+        for line in sorted(set(data[:end].splitlines())):
+            self._reread(line.strip().decode("utf-8", "replace") + ".json")
+
+    def _reread(self, name: str) -> None:
+        if "/" in name or name.startswith(".") or name == ".json":
+            return
+        path = self.devices_dir / name
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            self._forget(name)
+            return
+        sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._device_sigs.get(name) != sig:
+            self._device_sigs[name] = sig
+            self._load(name, path)
 
     def _scan_revoked(self) -> bool:
         listing = _listing(self.revoked_dir, "")
