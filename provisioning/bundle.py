@@ -5,7 +5,12 @@ online enrolment response)::
 
     {"format": "idstation-bundle/1", "device_id", "site", "counter", "broker_url",
      "certificate_pem", "fleet_ca_pem", "central_public_key_pem", "issued_at",
+     "receipt_keys_pem" (optional: one or more Ed25519 PUBLIC KEY blocks, the centre's receipt keys),
      "signature": base64(ECDSA-SHA256 by the fleet CA over the canonical JSON of every other key)}
+
+``receipt_keys_pem`` is left out of the canonical JSON when empty, so bundles made before it
+existed still verify. A bundle that carries it replaces the box's set (identity/receipt_keys.pem):
+that is how a renewal rolls a new receipt key in; one without it keeps the installed set.
 
 The box accepts it only when it names this device, the certificate is for this device's TLS key
 and is issued by the bundled fleet CA, the signature verifies with that CA, and, once a fleet CA is
@@ -36,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 FORMAT = "idstation-bundle/1"
 MAX_BUNDLE = 64 * 1024
+_OPTIONAL = ("receipt_keys_pem",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +55,13 @@ class Bundle:
     central_public_key_pem: str
     issued_at: str
     signature: str = ""
+    receipt_keys_pem: str = ""
 
     def signed_part(self) -> bytes:
         doc = asdict(self)
         doc.pop("signature")
+        if not doc["receipt_keys_pem"]:
+            doc.pop("receipt_keys_pem")
         doc["format"] = FORMAT
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -83,13 +92,14 @@ def parse_bundle(data: bytes) -> Bundle:
         raise BundleError("bundle is not JSON") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BundleError(f"bundle format is not {FORMAT}")
-    fields = Bundle.__dataclass_fields__
+    fields = [name for name in Bundle.__dataclass_fields__ if name not in _OPTIONAL]
     missing = [name for name in fields if name not in doc]
     if missing:
         raise BundleError(f"bundle lacks {', '.join(sorted(missing))}")
-    if not all(isinstance(doc[name], str) for name in fields):
+    values = {name: doc[name] for name in fields} | {name: doc.get(name, "") for name in _OPTIONAL}
+    if not all(isinstance(value, str) for value in values.values()):
         raise BundleError("bundle fields must be strings")
-    return Bundle(**{name: doc[name] for name in fields})
+    return Bundle(**values)
 
 
 def verify_bundle(
@@ -135,6 +145,14 @@ def verify_bundle(
         raise BundleError("bundle central key is not a PEM public key") from None
     if not isinstance(central, x25519.X25519PublicKey):
         raise BundleError("bundle central key is not an X25519 key")
+    if bundle.receipt_keys_pem:
+        from idstation.mqtt.errors import SealError
+        from idstation.mqtt.receipt import parse_receipt_keys
+
+        try:
+            parse_receipt_keys(bundle.receipt_keys_pem)
+        except SealError as exc:
+            raise BundleError(f"bundle receipt keys: {exc}") from None
 
 
 def _check_names(bundle: Bundle) -> None:
@@ -215,6 +233,10 @@ def apply_bundle(
         gen.write(ident.CERT_FILE, bundle.certificate_pem.encode("ascii"))
         gen.write(ident.FLEET_CA_FILE, bundle.fleet_ca_pem.encode("ascii"))
         gen.write(ident.CENTRAL_KEY_FILE, bundle.central_public_key_pem.encode("ascii"))
+        if bundle.receipt_keys_pem:
+            gen.write(ident.RECEIPT_KEYS_FILE, bundle.receipt_keys_pem.encode("ascii"))
+        else:
+            gen.carry(device.identity_dir, [ident.RECEIPT_KEYS_FILE])  # keep the installed set, if any
         binding = {
             "device_id": bundle.device_id,
             "site": bundle.site,

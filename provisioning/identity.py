@@ -230,6 +230,26 @@ def load_identity(state_dir: Path | str = DEFAULT_STATE_DIR) -> DeviceIdentity:
     )
 
 
+def load_receipt_keys(state_dir: Path | str = DEFAULT_STATE_DIR) -> list[ed25519.Ed25519PublicKey]:
+    """The centre's receipt public keys installed by provisioning (identity/receipt_keys.pem).
+
+    A receipt signed by any of them is trusted (rotation: a renewal hands over the new set). An
+    empty list when the box was enrolled before receipt keys existed; StateError when the file is
+    there but holds no valid Ed25519 PUBLIC KEY block.
+    """
+    from idstation.mqtt.errors import SealError
+    from idstation.mqtt.receipt import parse_receipt_keys
+
+    live = StateDir(state_dir).current()
+    path = live / RECEIPT_KEYS_FILE if live is not None else None
+    if path is None or not path.is_file():
+        return []
+    try:
+        return parse_receipt_keys(path.read_bytes())
+    except SealError as exc:
+        raise StateError(f"{RECEIPT_KEYS_FILE}: {exc}") from None
+
+
 def _load_cert(path: Path) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())

@@ -222,6 +222,12 @@ def _register_ca(central: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--duration", type=float, default=None, help="--serve: stop after this many seconds")
     p.set_defaults(func=_enroll)
 
+    p = central.add_parser("receipt-key", help="rotate the receipt signing key: add, activate, retire, list")
+    _central_dir_arg(p)
+    p.add_argument("action", choices=["add", "activate", "retire", "list"])
+    p.add_argument("key_id", nargs="?", default=None, help="retire: the key id (ed25519:...) to stop handing out")
+    p.set_defaults(func=_receipt_key)
+
     p = central.add_parser(
         "revoke", help="revoke a device: its events are rejected, its certificates listed in the CRL"
     )
@@ -253,7 +259,7 @@ def _init_ca(args: argparse.Namespace) -> int:
         print_json(doc)
     else:
         print(f"fleet CA created in {central_dir(args) / 'ca'} (sha256 {doc['fingerprint']})")
-        for key_name in ("registry", "central_key", "broker_cert", "broker_conf"):
+        for key_name in ("registry", "central_key", "receipt_key", "broker_cert", "broker_conf"):
             if key_name in doc:
                 print(f"{key_name:<12} {doc[key_name]}")
     return Exit.OK
@@ -327,6 +333,31 @@ def _serve(args: argparse.Namespace, enroller: Any) -> int:
     handled = service.serve(max_requests=args.max_requests, duration=args.duration)
     if args.json:
         print_json({"ok": True, "handled": handled})
+    return Exit.OK
+
+
+def _receipt_key(args: argparse.Namespace) -> int:
+    """Rotation: `add` hands a new key out (boxes learn it at renewal), `activate` signs with it, `retire`."""
+    from idstation.mqtt.central import receipt_keys
+
+    root = central_dir(args)
+    if args.action == "add":
+        doc: dict[str, Any] = {"ok": True, "staged": receipt_keys.add(root)}
+    elif args.action == "activate":
+        doc = {"ok": True, "active": receipt_keys.activate(root)}
+    elif args.action == "retire":
+        if not args.key_id:
+            raise UsageError("name the key id to retire (ed25519:...)")
+        receipt_keys.retire(root, args.key_id)
+        doc = {"ok": True, "retired": args.key_id}
+    else:
+        doc = {"ok": True}
+    doc["keys"] = [{"key_id": k.key_id, "status": k.status} for k in receipt_keys.listing(root)]
+    if args.json:
+        print_json(doc)
+    else:
+        for key in doc["keys"]:
+            print(f"{key['key_id']}  {key['status']}")
     return Exit.OK
 
 

@@ -6,6 +6,8 @@ Used by ``idstation central init-ca | enroll | revoke`` (the command line only p
     DIR/registry/         device registry read by `idstation central listen`
     DIR/central_key.pem   central X25519 private key (0600) when init-ca made it; central.pub.pem
     DIR/enroll.json       {"broker_url", "central_public_key_pem"}: what every bundle carries
+    DIR/receipt_key.pem   the receipt signing key (Ed25519, 0600), receipt.pub.pem, receipt_keys.pem (the
+                          public set every bundle carries): receipt_keys.py, rotation included
     DIR/broker/           server.key, server.crt, ca.crt, mosquitto.conf, ACLs (init-ca --server-cert)
 """
 
@@ -75,6 +77,10 @@ def init_central(
         central_pem = _pub_pem(key.public_key())
         write_atomic(root / "central.pub.pem", central_pem.encode())
         doc["central_key"] = str(root / "central_key.pem")
+    from idstation.mqtt.central import receipt_keys
+
+    doc["receipt_key_id"] = receipt_keys.create(root)
+    doc["receipt_key"] = str(root / receipt_keys.RECEIPT_KEY_FILE)
     settings = {"broker_url": broker_url, "central_public_key_pem": central_pem}
     write_atomic(root / ENROLL_JSON, (json.dumps(settings, indent=2) + "\n").encode())
     if server_hosts:
@@ -124,4 +130,4 @@ def open_enroller(
     url = broker_url or settings.get("broker_url", "")
     central_pem = central_public_pem(central_key) if central_key else settings.get("central_public_key_pem", "")
     registry = Registry(registry_dir or root / "registry", create=True)
-    return Enroller(ca, registry, EnrolPolicy(url, central_pem))
+    return Enroller(ca, registry, EnrolPolicy(url, central_pem, receipt_keys_dir=root))

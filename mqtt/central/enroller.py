@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -40,10 +41,23 @@ def _now() -> str:
 
 @dataclass(frozen=True, slots=True)
 class EnrolPolicy:
-    """What every bundle of this fleet carries besides the certificate."""
+    """What every bundle of this fleet carries besides the certificate.
+
+    ``receipt_keys_dir``: the central directory whose ``receipt_keys.pem`` (the receipt public keys
+    boxes trust) goes into each bundle; read at every issue, so a rotation reaches the next renewal
+    without restarting the enrolment service. None: bundles carry no receipt keys.
+    """
 
     broker_url: str
     central_public_key_pem: str
+    receipt_keys_dir: Path | None = None
+
+    def receipt_keys_pem(self) -> str:
+        if self.receipt_keys_dir is None:
+            return ""
+        from idstation.mqtt.central.receipt_keys import handed_out_pem
+
+        return handed_out_pem(self.receipt_keys_dir)
 
 
 class Enroller:
@@ -156,6 +170,7 @@ class Enroller:
             fleet_ca_pem=self.ca.cert_pem.decode("ascii"),
             central_public_key_pem=self.policy.central_public_key_pem,
             issued_at=_now(),
+            receipt_keys_pem=self.policy.receipt_keys_pem(),
         )
         return sign_bundle(bundle, self.ca.sign_blob)
 

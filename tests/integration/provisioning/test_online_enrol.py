@@ -138,3 +138,29 @@ def test_online_answer_from_an_unconfirmed_fleet_ca_is_not_installed(
         enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
     with pytest.raises(NotProvisioned):
         load_identity(tmp_path / "box")
+
+
+def test_receipt_keys_arrive_online_and_rotate_through_online_renewal(tmp_path: Path, central: Central) -> None:
+    """The online enrolment answer carries the centre's receipt keys; a staged key rolls in at renewal."""
+    from dataclasses import replace
+
+    from idstation.mqtt.central import receipt_keys
+    from idstation.mqtt.central.enroller import Enroller
+    from idstation.mqtt.seal import key_id_for
+    from idstation.provisioning.identity import load_receipt_keys
+    from idstation.provisioning.renew import renew_online
+
+    first = receipt_keys.create(central.dir)
+    policy = replace(central.enroller.policy, receipt_keys_dir=central.dir)
+    svc = EnrolService(Enroller(central.ca, central.registry, policy), central.access("enroller"))
+    svc.start()
+    try:
+        box = _init(tmp_path / "box", central)
+        central.enroller.expect(box.pairing)
+        enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
+        assert [key_id_for(k) for k in load_receipt_keys(tmp_path / "box")] == [first]
+        staged = receipt_keys.add(central.dir)
+        assert renew_online(tmp_path / "box", timeout=20, force=True).renewed
+        assert [key_id_for(k) for k in load_receipt_keys(tmp_path / "box")] == [first, staged]
+    finally:
+        svc.stop()
