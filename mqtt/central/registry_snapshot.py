@@ -178,7 +178,8 @@ class Loader:
     def apply_listing(self, snap: Snapshot, listing: dict[str, tuple[Signature, str]], stamp: int | None) -> Snapshot:
         """Re-read what the listing shows changed, drop what it no longer holds."""
         for name in self._device_sigs.keys() - listing.keys():
-            self._forget(name)
+            if not (self.devices_dir / name).exists():  # not one the journal brought in after the listing
+                self._forget(name)
         for name, (sig, path) in listing.items():
             if self._device_sigs.get(name) != sig:
                 self._device_sigs[name] = sig
