@@ -280,6 +280,7 @@ class Outbox:
                 return 0
             self._bytes -= sum(size for _id, size in gone)
             self._pending_marks -= {row_id for row_id, _size in gone}
+            self._clear_full_alarm()
             return len(gone)
 
     def flush_acks(self) -> None:
@@ -302,9 +303,12 @@ class Outbox:
                 log.warning("outbox_ack_failed", error=type(exc).__name__)
                 return
             self._bytes -= freed
-            if self.full_alarm and self._bytes < self.max_bytes * 0.9:
-                self.full_alarm = False
-                log.info("outbox_full_cleared")
+            self._clear_full_alarm()
+
+    def _clear_full_alarm(self) -> None:
+        if self.full_alarm and self._bytes < self.max_bytes * 0.9:
+            self.full_alarm = False
+            log.info("outbox_full_cleared")
 
     def _flush_marks(self) -> None:
         if not self._pending_marks:

@@ -34,8 +34,9 @@ def _receipt_key_file(tmp_path: Path) -> Path:
     return path
 
 
-def _central(url: str, registry, central_key, tmp_path: Path) -> Collector:
-    return Collector(url, registry, central_key.path, tmp_path / "state.sqlite", receipt_signer=Signer(RECEIPT_KEY))
+def _central(url: str, registry, central_key, tmp_path: Path, protocol: str = "auto") -> Collector:
+    state, signer = tmp_path / "state.sqlite", Signer(RECEIPT_KEY)
+    return Collector(url, registry, central_key.path, state, receipt_signer=signer, protocol=protocol)
 
 
 def _retain(port: int, topic: str, payload: bytes) -> None:
@@ -47,20 +48,21 @@ def _retain(port: int, topic: str, payload: bytes) -> None:
     client.loop_stop()
 
 
-def test_a_centre_that_never_subscribed_still_gets_every_event_once(
-    mosquitto, registry, central_key, enrol, tmp_path
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_centre_that_never_subscribed_still_gets_every_event_once(  # noqa: PLR0917 - fixtures
+    mosquitto, registry, central_key, enrol, tmp_path, protocol: str
 ) -> None:
     device = enrol()
     pub = make_publisher(
         mosquitto.url, device, central_key.public, tmp_path / "ob.sqlite", receipt_keys=[RECEIPT_KEY.public_key()],
-        **FAST,
+        protocol=protocol, **FAST,
     )  # fmt: skip
     pub.start()
     ids = [pub.submit_identity(PRIVATE) for _ in range(10)]
     # nobody subscribed: the broker answers "no matching subscribers" and keeps nothing; the box keeps all
     assert wait_for(lambda: pub.stats()["outbox"]["awaiting_receipt"] == 10, 20)
     assert pub.stats()["outbox"]["total"] == 10
-    with _central(mosquitto.url, registry, central_key, tmp_path) as central:
+    with _central(mosquitto.url, registry, central_key, tmp_path, protocol) as central:
         assert pub.drain(60), pub.stats()
         accepted = [e.event_id for e in central.events if e.kind == "identity"]
     receipted = pub.stats()["receipts"]["events_receipted"]
