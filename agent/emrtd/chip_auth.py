@@ -84,7 +84,7 @@ def public_key_point(info: ChipAuthenticationPublicKeyInfo) -> tuple[ec.Curve, e
         point_bytes = spki["public_key"].native
     except ParseError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
         raise ParseError(f"chip authentication public key is malformed ({type(exc).__name__})") from None
     if not isinstance(point_bytes, bytes):
         raise ParseError("chip authentication public key is malformed (no point)")

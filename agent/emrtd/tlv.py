@@ -109,6 +109,33 @@ def decode(data: bytes | memoryview, expected_tag: int | None = None) -> Tlv:
     return item
 
 
+def check_depth(data: bytes | memoryview, limit: int) -> None:
+    """``TlvError`` when constructed TLVs in ``data`` nest deeper than ``limit`` (iterative, no recursion).
+
+    Generic ASN.1 libraries recurse once per nesting level; a chip's file can nest thousands of
+    SEQUENCEs in a few kilobytes. Checked before such a library sees the bytes. Malformed
+    structure below the top level is left to the parser (only the nesting is bounded here).
+    """
+    ends = [len(data)]  # end offsets of the constructed TLVs we are inside
+    pos = 0
+    while pos < len(data):
+        while len(ends) > 1 and pos >= ends[-1]:
+            ends.pop()
+        try:
+            _tag, after_tag = read_tag(data, pos)
+            length, start = read_length(data, after_tag)
+        except TlvError:
+            return
+        first = data[pos]
+        if first & 0x20 and start + length <= ends[-1]:
+            ends.append(start + length)
+            if len(ends) - 1 > limit:
+                raise TlvError(f"TLV nesting deeper than {limit} levels")
+            pos = start
+        else:
+            pos = start + length
+
+
 def total_length(header: bytes) -> int:
     """Total size of the TLV whose first bytes are ``header`` (to size a file from its first read)."""
     _tag, pos = read_tag(header, 0)

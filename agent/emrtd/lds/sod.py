@@ -21,7 +21,9 @@ TAG_SOD = 0x77
 OID_LDS_SECURITY_OBJECT = "2.23.136.1.1.1"
 _PLAIN_ECDSA = "0.4.0.127.0.7.1.1.4.1."  # BSI TR-03111 ecdsa-plain-signatures
 _PLAIN_HASHES = {"1": "sha1", "2": "sha224", "3": "sha256", "4": "sha384", "5": "sha512"}
-_ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError, UnicodeError)
+_ASN1_ERRORS = (
+    ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError, UnicodeError, RecursionError,
+)  # fmt: skip
 
 
 class DataGroupHash(core.Sequence):  # type: ignore[misc]
@@ -119,13 +121,18 @@ def _econtent(signed: cms.SignedData) -> tuple[str, bytes]:
     return encap["content_type"].dotted, bytes(raw)
 
 
+MAX_DEPTH = 32  # a genuine EF.SOD (CMS with its certificate) nests about 12 levels
+
+
 def _parse(data: bytes) -> Sod:
+    tlv.check_depth(bytes(data), MAX_DEPTH)
     outer = tlv.decode(bytes(data), TAG_SOD)
     info = cms.ContentInfo.load(outer.value, strict=True)
     if info["content_type"].native != "signed_data":
         raise ParseError("EF.SOD does not hold SignedData")
     signed = info["content"]
     econtent_type, econtent = _econtent(signed)
+    tlv.check_depth(econtent, MAX_DEPTH)
     lso = LdsSecurityObject.load(econtent, strict=True)
     dg_hashes = {int(h["data_group_number"].native): bytes(h["data_group_hash_value"].native) for h in lso[2]}
     version = lso["lds_version_info"]

@@ -71,3 +71,23 @@ def test_chip_with_absurd_pss_salt_reads_with_passive_failed(pss_sod: bytes) -> 
     passive = result.verification["passive"]
     assert passive["result"] == "failed"
     assert "malformed" in passive["reason"]
+
+
+def _with_deep_attribute(sod: bytes, levels: int) -> bytes:
+    """An extra signed attribute of an unknown type whose value nests ``levels`` SEQUENCEs."""
+    info = cms.ContentInfo.load(tlv.decode(sod, 0x77).value)
+    signer = info["content"]["signer_infos"][0]
+    inner = b"\x05\x00"
+    for _ in range(levels):
+        inner = tlv.encode(0x30, inner)
+    extra = tlv.encode(0x30, tlv.encode(0x06, bytes.fromhex("2a030405")) + tlv.encode(0x31, inner))
+    body = tlv.decode(signer["signed_attrs"].dump()).value + extra
+    signer["signed_attrs"] = cms.CMSAttributes.load(tlv.encode(0x31, body))
+    return tlv.encode(0x77, cms.ContentInfo.load(info.dump(force=True)).dump())
+
+
+def test_deeply_nested_sod_under_the_file_cap_is_a_parse_error(pss_sod: bytes) -> None:
+    hostile = _with_deep_attribute(pss_sod, 8000)
+    assert len(hostile) < 64 * 1024
+    with pytest.raises(ParseError, match="nesting"):
+        parse_sod(hostile)
