@@ -15,6 +15,12 @@ for each stream whose receipt is due it reads the stream's state from the store 
 (default 0.2 s): a box sending 100 events/s gets 5 receipts/s, each covering everything
 committed so far. The first receipt after a quiet period goes out at once.
 
+What a receipt lists above ``upto``: first every number noted since the stream's last receipt
+(the events just committed or sent again: exactly what the box is waiting for), then the lowest
+other held numbers, 512 in all. So a stream whose ``upto`` cannot move (a gap that never fills,
+e.g. the first stream of a renewed key, numbered from where the old key stopped) still gets each
+new event receipted, instead of the same lowest 512 numbers again and again.
+
 A receipt that could not be handed to the broker (no connection) stays due and goes out after
 the reconnect. A receipt lost later (broker restart) costs nothing either: the box sends the
 event again after its timeout, the centre sees a duplicate and receipts it again.
@@ -36,7 +42,7 @@ from typing import Any, Protocol
 
 import structlog
 from idstation.hal.errors import IdstationError
-from idstation.mqtt.receipt import MAX_ABOVE, build_receipt, receipt_range, receipt_topic
+from idstation.mqtt.receipt import MAX_ABOVE, MAX_SEQ, build_receipt, receipt_range, receipt_topic
 from idstation.mqtt.seal import Signer, load_signing_key
 
 log = structlog.get_logger(__name__)
@@ -88,14 +94,18 @@ class ReceiptBatcher:
         self._on_sent = on_sent  # (device_id, key_id, upto, len(above)): for benchmarks and metrics
         self._lock = threading.Lock()
         self._due: dict[_Stream, float] = {}  # stream -> when its receipt may go out
+        self._seqs: dict[_Stream, set[int]] = {}  # stream -> numbers noted since its last receipt
         self._last: dict[_Stream, float] = {}  # stream -> when its last receipt went out
         self.sent = 0
         self.failed = 0
 
-    def note(self, site: str, counter: str, device_id: str, key_id: str) -> None:
-        """The store committed (or already held) a data event of this stream: a receipt is owed."""
+    def note(self, site: str, counter: str, device_id: str, key_id: str, seq: int | None = None) -> None:
+        """The store committed (or already held) data event ``seq`` of this stream: a receipt is owed."""
         stream = _Stream(site, counter, device_id, key_id)
         with self._lock:
+            noted = self._seqs.setdefault(stream, set())  # present = a receipt is owed
+            if type(seq) is int and 0 < seq <= MAX_SEQ and len(noted) < MAX_ABOVE:
+                noted.add(seq)
             if stream not in self._due:
                 last = self._last.get(stream)
                 now = self.clock()
@@ -104,9 +114,9 @@ class ReceiptBatcher:
     def note_header(self, topic: str, header: dict[str, Any]) -> None:
         """:meth:`note` from a verified event's topic and header (a duplicate's, for instance)."""
         parts = topic.split("/")
-        device_id, key_id = header.get("device_id"), header.get("key_id")
+        device_id, key_id, seq = header.get("device_id"), header.get("key_id"), header.get("seq")
         if len(parts) == 5 and isinstance(device_id, str) and isinstance(key_id, str):
-            self.note(parts[2], parts[3], device_id, key_id)
+            self.note(parts[2], parts[3], device_id, key_id, seq if isinstance(seq, int) else None)
 
     def pending(self) -> int:
         with self._lock:
@@ -127,9 +137,12 @@ class ReceiptBatcher:
             due = [s for s, at in self._due.items() if at <= now]
         sent = 0
         for stream in due:
+            with self._lock:
+                noted = self._seqs.pop(stream, set())
             try:
-                upto, above = self.state.receipt_state(stream.device_id, stream.key_id)
-                payload = build_receipt(stream.device_id, stream.key_id, upto, above[:MAX_ABOVE], self.signer)
+                upto, held = self.state.receipt_state(stream.device_id, stream.key_id)
+                above = _above(upto, noted, held)
+                payload = build_receipt(stream.device_id, stream.key_id, upto, above, self.signer)
                 ok = publish(receipt_topic(stream.site, stream.counter), payload)
             except (sqlite3.Error, OSError, IdstationError) as exc:  # the store is unavailable: try again later
                 log.warning("central_receipt_state_failed", device_id=stream.device_id, error=type(exc).__name__)
@@ -141,10 +154,15 @@ class ReceiptBatcher:
                 continue
             if not ok:
                 self.failed += 1
+                with self._lock:  # owed again, with the numbers it was to carry
+                    self._seqs.setdefault(stream, set()).update(noted)
                 break  # no connection or no store: the rest waits too
             with self._lock:
-                self._due.pop(stream, None)
                 self._last[stream] = now
+                if stream in self._seqs:  # noted while this one was being built: owed again
+                    self._due[stream] = now + self.interval
+                else:
+                    self._due.pop(stream, None)
             sent += 1
             self.sent += 1
             if self._on_sent:
@@ -159,6 +177,13 @@ class ReceiptBatcher:
         with self._lock:
             for stream in [s for s, at in self._last.items() if now - at > self.interval]:
                 del self._last[stream]
+
+
+def _above(upto: int, noted: set[int], held: list[int]) -> list[int]:
+    """The numbers just noted (held: committed or already held), then the lowest other held ones."""
+    first = sorted(s for s in noted if s > upto)[:MAX_ABOVE]
+    rest = [s for s in held if s > upto and s not in noted][: MAX_ABOVE - len(first)]
+    return sorted(first + rest)
 
 
 def paho_publisher(client: Any) -> Callable[[str, bytes], bool]:

@@ -130,3 +130,30 @@ def test_receipt_state_from_the_dedupe_store_counts_gaps(tmp_path: Path) -> None
 
 def test_the_receipt_key_defaults_to_the_central_keys_directory(tmp_path: Path) -> None:
     assert default_receipt_key(tmp_path / "keys" / "central.key.pem") == tmp_path / "keys" / "receipt_key.pem"
+
+
+def test_each_noted_event_is_in_the_next_receipt_even_past_512_held_above_a_gap() -> None:
+    batcher, state, _clock, wire = _batcher(interval=0.0)
+    state.upto, state.above = 0, list(range(1001, 1513))  # a gap below: the lowest 512 held fill the list
+    batcher.note("hn-01", "c01", "box-1", STREAM, 1600)
+    batcher.publish_due(wire)
+    receipt = wire.receipts()[-1]
+    assert receipt.covers(1600)
+    assert len(receipt.above) == 512
+
+
+def test_a_note_during_publishing_is_owed_another_receipt() -> None:
+    state, clock, wire = State(), Clock(), Wire()
+    batcher = ReceiptBatcher(Signer(KEY), state, interval=0.2, clock=clock)
+
+    def publish(topic: str, payload: bytes) -> bool:
+        batcher.note("hn-01", "c01", "box-1", STREAM, 2)  # committed while the first receipt was on its way
+        return wire(topic, payload)
+
+    state.upto = 1
+    batcher.note("hn-01", "c01", "box-1", STREAM, 1)
+    batcher.publish_due(publish)
+    clock.now += 0.3
+    state.upto = 2
+    batcher.publish_due(wire)
+    assert [r.upto for r in wire.receipts()] == [1, 2]
