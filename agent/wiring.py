@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from idstation.agent import flow
@@ -20,6 +20,10 @@ from idstation.agent.config import Config
 from idstation.agent.errors import ConfigError, QrError
 from idstation.hal.errors import DeviceError
 from idstation.hal.ports import Camera, CardConnection, CardReader
+
+if TYPE_CHECKING:
+    from idstation.agent.emrtd.read import ReadResult
+    from idstation.mqtt.events import IdentityPrivate
 
 log = structlog.get_logger(__name__)
 
@@ -66,43 +70,23 @@ class ChipReader:
         self.trust = load_trust(cfg)
 
     def __call__(self, conn: CardConnection, qr_text: str) -> tuple[str, object]:
-        from idstation.agent.emrtd.keys import candidates_from_qr
+        from idstation.agent.access import keys_from_qr
         from idstation.agent.emrtd.read import read_document
-        from idstation.agent.qr.cccd import parse_cccd
 
-        citizen = parse_cccd(qr_text)
-        candidates = candidates_from_qr(citizen.id_number, citizen.date_of_birth, citizen.issue_date)
-        result = read_document(conn, candidates, trust=self.trust)
+        result = read_document(conn, keys_from_qr(qr_text), trust=self.trust)
         return classify(result), result
 
 
 def classify(result: Any) -> str:
-    """The flow's verdict for a completed read: verified, unknown_csca, or failed."""
-    if getattr(result, "verified", False):
+    """The flow's verdict for a completed read, from the read's typed verdict (never from text)."""
+    from idstation.agent.emrtd.verdict import Verdict
+
+    verdict = result.verdict
+    if verdict is Verdict.VERIFIED:
         return flow.VERDICT_VERIFIED
-    verification = _verification(result)
-    passive = verification.get("passive", {})
-    others_ok = all(v.get("result") != "failed" for k, v in verification.items() if k != "passive")
-    if others_ok and "unknown_csca" in " ".join(str(v) for v in _flat(passive)):
+    if verdict is Verdict.UNKNOWN_CSCA:
         return flow.VERDICT_UNKNOWN_CSCA
     return flow.VERDICT_FAILED
-
-
-def _verification(result: Any) -> dict[str, Any]:
-    try:
-        doc = result.to_json()
-    except AttributeError:
-        return {}
-    value = doc.get("verification") if isinstance(doc, dict) else None
-    return value if isinstance(value, dict) else {}
-
-
-def _flat(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _flat(v)]
-    if isinstance(value, list | tuple):
-        return [x for v in value for x in _flat(v)]
-    return [value]
 
 
 def load_trust(cfg: Config) -> Any:
@@ -121,41 +105,32 @@ def load_trust(cfg: Config) -> Any:
 
 
 # ---- events ----------------------------------------------------------------------------------------
-def identity_private(status: str, qr_text: str | None, result: Any) -> dict[str, Any]:
-    """The sealed part of an identity event (mqtt.events.IdentityPrivate)."""
+def identity_private(status: str, qr_text: str | None, result: ReadResult | None) -> IdentityPrivate:
+    """The sealed part of an identity event, as the wire model (``mqtt.events.IdentityPrivate``)."""
     from idstation.agent.qr.cccd import parse_cccd
+    from idstation.mqtt.events import IdentityPrivate
 
     qr = parse_cccd(qr_text).to_json() if qr_text else None
     if result is None:  # the chip could not be read: the QR alone, unverified
-        return {
-            "source": "qr_only",
-            "status": status,
-            "citizen": qr or {},
-            "verification": {"status": status, "reason": flow.CHIP_UNREADABLE},
-            "qr": qr,
-        }
+        return IdentityPrivate(
+            source="qr_only",
+            status=status,
+            citizen=qr or {},
+            verification={"status": status, "reason": flow.CHIP_UNREADABLE},
+            qr=qr,
+        )
     doc = result.to_json()
-    private: dict[str, Any] = {
-        "source": "chip",
-        "status": status,
-        "citizen": doc.get("citizen", {}),
-        "verification": {**doc.get("verification", {}), "status": status},
-        "qr": qr,
-    }
-    for key in ("access", "face"):
-        if doc.get(key) is not None:
-            private[key] = doc[key]
-    raw_dgs = getattr(result, "data_groups", None) or getattr(result, "raw_dgs", None)
-    if isinstance(raw_dgs, dict):
-        private["data_groups"] = {_dg_name(k): base64.b64encode(v).decode() for k, v in raw_dgs.items()}
-    sod = getattr(result, "ef_sod", None) or getattr(result, "sod", None)
-    if isinstance(sod, bytes | bytearray):
-        private["ef_sod"] = base64.b64encode(sod).decode()
-    return private
-
-
-def _dg_name(key: Any) -> str:
-    return f"DG{key}" if isinstance(key, int) else str(key)
+    return IdentityPrivate(
+        source="chip",
+        status=status,
+        citizen=result.citizen or {},
+        verification={**result.verification, "status": status},
+        qr=qr,
+        access=result.access,
+        face=doc.get("face"),
+        data_groups={f"DG{n}": base64.b64encode(data).decode() for n, data in sorted(result.data_groups.items())},
+        ef_sod=base64.b64encode(result.ef_sod).decode() if result.ef_sod else None,
+    )
 
 
 class MqttSink:
@@ -164,8 +139,9 @@ class MqttSink:
     def __init__(self, publisher: Any) -> None:
         self.publisher = publisher
 
-    def identity(self, status: str, qr_text: str | None, result: object | None) -> None:
-        self.publisher.submit_identity(identity_private(status, qr_text, result))
+    def identity(self, status: str, qr_text: str | None, result: ReadResult | None) -> None:
+        private = identity_private(status, qr_text, result)
+        self.publisher.submit_identity(private.model_dump(mode="json", exclude_none=True))
 
     def read_failed(self, reason: str) -> None:
         self.publisher.submit_read_failed(reason, flow.MESSAGES.get(reason, ""))

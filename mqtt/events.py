@@ -49,6 +49,7 @@ __all__ = [
     "IdentityPrivate",
     "event_json_schema",
     "parse_header",
+    "parse_private",
 ]
 
 
@@ -136,11 +137,16 @@ _HEADER: TypeAdapter[Any] = TypeAdapter(Header)
 
 
 class IdentityPrivate(BaseModel):
-    """The sealed part of an identity event (decrypted only by the centre)."""
+    """The sealed part of an identity event (decrypted only by the centre).
 
-    model_config = ConfigDict(extra="allow")
+    The box builds it as this model (agent/wiring.py) and the centre validates it again after
+    opening (:func:`parse_private`); a key the model does not name is refused on both sides.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     source: Literal["chip", "qr_only"]
+    status: str | None = Field(default=None, max_length=64, description="the box's verdict (verified, ...)")
     citizen: dict[str, Any] = Field(description="the citizen object of `idstation read-card --json`")
     verification: dict[str, Any] = Field(default_factory=dict, description="the chip's verification verdict")
     face: dict[str, str] | None = Field(default=None, description='{"mime", "base64"}')
@@ -164,6 +170,15 @@ def parse_header(
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
         raise SealError(f"invalid event header: {', '.join(fields)[:200]}") from None
+
+
+def parse_private(data: Any) -> IdentityPrivate:
+    """Validate an opened identity part; a bad one is a :class:`SealError` naming the fields, not the values."""
+    try:
+        return IdentityPrivate.model_validate(data)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in err["loc"]) or "(root)" for err in exc.errors()})
+        raise SealError(f"invalid identity part: {', '.join(fields)[:200]}") from None
 
 
 def event_json_schema() -> dict[str, Any]:

@@ -95,7 +95,7 @@ def _print_json(data: dict[str, Any]) -> None:
 
 # --- inputs ------------------------------------------------------------------------------------
 def _candidates(args: argparse.Namespace) -> list[Any]:
-    from idstation.agent.emrtd.read import candidates_for
+    from idstation.agent.access import candidates_for
     from idstation.agent.errors import ParseError
 
     given = [args.qr is not None, args.can is not None, args.mrz is not None, args.doc_number is not None]

@@ -19,13 +19,13 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
 from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.keys import CanKey, MrzKey
 from idstation.agent.errors import ApduError, IdstationError, ParseError
+from idstation.hal.logs import get_logger
 from idstation.hal.ports import CardConnection
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 FID_COM = 0x011E
 FID_SOD = 0x011D

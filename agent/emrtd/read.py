@@ -31,15 +31,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from idstation.agent.emrtd.keys import CanKey, MrzKey
+from idstation.agent.emrtd.verdict import CheckResult, Verdict, verdict_of
 from idstation.agent.errors import ApduError, IdstationError, ParseError
+from idstation.hal.logs import get_logger
 from idstation.hal.ports import CardConnection
 
 if TYPE_CHECKING:
     from idstation.agent.emrtd.trust import TrustStore
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 FID_COM = 0x011E
 FID_SOD = 0x011D
@@ -95,6 +96,7 @@ class ReadResult:
     citizen: dict[str, Any] | None
     mrz: tuple[str, ...]
     verification: dict[str, dict[str, Any]]
+    verdict: Verdict
     data_groups: dict[int, bytes] = field(repr=False)
     ef_sod: bytes = field(repr=False)
     ef_com: bytes = field(default=b"", repr=False)
@@ -114,9 +116,7 @@ class ReadResult:
     @property
     def verified(self) -> bool:
         """Passive authentication ok, no other check "failed", and the data parsed."""
-        if self.passive != "ok":
-            return False
-        return all(v.get("result") != "failed" for v in self.verification.values())
+        return self.verdict is Verdict.VERIFIED
 
     def digests(self) -> dict[str, str]:
         return {f"DG{n}": hashlib.sha256(data).hexdigest() for n, data in sorted(self.data_groups.items())}
@@ -174,11 +174,13 @@ def read_document(
     citizen, mrz, face, parse_verdict = _parse(files.groups, policy)
     if parse_verdict is not None:
         verification["data"] = parse_verdict
+    checks = {k: verification[k] for k in ("passive", "active", "chip", "data") if k in verification}
     result = ReadResult(
         access=access,
         citizen=citizen,
         mrz=mrz,
-        verification={k: verification[k] for k in ("passive", "active", "chip", "data") if k in verification},
+        verification=checks,
+        verdict=verdict_of({name: CheckResult(doc["result"]) for name, doc in checks.items()}),
         data_groups=dict(files.groups),
         ef_sod=ef_sod,
         ef_com=ef_com or b"",
@@ -324,63 +326,6 @@ def _face(dg2: bytes) -> tuple[str, bytes]:
 
     face = parse_dg2(dg2).face
     return str(face.mime), bytes(face.data)
-
-
-def candidates_for(
-    *,
-    qr: str | None = None,
-    can: str | None = None,
-    mrz: str | None = None,
-    doc_number: str | None = None,
-    dob: str | None = None,
-    expiry: str | None = None,
-) -> list[CanKey | MrzKey]:
-    """Access-key candidates, best first: with ``qr``, PACE with the CAN, then BAC keys from its fields.
-
-    Bad input raises ``ParseError`` (``QrError``, ``MrzError``) naming the field, never its value.
-    """
-    keys: list[CanKey | MrzKey] = []
-    if qr is not None:
-        from idstation.agent.emrtd.keys import candidates_from_qr
-        from idstation.agent.qr.cccd import parse_cccd
-
-        citizen = parse_cccd(qr)
-        keys.extend(candidates_from_qr(citizen.id_number, citizen.date_of_birth, citizen.issue_date))
-    if can is not None:
-        if not (can.isascii() and can.isdigit() and len(can) == 6):
-            raise ParseError("the CAN must be 6 digits")
-        keys.append(CanKey(can))
-    if mrz is not None:
-        from idstation.agent.emrtd.keys import candidates_from_mrz
-
-        keys.extend(candidates_from_mrz(mrz))
-    if doc_number is not None or dob is not None or expiry is not None:
-        keys.append(_mrz_key(doc_number, dob, expiry))
-    if not keys:
-        raise ParseError("no access key given (QR text, CAN, MRZ, or document number with dates)")
-    return _unique(keys)
-
-
-def _mrz_key(doc_number: str | None, dob: str | None, expiry: str | None) -> MrzKey:
-    if not doc_number or not dob or not expiry:
-        raise ParseError("an MRZ key needs the document number, date of birth and date of expiry")
-    doc = doc_number.strip().upper()
-    if not (1 <= len(doc) <= 9 and doc.isascii() and doc.isalnum()):
-        raise ParseError("the document number must be 1-9 letters or digits")
-    for what, value in (("date of birth", dob), ("date of expiry", expiry)):
-        if not (len(value) == 6 and value.isascii() and value.isdigit()):
-            raise ParseError(f"the {what} must be YYMMDD")
-    return MrzKey(doc, dob, expiry)
-
-
-def _unique(keys: list[CanKey | MrzKey]) -> list[CanKey | MrzKey]:
-    seen: set[CanKey | MrzKey] = set()
-    out: list[CanKey | MrzKey] = []
-    for key in keys:
-        if key not in seen:
-            seen.add(key)
-            out.append(key)
-    return out
 
 
 def load_trust(csca_dir: str | Path | None = None, *, extra_pem: bytes | None = None) -> TrustStore:

@@ -67,7 +67,6 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
-import structlog
 from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.apdu import CommandApdu, read_binary_command, transmit_from_handler, unwrap_do53
 from idstation.agent.emrtd.bac import Bac
@@ -88,9 +87,10 @@ from idstation.agent.errors import (
     SecureMessagingError,
     TransmitError,
 )
+from idstation.hal.logs import get_logger
 
 traffic = logging.getLogger("idstation.traffic")
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Transmit = Callable[[bytes], tuple[bytes, int]]
 FID_CARD_ACCESS = 0x011C

@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-import structlog
 from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -22,8 +21,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.utils import CryptographyDeprecationWarning
 from idstation.agent.errors import ConfigError
+from idstation.hal.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CERT_SUFFIXES = {".pem", ".crt", ".cer", ".der"}
 MASTER_LIST_SUFFIX = ".ml"

@@ -16,12 +16,8 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from idstation.agent.errors import QrError
-
-if TYPE_CHECKING:
-    from idstation.agent.emrtd.keys import CanKey, MrzKey
 
 __all__ = ["QrCitizen", "parse_cccd"]
 
@@ -54,15 +50,6 @@ class QrCitizen:
     def can(self) -> str:
         """The PACE Card Access Number: the last 6 digits of the 12-digit ID number."""
         return self.id_number[-6:]
-
-    def access_candidates(self) -> list[CanKey | MrzKey]:
-        """Chip access keys from this QR, best first (``keys.candidates_from_qr``).
-
-        PACE with the CAN, then BAC / PACE-MRZ keys for the expiry dates the 2014/2023 laws allow.
-        """
-        from idstation.agent.emrtd.keys import candidates_from_qr
-
-        return list(candidates_from_qr(self.id_number, self.date_of_birth, self.issue_date))
 
     def to_json(self) -> dict[str, str | None]:
         """The ``citizen`` object of ``idstation decode-qr --json`` (dates ISO 8601)."""

@@ -42,7 +42,7 @@ from idstation.mqtt.central.retention import RetentionLoop
 from idstation.mqtt.central.store import Incoming, Outcome, Store, Verdict, open_store
 from idstation.mqtt.connection import TlsOptions
 from idstation.mqtt.errors import EventRejected, SealError
-from idstation.mqtt.events import parse_header
+from idstation.mqtt.events import parse_header, parse_private
 from idstation.mqtt.seal import MAX_FRAME, Signer, decode_frame, load_central_private_key, open_private, verify_frame
 from idstation.mqtt.topics import parse_topic
 
@@ -239,6 +239,10 @@ class CentralProcessor:
                 private = open_private(frame.sealed, self.central_key, header.device_id, header.event_id)
             except SealError:
                 raise EventRejected("undecryptable", "the sealed part does not decrypt") from None
+            try:
+                parse_private(private)  # the box built it as IdentityPrivate; the centre checks again
+            except SealError as exc:
+                raise EventRejected("bad_private", str(exc)) from None
         return raw, header, private
 
 

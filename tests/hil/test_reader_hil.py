@@ -46,7 +46,8 @@ def test_card_on_the_reader_answers_select_of_ef_card_access(reader) -> None:  #
 
 @pytest.mark.skipif(not QR, reason="set IDSTATION_HIL_QR to the card's QR text for a full read")
 def test_full_read_with_the_qr_keys(reader) -> None:  # type: ignore[no-untyped-def]
-    from idstation.agent.emrtd.read import ReadPolicy, candidates_for, read_document
+    from idstation.agent.access import candidates_for
+    from idstation.agent.emrtd.read import ReadPolicy, read_document
 
     conn = reader.wait_for_card(30.0)
     assert conn is not None, "place the card whose QR was given on the reader"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from idstation.agent.emrtd.read import ReadPolicy, candidates_for, read_document
+from idstation.agent.access import candidates_for
+from idstation.agent.emrtd.read import ReadPolicy, read_document
 from idstation.agent.emrtd.virtual_card.chip import VirtualChip
 from idstation.agent.emrtd.virtual_card.image import Faults
 from idstation.agent.sim.profiles import builtin_profiles, image_for, qr_text, test_trust

@@ -10,8 +10,7 @@ from idstation.agent.config import validate
 from idstation.agent.emrtd.virtual_card.chip import VirtualChip
 from idstation.agent.errors import AccessDenied
 from idstation.agent.sim import profiles
-from idstation.agent.sim.profile_data.pki import default_pki
-from idstation.agent.sim.simulation import UNKNOWN_CSCA_SEED
+from idstation.agent.sim.profile_data.pki import UNKNOWN_CSCA_SEED, default_pki
 from idstation.agent.wiring import ChipReader, identity_private
 from idstation.hal.reader_sim import SimReader
 
@@ -31,12 +30,12 @@ def test_a_good_card_is_verified(tmp_path: Path) -> None:
     verdict, result = read(tmp_path, profiles.build_chip_image(AN), profiles.qr_text(AN))
     assert verdict == flow.VERDICT_VERIFIED
     private = identity_private(flow.VERIFIED, profiles.qr_text(AN), result)
-    assert private["source"] == "chip"
-    assert private["citizen"]["id_number"] == AN.id_number
-    assert private["qr"]["id_number"] == AN.id_number
-    assert {"DG1", "DG13"} <= set(private["data_groups"])
-    assert private["ef_sod"]
-    assert private["verification"]["status"] == "verified"
+    assert private.source == "chip"
+    assert private.citizen["id_number"] == AN.id_number
+    assert private.qr["id_number"] == AN.id_number
+    assert {"DG1", "DG13"} <= set(private.data_groups)
+    assert private.ef_sod
+    assert private.verification["status"] == "verified"
 
 
 def test_a_card_from_an_unknown_csca_is_classified_unknown_csca(tmp_path: Path) -> None:
@@ -58,6 +57,51 @@ def test_another_citizens_qr_is_access_denied(tmp_path: Path) -> None:
 
 def test_an_unreadable_chip_gives_a_qr_only_identity() -> None:
     private = identity_private(flow.UNVERIFIED, profiles.qr_text(AN), None)
-    assert private["source"] == "qr_only"
-    assert private["citizen"]["full_name"] == AN.full_name
-    assert private["verification"] == {"status": "unverified", "reason": "chip_unreadable"}
+    assert private.source == "qr_only"
+    assert private.citizen["full_name"] == AN.full_name
+    assert private.verification == {"status": "unverified", "reason": "chip_unreadable"}
+
+
+def _pki_whose_signer_is_named(common_name: str) -> object:
+    """The test CSCA with a document signer whose subject is ``CN=common_name`` (a hostile issuer's text)."""
+    import dataclasses
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+    from idstation.agent.sim.profile_data.pki import DSC_VALIDITY, derive_key
+
+    pki = default_pki()
+    key = derive_key("dsc:named")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    dsc = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(pki.csca_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(DSC_VALIDITY[0])
+        .not_valid_after(DSC_VALIDITY[1])
+        .sign(pki.csca_key, hashes.SHA256())
+    )
+    return dataclasses.replace(pki, dsc_key=key, dsc_certificate=dsc)
+
+
+def test_a_signer_named_unknown_csca_cannot_turn_a_tampered_card_into_unknown_csca(tmp_path: Path) -> None:
+    from idstation.agent.emrtd.verdict import Verdict
+
+    image = profiles.build_chip_image(AN, _pki_whose_signer_is_named("unknown_csca"), tamper_dg=13)
+    verdict, result = read(tmp_path, image, profiles.qr_text(AN))
+    assert result.verification["passive"]["result"] == "failed"  # type: ignore[attr-defined]
+    assert result.verdict is Verdict.VERIFICATION_FAILED  # type: ignore[attr-defined]
+    assert verdict == flow.VERDICT_FAILED
+
+
+def test_the_identity_part_is_the_wire_model_and_validates_on_the_centre(tmp_path: Path) -> None:
+    from idstation.mqtt.events import IdentityPrivate, parse_private
+
+    _, result = read(tmp_path, profiles.build_chip_image(AN), profiles.qr_text(AN))
+    private = identity_private(flow.VERIFIED, profiles.qr_text(AN), result)  # type: ignore[arg-type]
+    assert isinstance(private, IdentityPrivate)
+    sent = private.model_dump(mode="json", exclude_none=True)
+    assert parse_private(sent) == private

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from idstation.agent.access import keys_from_qr
 from idstation.agent.emrtd.citizen import citizen_json
 from idstation.agent.emrtd.trust import TrustStore
 from idstation.agent.emrtd.virtual_card.image import FID_DG, Faults
@@ -25,7 +26,7 @@ def _read(profile: CitizenProfile, **options: object) -> dict:  # type: ignore[t
     reader = reader_sim.SimReader()
     reader.insert(chip_module.VirtualChip(image), atr=image.atr)
     conn = reader.wait_for_card(1.0)
-    keys = read.candidates_for(qr=qr_text(profile))
+    keys = keys_from_qr(qr_text(profile))
     result = read.read_document(conn, keys, read.ReadPolicy(), TRUST, now=NOW)
     return result.to_json()  # type: ignore[no-any-return]
 

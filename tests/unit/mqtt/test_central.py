@@ -161,3 +161,18 @@ def test_any_altered_byte_of_a_genuine_frame_is_rejected(world, central, positio
     frame[position % len(frame)] ^= flip
     with pytest.raises(EventRejected):
         central.process(TOPIC, bytes(frame))
+
+
+@pytest.mark.parametrize(
+    "private",
+    [
+        {"source": "chip", "citizen": "not an object", "verification": {}},
+        {"source": "smartphone", "citizen": {}, "verification": {}},
+        {"source": "chip", "citizen": {}, "verification": {}, "guessed": "an attribute nobody defined"},
+    ],
+)
+def test_an_identity_part_that_is_not_the_model_is_rejected_bad_private(world, central, private) -> None:
+    builder = world.device()
+    assert _reason(central, TOPIC, builder.build("identity", 1, private=private).frame) == "bad_private"
+    genuine = builder.build("identity", 2, private=PRIVATE)
+    assert central.process(TOPIC, genuine.frame).event_id == genuine.event_id

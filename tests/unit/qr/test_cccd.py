@@ -175,9 +175,10 @@ def test_any_extra_fields_round_trip(extras: list[str]) -> None:
 
 
 def test_a_parsed_qr_gives_the_chip_access_candidates_can_first() -> None:
+    from idstation.agent.access import keys_from_qr
     from idstation.agent.emrtd.keys import CanKey, MrzKey
 
-    keys = parse_cccd(CCCD).access_candidates()
+    keys = keys_from_qr(CCCD)
     assert keys[0] == CanKey("123456")
     mrz_keys = [k for k in keys if isinstance(k, MrzKey)]
     assert mrz_keys

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from idstation.agent.access import candidates_for
 from idstation.agent.emrtd.inspect import inspect_card, render_text, shape
 from idstation.agent.emrtd.keys import CanKey, MrzKey
-from idstation.agent.emrtd.read import candidates_for
 from idstation.agent.errors import ParseError
 from idstation.agent.sim.profiles import image_for, qr_text
 

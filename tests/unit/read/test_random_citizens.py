@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from idstation.agent.emrtd.read import ReadPolicy, candidates_for, read_document
+from idstation.agent.access import candidates_for
+from idstation.agent.emrtd.read import ReadPolicy, read_document
 from idstation.agent.sim.profiles import build_chip_image, make_profile, qr_text
 
 SEEDS = range(1, 41)  # covers lifelong cards (MRZ expiry fillers), both laws, with and without old ID/spouse

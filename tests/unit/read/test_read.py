@@ -8,8 +8,9 @@ import hashlib
 from typing import Any
 
 import pytest
+from idstation.agent.access import candidates_for
 from idstation.agent.emrtd.lds import build
-from idstation.agent.emrtd.read import ReadPolicy, candidates_for, read_document
+from idstation.agent.emrtd.read import ReadPolicy, read_document
 from idstation.agent.emrtd.virtual_card.image import FID_DG, FID_SOD, Faults
 from idstation.agent.errors import AccessDenied, CardError, SecureMessagingError
 from idstation.agent.sim.profiles import image_for, qr_text
