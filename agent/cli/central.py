@@ -29,6 +29,26 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--registry", required=True, metavar="DIR", help="device registry directory (empty: accept nothing)")
     p.add_argument("--key", required=True, metavar="FILE", help="central X25519 private key (PKCS#8 PEM)")
+    p.add_argument(
+        "--receipt-key",
+        metavar="FILE",
+        help="Ed25519 key that signs receipts (PKCS#8 PEM; default receipt_key.pem beside --key; "
+        "when that is absent receipts are off, with a warning)",
+    )
+    p.add_argument(
+        "--receipt-interval",
+        type=float,
+        default=0.2,
+        metavar="S",
+        help="at most one receipt per device stream per S seconds (default 0.2)",
+    )
+    p.add_argument(
+        "--session-expiry",
+        type=int,
+        default=None,
+        metavar="S",
+        help="MQTT 5 session expiry in seconds (default: the broker's maximum)",
+    )
     p.add_argument("--group", default="idstation", metavar="NAME", help="shared-subscription group (default idstation)")
     p.add_argument(
         "--no-shared", action="store_true", help="plain subscription even over MQTT 5 (one listener per broker)"
@@ -90,6 +110,10 @@ def _listen(args: argparse.Namespace) -> int:
         raise UsageError("give --store URL or --state FILE, not both")
     if args.retention_days < 0:
         raise UsageError("--retention-days is >= 0")
+    if args.session_expiry is not None and not 0 <= args.session_expiry <= 0xFFFFFFFF:
+        raise UsageError("--session-expiry is 0-4294967295 seconds")
+    if not 0 <= args.receipt_interval <= 60:
+        raise UsageError("--receipt-interval is 0-60 seconds")
     password = _password(args.password_file)
     if password is False:
         return Exit.CONFIG_ERROR
@@ -110,10 +134,14 @@ def _listen(args: argparse.Namespace) -> int:
         registry = Registry(args.registry)
         if not registry.devices():
             log.warning("central_registry_empty", registry=args.registry)
+        receipts = _receipt_signer(args)
         listener = CentralListener(
             args.broker,
             registry,
             args.key,
+            receipt_signer=receipts,
+            receipt_interval=args.receipt_interval,
+            **({"session_expiry": args.session_expiry} if args.session_expiry is not None else {}),
             on_event=on_event,
             group=args.group,
             shared=not args.no_shared,
@@ -130,6 +158,18 @@ def _listen(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return Exit.CONFIG_ERROR
     return _run(listener, done, args)
+
+
+def _receipt_signer(args: argparse.Namespace) -> Any:
+    """``--receipt-key``, else receipt_key.pem beside ``--key``; absent: receipts off, said loudly."""
+    from idstation.mqtt.central.receipts import receipt_signer_for
+
+    signer = receipt_signer_for(args.key, args.receipt_key)
+    if signer is None:
+        print(
+            "WARNING: no receipt key beside --key: receipts are OFF, boxes keep and resend every event", file=sys.stderr
+        )
+    return signer
 
 
 def _password(path: str | None) -> str | bool | None:

@@ -59,6 +59,7 @@ __all__ = [
     "default_receipt_key",
     "load_receipt_signer",
     "paho_publisher",
+    "receipt_signer_for",
 ]
 
 
@@ -204,6 +205,18 @@ def default_receipt_key(central_key: str | Path) -> Path:
 def load_receipt_signer(path: str | Path) -> Signer:
     """The centre's receipt signing key (Ed25519 PKCS#8 PEM) as a :class:`Signer`."""
     return Signer(load_signing_key(Path(path)))
+
+
+def receipt_signer_for(central_key: str | Path, receipt_key: str | Path | None = None) -> Signer | None:
+    """The signer of ``central listen``: ``receipt_key`` (must load, else SealError), else
+    ``receipt_key.pem`` beside the central key; None (receipts off, logged) when that is absent."""
+    if receipt_key:
+        return load_receipt_signer(receipt_key)
+    path = default_receipt_key(central_key)
+    if not path.exists():
+        log.warning("central_receipts_off", receipt_key=str(path), consequence="boxes keep and resend every event")
+        return None
+    return load_receipt_signer(path)
 
 
 class DedupeReceiptState:
