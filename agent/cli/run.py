@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     demo.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto", help="embedded broker")
     demo.add_argument("--timeout", type=float, default=90.0, help="give up after this many seconds (default 90)")
     demo.add_argument(
+        "--keep-dir",
+        metavar="DIR",
+        help="run in DIR (absent or empty) and keep it: keys, registry, centre state, box identity",
+    )
+    demo.add_argument(
         "--serve", action="store_true", help="with the HTTP service, cards placed until stopped (docs/service.md)"
     )
     demo.add_argument("--port", type=int, default=8080, help="with --serve: the service's port on 127.0.0.1 (8080)")
@@ -67,7 +72,14 @@ def _demo(args: argparse.Namespace) -> int:
         return Exit.USAGE
     from idstation.agent.sim.demo import run_demo
 
-    return run_demo(taps=args.taps, outage=args.outage, as_json=args.json, broker=args.broker, timeout=args.timeout)
+    return run_demo(
+        taps=args.taps,
+        outage=args.outage,
+        as_json=args.json,
+        broker=args.broker,
+        timeout=args.timeout,
+        keep_dir=args.keep_dir,
+    )
 
 
 def _status(args: argparse.Namespace) -> int:
