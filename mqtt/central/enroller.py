@@ -26,7 +26,7 @@ from idstation.mqtt.central.fleet_ca import FleetCA
 from idstation.mqtt.central.registry import Registry
 from idstation.provisioning.bundle import Bundle, sign_bundle
 from idstation.provisioning.csr import CsrInfo, verify_csr
-from idstation.provisioning.errors import CsrError, EnrollError, TokenError
+from idstation.provisioning.errors import CaError, CsrError, EnrollError, TokenError
 from idstation.provisioning.files import write_atomic
 from idstation.provisioning.pairing import PairingCode, token_hash, valid_name
 
@@ -178,7 +178,10 @@ class Enroller:
         path = self.ca.directory / PAIRINGS
         if not path.exists():
             return {}
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError):
+            raise CaError(f"{PAIRINGS} is not valid JSON: restore it from a backup") from None
         return doc if isinstance(doc, dict) else {}
 
     def _save(self, pairings: dict[str, dict[str, Any]]) -> None:
