@@ -104,3 +104,17 @@ def test_test_command_makes_its_venv_and_runs_the_suite_in_it(checkout: Path) ->
     venv_python = checkout / ".venv-test" / "bin" / "python"
     home = (checkout / ".venv-test" / "pyvenv.cfg").read_text()
     assert venv_python.exists() and "home = /usr/bin" in home
+
+
+def test_without_python3_venv_the_command_names_the_package(checkout: Path) -> None:
+    """Stock Debian may lack python3-venv: a normal user is told what to install (root gets it by apt)."""
+    fake = checkout / "python-without-venv"
+    fake.write_text(
+        '#!/bin/sh\nif [ "$1" = "-c" ]; then case "$2" in *ensurepip*) exit 1;; esac; fi\nexec /usr/bin/python3 "$@"\n'
+    )
+    fake.chmod(0o755)
+    argv = ["env", f"PYTHON={fake}", "./demo.sh", "--taps", "1"]
+    result = _run_as_user(checkout, argv, 120)  # as nobody when root: the hint path, not apt
+    assert result.returncode != 0
+    assert "python3-venv" in result.stderr
+    assert not (checkout / ".venv").exists()
