@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from idstation.agent.cli import central_scale
 from idstation.agent.cli.common import DEFAULT_CENTRAL_DIR, ERROR_STYLE, central_dir, print_json, read_secret
 from idstation.agent.cli.exitcodes import Exit, UsageError
 
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
         description="Subscribe to idstation events, verify each against the device registry, decrypt it and "
         "print one line per accepted event on stdout (rejections and logs go to stderr).",
     )
-    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port (or give --amqp)")
     p.add_argument("--registry", required=True, metavar="DIR", help="device registry directory (empty: accept nothing)")
     p.add_argument("--key", required=True, metavar="FILE", help="central X25519 private key (PKCS#8 PEM)")
     p.add_argument(
@@ -86,6 +87,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument(
         "--connect-timeout", type=float, default=30.0, metavar="S", help="exit 9 if not subscribed within S seconds"
     )
+    central_scale.add_arguments(p)  # --amqp, --prefetch, --metrics (H8)
     p.set_defaults(func=_listen)
     _register_ca(groups["central"])
 
@@ -98,8 +100,9 @@ def _listen(args: argparse.Namespace) -> int:
     from idstation.mqtt.errors import PublishError, RegistryError, SealError
 
     log = structlog.get_logger("idstation.central")
+    scale, metrics = central_scale.listener_options(args)
     try:
-        url = parse_broker_url(args.broker)
+        url = parse_broker_url("mqtt://amqp.invalid" if scale.get("amqp") else args.broker)
     except PublishError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return Exit.USAGE
@@ -134,6 +137,7 @@ def _listen(args: argparse.Namespace) -> int:
         registry = Registry(args.registry)
         if not registry.devices():
             log.warning("central_registry_empty", registry=args.registry)
+        registry.watch()  # revocations and enrolments reach this process within a second, off its message thread
         receipts = _receipt_signer(args)
         listener = CentralListener(
             args.broker,
@@ -142,7 +146,8 @@ def _listen(args: argparse.Namespace) -> int:
             receipt_signer=receipts,
             receipt_interval=args.receipt_interval,
             **({"session_expiry": args.session_expiry} if args.session_expiry is not None else {}),
-            on_event=on_event,
+            on_event=central_scale.observed(on_event, metrics),
+            **scale,
             group=args.group,
             shared=not args.no_shared,
             state_path=args.state,
@@ -157,7 +162,12 @@ def _listen(args: argparse.Namespace) -> int:
     except (SealError, RegistryError, PublishError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return Exit.CONFIG_ERROR
-    return _run(listener, done, args)
+    server = central_scale.start_metrics(args, listener, metrics)
+    try:
+        return _run(listener, done, args)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def _receipt_signer(args: argparse.Namespace) -> Any:
@@ -189,7 +199,8 @@ def _run(listener: Any, done: threading.Event, args: argparse.Namespace) -> int:
     listener.start()
     try:
         if not listener.wait_ready(args.connect_timeout):
-            print(f"error: not subscribed to {args.broker} within {args.connect_timeout:g} s", file=sys.stderr)
+            where = args.broker or "the AMQP cluster"
+            print(f"error: not subscribed to {where} within {args.connect_timeout:g} s", file=sys.stderr)
             return Exit.BROKER_ERROR
         deadline = time.monotonic() + args.timeout if args.timeout else None
         while not done.is_set():

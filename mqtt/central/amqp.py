@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +40,7 @@ from idstation.mqtt.connection import Backoff
 from idstation.mqtt.events import KINDS
 
 log = structlog.get_logger(__name__)
+logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO lines narrate every connection step
 
 __all__ = ["DEAD_EXCHANGE", "DEAD_QUEUE", "EVENT_QUEUE", "AmqpTransport", "declare_topology"]
 
@@ -79,11 +81,13 @@ class AmqpTransport:
         prefetch: int = 500,
         delivery_limit: int = DELIVERY_LIMIT,
         heartbeat: int = 20,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise ValueError("no AMQP URL")
         self.queue, self.prefetch, self.delivery_limit, self.heartbeat = queue, prefetch, delivery_limit, heartbeat
+        self._on_idle = on_idle  # runs on the adapter's thread between reads (receipts: publish what is due)
         self._on_message: OnMessage | None = None
         self._conn: Any = None
         self._channel: Any = None
@@ -178,11 +182,22 @@ class AmqpTransport:
         self._ready.set()
         log.info("amqp_consuming", node=self.node, queue=self.queue, prefetch=self.prefetch)
         while not self._stop.is_set():
-            self._conn.process_data_events(time_limit=0.2)
+            self._conn.process_data_events(time_limit=0.05)
+            if self._on_idle is not None:
+                self._idle()
             if time.monotonic() - self._backlog_at >= 2.0:
                 self._backlog_at = time.monotonic()
                 declared = self._channel.queue_declare(self.queue, passive=True)
                 self._backlog = int(declared.method.message_count)
+
+    def _idle(self) -> None:
+        assert self._on_idle is not None
+        try:
+            self._on_idle()
+        except _FAILURES:
+            raise
+        except Exception as exc:  # the owner's hook must not end the consumer's thread
+            log.error("amqp_idle_hook_failed", error=type(exc).__name__)
 
     def _consume(self) -> None:
         if self._consumer is None and self._channel is not None and not self._paused:

@@ -26,7 +26,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from idstation.mqtt.central.receipts import DEFAULT_INTERVAL, ReceiptBatcher, pa
 from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.retention import RetentionLoop
 from idstation.mqtt.central.store import Incoming, Outcome, Store, Verdict, open_store
+from idstation.mqtt.central.transport import Transport
 from idstation.mqtt.connection import TlsOptions
 from idstation.mqtt.errors import EventRejected, SealError
 from idstation.mqtt.events import parse_header, parse_private
@@ -289,7 +290,15 @@ class CentralListener:
         max_batch: int = 200,
         max_wait: float = 0.05,
         retention_days: float | None = None,
+        amqp: Sequence[str] | None = None,
+        prefetch: int = 500,
+        on_batch: Callable[[int, float], None] | None = None,
+        on_receipt: Callable[[str, str, int, int], None] | None = None,
     ) -> None:
+        """``amqp``: consume the shared quorum queue of a RabbitMQ cluster (these node URLs, tried
+        in turn; ``prefetch`` bounds what this listener holds) instead of subscribing over MQTT at
+        ``broker_url`` (see :mod:`.amqp`). ``on_batch(size, commit_s)`` and ``on_receipt(device_id,
+        key_id, upto, n_above)`` feed the metrics (:mod:`.metrics`)."""
         self.registry = registry if isinstance(registry, Registry) else Registry(registry)
         key = central_key if isinstance(central_key, X25519PrivateKey) else load_central_private_key(central_key)
         self._owns_store = not hasattr(store, "record")
@@ -297,27 +306,36 @@ class CentralListener:
         self.processor = CentralProcessor(self.registry, key, self.store)
         # receipts (issue 12): signed after the commit, at most one per stream per receipt_interval
         self.receipts = (
-            ReceiptBatcher(receipt_signer, self.store, interval=receipt_interval) if receipt_signer else None
+            ReceiptBatcher(receipt_signer, self.store, interval=receipt_interval, on_sent=on_receipt)
+            if receipt_signer
+            else None
         )
         self.group, self.shared = group, shared
         # default: unique per listener (two clients with one id kick each other off); a stable
         # --client-id keeps the persistent session across listener restarts
         client_id = client_id or f"idstation-central-{group}-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-        self.transport = MqttTransport(
-            broker_url,
-            client_id,
-            group=group,
-            shared=shared,
-            tls=tls,
-            protocol=protocol,
-            username=username,
-            password=password,
-            session_expiry=session_expiry,
-            max_packet_size=MAX_PACKET,
-            on_idle=self._publish_receipts,
-        )
-        self._conn = self.transport.conn
-        self.subscribed = self.transport.subscribed
+        self.transport: Transport
+        if amqp:
+            from idstation.mqtt.central.amqp import AmqpTransport
+
+            self.transport = AmqpTransport(amqp, prefetch=prefetch, on_idle=self._publish_receipts_amqp)
+            self._conn: Any = None
+        else:
+            self.transport = MqttTransport(
+                broker_url,
+                client_id,
+                group=group,
+                shared=shared,
+                tls=tls,
+                protocol=protocol,
+                username=username,
+                password=password,
+                session_expiry=session_expiry,
+                max_packet_size=MAX_PACKET,
+                on_idle=self._publish_receipts,
+            )
+            self._conn = self.transport.conn
+            self.subscribed = self.transport.subscribed
         self.intake = Intake(
             self.processor,
             self.transport,
@@ -326,6 +344,7 @@ class CentralListener:
             receipts=self.receipts,
             max_batch=max_batch,
             max_wait=max_wait,
+            on_batch=on_batch,
         )
         self._retention = RetentionLoop(self.store, retention_days) if retention_days else None
 
@@ -348,11 +367,17 @@ class CentralListener:
             self.store.close()
 
     def stats(self) -> dict[str, Any]:
-        return {"connected": self._conn.connected.is_set(), "protocol": self._conn.negotiated, **self.processor.counts}
+        protocol = self._conn.negotiated if self._conn is not None else "amqp-0-9-1"
+        return {"connected": self.transport.connected, "protocol": protocol, **self.processor.counts}
 
     def _publish_receipts(self, client: Any) -> None:
         if self.receipts is not None and self.receipts.pending():
             self.receipts.publish_due(paho_publisher(client))
+
+    def _publish_receipts_amqp(self) -> None:
+        """On the AMQP thread: receipts go back through amq.topic to the boxes' MQTT sessions."""
+        if self.receipts is not None and self.receipts.pending():
+            self.receipts.publish_due(lambda topic, payload: self.transport.publish(topic, payload) or True)
 
 
 def _open(store: Store | str | None, state_path: str | Path | None, group: str) -> Store:

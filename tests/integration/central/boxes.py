@@ -74,11 +74,11 @@ class Gateway(threading.Thread):
         self.pending: dict[int, Frame] = dict(enumerate(frames))
         self.connections = 0
         self.done = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._lock = threading.Lock()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def remaining(self) -> int:
         with self._lock:
@@ -87,7 +87,7 @@ class Gateway(threading.Thread):
     def run(self) -> None:
         nodes: Iterator[str] = itertools.cycle(self.urls)
         deadline = time.monotonic() + 600  # bounded
-        while self.remaining() and not self._stop.is_set() and time.monotonic() < deadline:
+        while self.remaining() and not self._halt.is_set() and time.monotonic() < deadline:
             try:
                 self._session(next(nodes))
             except OSError:
@@ -122,7 +122,7 @@ class Gateway(threading.Thread):
             with self._lock:
                 todo = sorted(self.pending.items())
             for n, (key, frame) in enumerate(todo):
-                if lost.is_set() or self._stop.is_set():
+                if lost.is_set() or self._halt.is_set():
                     return
                 info = client.publish(frame.topic, frame.payload, qos=1)
                 with self._lock:
@@ -133,7 +133,7 @@ class Gateway(threading.Thread):
                         inflight[info.mid] = key
                 if self.rate and n % 10 == 0:
                     time.sleep(10 / self.rate)
-            while self.remaining() and not lost.is_set() and not self._stop.is_set():
+            while self.remaining() and not lost.is_set() and not self._halt.is_set():
                 lost.wait(0.1)
         finally:
             client.disconnect()
