@@ -98,6 +98,7 @@ class StreamState:
     max_seq: int = 0
     gaps: list[tuple[int, int]] = field(default_factory=list)
     dirty: bool = False
+    loaded: frozenset[tuple[int, int]] = frozenset()  # the gaps as read: only the difference is written
 
 
 def classify(state: StreamState, seq: int) -> Outcome:

@@ -46,6 +46,30 @@ _NEWER = (
 )
 
 
+def device_rows(
+    batch: Sequence[Incoming], outcomes: Sequence[Outcome], json_in: Callable[[Any], Any]
+) -> list[tuple[Any, ...]]:
+    """One device_state row per device of the batch: last seen, and the latest status (state,
+    info) or heartbeat (info), as ``(device_id, site, counter, last_seen, state, info, state_at)``."""
+    rows: dict[str, list[Any]] = {}
+    for e, outcome in zip(batch, outcomes, strict=True):
+        if not outcome.accepted:
+            continue
+        row = rows.setdefault(e.device_id, [e.device_id, e.site, e.counter, e.received_at, None, None, None])
+        row[3] = max(row[3], e.received_at)
+        # by arrival, not by the box's created_at: the last will is built when the box connects, so
+        # its created_at is older than every later status; it must still win when it arrives (H6)
+        if e.kind in ("status", "heartbeat"):
+            row[4] = e.header.get("state") if e.kind == "status" else row[4]
+            row[5], row[6] = json_in(e.header.get("info", {})), _arrival(e.received_at)
+    return [tuple(r) for r in rows.values()]
+
+
+def _arrival(ts: float) -> str:
+    """``received_at`` as sortable ISO 8601 text (the ``state_at`` column), microseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1_000_000) % 1_000_000:06d}Z"
+
+
 def migrations(dialect: str) -> list[tuple[int, str]]:
     """The numbered SQL files of a backend, in order: ``[(1, sql), ...]``."""
     folder = resources.files("idstation.mqtt.central.store") / "migrations" / dialect
@@ -161,7 +185,8 @@ class SqlStore:
         sql = "SELECT max_seq FROM streams WHERE device_id = ? AND key_id = ?" + self.for_update  # noqa: S608
         max_seq = int(x(sql, key).fetchone()[0])
         rows = x("SELECT lo, hi FROM gaps WHERE device_id = ? AND key_id = ? ORDER BY lo", (device_id, key_id))
-        return StreamState(max_seq, [(int(lo), int(hi)) for lo, hi in rows.fetchall()])
+        gaps = [(int(lo), int(hi)) for lo, hi in rows.fetchall()]
+        return StreamState(max_seq, gaps, loaded=frozenset(gaps))
 
     def _save_streams(self, x: Exec, streams: dict[tuple[str, str], StreamState]) -> None:
         for (device_id, key_id), state in streams.items():
@@ -169,24 +194,16 @@ class SqlStore:
                 continue
             key = (device_id, key_id)
             x("UPDATE streams SET max_seq = ? WHERE device_id = ? AND key_id = ?", (state.max_seq, *key))
-            x("DELETE FROM gaps WHERE device_id = ? AND key_id = ?", key)
-            for lo, hi in state.gaps:
+            now = set(state.gaps)
+            for lo, _hi in state.loaded - now:
+                x("DELETE FROM gaps WHERE device_id = ? AND key_id = ? AND lo = ?", (*key, lo))
+            for lo, hi in sorted(now - state.loaded):
                 x("INSERT INTO gaps (device_id, key_id, lo, hi) VALUES (?, ?, ?, ?)", (*key, lo, hi))
 
     def _save_devices(self, x: Exec, batch: Sequence[Incoming], outcomes: Sequence[Outcome]) -> None:
-        """One row per device: last seen, and the latest status (state, info) or heartbeat (info)."""
-        rows: dict[str, list[Any]] = {}
-        for e, outcome in zip(batch, outcomes, strict=True):
-            if not outcome.accepted:
-                continue
-            row = rows.setdefault(e.device_id, [e.device_id, e.site, e.counter, e.received_at, None, None, None])
-            row[3] = max(row[3], e.received_at)
-            if e.kind in ("status", "heartbeat") and (row[6] is None or e.created_at >= row[6]):
-                row[4] = e.header.get("state") if e.kind == "status" else row[4]
-                row[5], row[6] = self._json_in(e.header.get("info", {})), e.created_at
         sql = _UPSERT_DEVICE.format(greatest=self.greatest, newer=_NEWER)
-        for row in rows.values():
-            x(sql, tuple(row))
+        for row in device_rows(batch, outcomes, self._json_in):
+            x(sql, row)
 
     # --- readers -------------------------------------------------------------------------------
 
