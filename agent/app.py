@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import structlog
 from idstation.agent import flow
 from idstation.agent.config import Config
+from idstation.agent.exitcodes import Exit
 from idstation.agent.sdnotify import Notifier
 from idstation.hal.errors import CameraError, DeviceError, IdstationError
 from idstation.hal.ports import Camera, CardConnection, CardReader, Indicator, Signal
@@ -336,7 +337,7 @@ class Daemon:
                 self.notifier.status(self._status_line())
             if not worker.is_alive() and not self.agent.stop_event.is_set():
                 log.error("worker_died")
-                return 70  # Exit.INTERNAL: systemd restarts us
+                return Exit.INTERNAL  # systemd restarts us
             fresh = time.monotonic() - self.agent.health.beat < stale_after
             if fresh:
                 self.notifier.watchdog()
@@ -387,9 +388,18 @@ class Daemon:
         log.info("agent_stopped", placements=self.agent.health.placements)
 
 
-def run_daemon(cfg: Config, environ: dict[str, str] | None = None, log_level: str | None = None) -> int:
-    """``idstation run``: build everything from the configuration and serve until SIGTERM."""
-    from idstation.agent.exitcodes import Exit
+def run_daemon(
+    cfg: Config,
+    load_identity: Callable[[], Any],
+    environ: dict[str, str] | None = None,
+    log_level: str | None = None,
+) -> int:
+    """``idstation run``: build everything from the configuration and serve until SIGTERM.
+
+    ``load_identity`` returns the provisioned device identity (the command line hands in
+    provisioning's loader). A start failure is logged and raised: the command line's exit-code
+    table maps it (configuration and identity 8, devices 7).
+    """
     from idstation.agent.logging import configure_logging
     from idstation.agent.wiring import build_agent, tune_malloc
 
@@ -399,20 +409,10 @@ def run_daemon(cfg: Config, environ: dict[str, str] | None = None, log_level: st
     configure_logging(log_level or os.environ.get("IDSTATION_LOG_LEVEL") or cfg.logging.level)
     tune_malloc()
     try:
-        built = build_agent(cfg)
+        built = build_agent(cfg, identity=load_identity())
     except IdstationError as exc:
         log.error("agent_start_failed", error=str(exc), error_type=type(exc).__name__)
-        return int(_exit_for(exc, Exit))
+        raise
     daemon = Daemon(built.agent, Notifier(environ), built.on_stop, built.on_ready)
     daemon.install_signals()
     return daemon.run(started)
-
-
-def _exit_for(exc: IdstationError, exits: Any) -> int:
-    from idstation.agent.errors import ConfigError
-
-    if isinstance(exc, ConfigError) or type(exc).__name__ in {"NotProvisioned", "StateError", "ProvisioningError"}:
-        return int(exits.CONFIG_ERROR)
-    if isinstance(exc, DeviceError):
-        return int(exits.DEVICE_ERROR)
-    return int(exits.INTERNAL)

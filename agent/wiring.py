@@ -159,12 +159,11 @@ class MqttSink:
         self.publisher.stop(timeout=5.0)
 
 
-def build_publisher(cfg: Config) -> Any:
-    """The device's Publisher from its provisioned identity and the broker configuration."""
+def build_publisher(cfg: Config, ident: Any) -> Any:
+    """The device's Publisher from its provisioned identity (``provisioning.identity.DeviceIdentity``,
+    loaded by the caller: the daemon's wiring does not import provisioning) and the broker configuration."""
     from idstation.mqtt.client import Publisher, PublisherConfig, TlsOptions
-    from idstation.provisioning.identity import load_identity
 
-    ident = load_identity(cfg.state_dir)
     url = cfg.broker.url or ident.broker_url
     if not url:
         raise ConfigError("broker.url: not set and binding.json names no broker")
@@ -294,9 +293,11 @@ def build_indicator(cfg: Config, reader: CardReader, profile: Any) -> Any:
     return MultiIndicator(items)
 
 
-def build_agent(cfg: Config, publisher: Any = None) -> Built:
+def build_agent(cfg: Config, publisher: Any = None, *, identity: Any = None) -> Built:
     """Everything ``idstation run`` needs, from the configuration (and a provisioned state dir)."""
-    sink = MqttSink(publisher if publisher is not None else build_publisher(cfg))
+    if publisher is None and identity is None:
+        raise TypeError("build_agent needs the device identity (provisioning.identity.load_identity) or a publisher")
+    sink = MqttSink(publisher if publisher is not None else build_publisher(cfg, identity))
     try:
         return _build_with_sink(cfg, sink)
     except BaseException:

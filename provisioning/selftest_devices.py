@@ -4,15 +4,16 @@ Readers: ``sim`` (in-process reader with the built-in test card on it), ``pcsc``
 reader), ``pcsc:NAME`` (reader whose name contains NAME), ``none`` (skip).
 Cameras: ``sim`` (simulated camera showing the test card's QR), ``replay:PATH`` (recorded images or
 video), ``picamera2``, ``v4l2`` / ``v4l2:N`` (/dev/videoN), ``none`` (skip).
-Everything hardware-specific is imported only when chosen.
+Everything hardware-specific is imported only when chosen. The simulated parts (the virtual
+citizen card, the simulated camera) come from the simulator, which sits above provisioning: the
+command line hands them in as a ``Simulator``; without one, ``sim`` readers hold a minimal card.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from idstation.hal.errors import IdstationError
 from idstation.provisioning.errors import ProvisioningError
@@ -26,9 +27,21 @@ SELFTEST_QR = "IDSTATION-SELFTEST-CARD-1"
 
 
 @dataclass(frozen=True, slots=True)
-class _TestCard:
+class TestCard:
+    """An APDU handler answering like a citizen card, and the QR text printed on it."""
+
+    __test__ = False  # not a pytest class
+
     handler: Callable[[bytes], bytes]
     qr: str
+
+
+class Simulator(Protocol):
+    """The simulator's parts the self-test uses (``idstation.agent.sim.selftest.SelftestSimulator``)."""
+
+    def test_card(self) -> TestCard | None: ...
+
+    def camera(self, payload: Callable[[], str | None], fps: float) -> Any: ...
 
 
 def _minimal_chip(apdu: bytes) -> bytes:
@@ -36,22 +49,21 @@ def _minimal_chip(apdu: bytes) -> bytes:
     return b"\x90\x00" if apdu[:4] == bytes.fromhex("00A4040C") else b"\x6d\x00"
 
 
-@cache
-def _test_card() -> _TestCard:
-    """The simulator's first virtual citizen card, or a minimal card when the simulator is absent."""
-    try:
-        from idstation.agent.emrtd.virtual_card.chip import VirtualChip
-        from idstation.agent.sim.simulation import build_cards
-
-        card = build_cards(None, [], 1)[0]
-        if card.qr:
-            return _TestCard(VirtualChip(card.image), card.qr)
-    except (ImportError, IdstationError):
-        pass
-    return _TestCard(_minimal_chip, SELFTEST_QR)
+def test_card(simulator: Simulator | None = None) -> TestCard:
+    """The simulator's first virtual citizen card, or a minimal card without the simulator."""
+    card = None
+    if simulator is not None:
+        try:
+            card = simulator.test_card()
+        except IdstationError:
+            card = None
+    return card or TestCard(_minimal_chip, SELFTEST_QR)
 
 
-def reader_factory(spec: str) -> Callable[[], Any] | None:
+test_card.__test__ = False  # type: ignore[attr-defined]
+
+
+def reader_factory(spec: str, simulator: Simulator | None = None) -> Callable[[], Any] | None:
     kind, _, arg = spec.partition(":")
     if kind == "none":
         return None
@@ -61,7 +73,7 @@ def reader_factory(spec: str) -> Callable[[], Any] | None:
             from idstation.hal.reader_sim import SimReader
 
             reader = SimReader("Simulated Reader 00")
-            reader.insert(_test_card().handler)
+            reader.insert(test_card(simulator).handler)
             return reader
 
         return make_sim
@@ -77,20 +89,20 @@ def reader_factory(spec: str) -> Callable[[], Any] | None:
     raise SpecError(f"--reader {spec!r}: use sim, pcsc, pcsc:NAME or none")
 
 
-def camera_factory(spec: str) -> tuple[Callable[[], Any] | None, str | None]:
+def camera_factory(spec: str, simulator: Simulator | None = None) -> tuple[Callable[[], Any] | None, str | None]:
     """(factory, QR text the test card must decode to, or None for any QR)."""
     kind, _, arg = spec.partition(":")
     if kind == "none":
         return None, None
     if kind == "sim":
+        if simulator is None:
+            raise SpecError("--camera sim needs the simulator (idstation selftest provides it)")
+        qr = test_card(simulator).qr
 
         def make_sim() -> Any:
-            from idstation.agent.sim.camera import SimCamera
+            return simulator.camera(lambda: qr, 20.0)
 
-            qr = _test_card().qr
-            return SimCamera(lambda: qr, fps=20.0)
-
-        return make_sim, _test_card().qr
+        return make_sim, qr
     if kind == "replay" and arg:
 
         def make_replay() -> Any:

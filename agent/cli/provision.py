@@ -248,10 +248,13 @@ def _selftest(args: argparse.Namespace) -> int:
 
     defaults = _config_defaults(args.config)
     state = Path(args.state_dir) if args.state_dir else defaults.get("state_dir", state_dir(args))
-    camera, expect = camera_factory(args.camera or defaults.get("camera", "picamera2"))
+    from idstation.agent.sim.selftest import SelftestSimulator
+
+    simulator = SelftestSimulator()
+    camera, expect = camera_factory(args.camera or defaults.get("camera", "picamera2"), simulator)
     plan = SelftestPlan(
         state_dir=Path(state),
-        reader=reader_factory(args.reader or defaults.get("reader", "pcsc")),
+        reader=reader_factory(args.reader or defaults.get("reader", "pcsc"), simulator),
         camera=camera,
         camera_expect=expect,
         broker_url=args.broker,

@@ -56,7 +56,9 @@ def _run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"config: {problem}", file=sys.stderr)
         return Exit.CONFIG_ERROR
-    return run_daemon(cfg, log_level=getattr(args, "log_level", None))
+    from idstation.provisioning.identity import load_identity
+
+    return run_daemon(cfg, lambda: load_identity(cfg.state_dir), log_level=getattr(args, "log_level", None))
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -268,9 +268,10 @@ def _start_agent(tmp: Path, url: str, protocol: str, taps: int) -> _AgentRun:
     from idstation.agent.config import demo_config
     from idstation.agent.sdnotify import Notifier
     from idstation.agent.wiring import build_agent
+    from idstation.provisioning.identity import load_identity
 
     cfg = demo_config(tmp / "box", url, protocol, count=taps, interval_s=0.4, hold_s=0.3, start_delay_s=0.3)
-    built = build_agent(cfg)
+    built = build_agent(cfg, identity=load_identity(cfg.state_dir))
     daemon = Daemon(built.agent, Notifier(environ={}), built.on_stop, built.on_ready)
     thread = threading.Thread(target=daemon.run, name="agent", daemon=True)
     thread.start()

@@ -89,9 +89,10 @@ def _start_box(tmp: Path, url: str, protocol: str, interval_s: float) -> Any:
     from idstation.agent.sdnotify import Notifier
     from idstation.agent.sim.demo import _AgentRun
     from idstation.agent.wiring import build_agent
+    from idstation.provisioning.identity import load_identity
 
     cfg = demo_config(tmp / "box", url, protocol, count=ENDLESS, interval_s=interval_s, hold_s=1.5, start_delay_s=1)
-    built = build_agent(cfg)
+    built = build_agent(cfg, identity=load_identity(cfg.state_dir))
     daemon = Daemon(built.agent, Notifier(environ={}), built.on_stop, built.on_ready)
     thread = threading.Thread(target=daemon.run, name="agent", daemon=True)
     thread.start()

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from idstation.agent.sim.selftest import SelftestSimulator
 from idstation.provisioning.selftest import check_reader
-from idstation.provisioning.selftest_devices import _test_card, reader_factory
+from idstation.provisioning.selftest_devices import reader_factory, test_card
 
 pytestmark = pytest.mark.integration
 
 
 def test_pcsc_reader_with_a_card_passes(pcscd_reader: str, virtual_card: Callable[..., object]) -> None:
-    virtual_card(_test_card().handler)
+    virtual_card(test_card(SelftestSimulator()).handler)
     check = check_reader(reader_factory(f"pcsc:{pcscd_reader}"), timeout=5.0)
     assert check.ok, check.detail
 

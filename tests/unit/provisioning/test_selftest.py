@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from idstation.agent.sim.selftest import SelftestSimulator
 from idstation.hal.reader_sim import SimReader
 from idstation.provisioning.selftest import (
     Check,
@@ -20,8 +21,9 @@ from idstation.provisioning.selftest_devices import camera_factory, reader_facto
 
 
 def test_sim_reader_and_camera_pass(tmp_path: Path) -> None:
-    camera, expect = camera_factory("sim")
-    plan = SelftestPlan(tmp_path, reader=reader_factory("sim"), camera=camera, camera_expect=expect)
+    simulator = SelftestSimulator()
+    camera, expect = camera_factory("sim", simulator)
+    plan = SelftestPlan(tmp_path, reader=reader_factory("sim", simulator), camera=camera, camera_expect=expect)
     by_name = {c.name: c for c in run_selftest(plan).checks}
     assert by_name["reader"].ok and by_name["camera"].ok
     assert not by_name["identity"].ok  # not provisioned: named, not a crash
