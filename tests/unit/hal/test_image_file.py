@@ -27,8 +27,9 @@ def grey_png(path: Path, width: int, height: int) -> Path:
     return path
 
 
+# VmHWM is this process image's own peak (ru_maxrss would carry the forking parent's size across exec).
 PEAK = """
-import resource, sys
+import sys
 from pathlib import Path
 from idstation.hal.image_file import ImageTooLarge, load_gray
 try:
@@ -36,7 +37,8 @@ try:
     print("loaded")
 except ImageTooLarge:
     print("refused")
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+status = Path("/proc/self/status").read_text()
+print(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) // 1024)
 """
 
 

@@ -15,6 +15,7 @@ IDSTATION = shutil.which("idstation") or "idstation"
 
 def test_a_13000_pixel_square_png_is_refused_in_json_within_the_memory_budget(tmp_path: Path) -> None:
     bomb = grey_png(tmp_path / "bomb.png", 13_000, 13_000)
+    # a small probe runs the command: its child's ru_maxrss starts from the probe's size, not pytest's
     script = (
         "import json, resource, subprocess, sys\n"
         "done = subprocess.run(sys.argv[1:], capture_output=True, text=True, timeout=120)\n"
