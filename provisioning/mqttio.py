@@ -45,6 +45,7 @@ class MqttSession:
         self._connected = threading.Event()
         self._reason: str = ""
         self._client: Any = None
+        self._topics: list[str] = []  # subscribed: renewed after paho reconnects (clean session)
 
     def __enter__(self) -> MqttSession:
         self.connect()
@@ -63,6 +64,7 @@ class MqttSession:
         except PublishError as exc:
             raise BrokerError(str(exc)) from None
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.access.client_id, protocol=paho.MQTTv311)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)  # a long-running service comes back soon
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_subscribe = self._on_ack
@@ -84,6 +86,7 @@ class MqttSession:
     def subscribe(self, topic: str) -> None:
         result, mid = self._client.subscribe(topic, qos=1)
         self._wait_ack(result, mid, "SUBACK")
+        self._topics.append(topic)
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Publish at QoS 1 and wait for PUBACK."""
@@ -122,9 +125,12 @@ class MqttSession:
             raise BrokerError(f"no {what} from the broker within {self.timeout:.0f} s")
         self._acks.pop(mid, None)
 
-    def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_connect(self, client: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             self._reason = str(reason)
+        elif self._connected.is_set():  # paho reconnected (broker restart): a clean session lost our subscriptions
+            for topic in self._topics:
+                client.subscribe(topic, qos=1)
         self._connected.set()
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:

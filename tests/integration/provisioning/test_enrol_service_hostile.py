@@ -21,7 +21,7 @@ from idstation.provisioning.mqttio import MqttSession
 
 from tests.fixtures.hostile_csr import DEVICE_ID, csr_on_unsupported_curve, csr_with_version
 
-from .conftest import PASSWORDS, Central
+from .conftest import PASSWORDS, Central, _wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +102,25 @@ def test_hostile_request_is_answered_and_the_service_goes_on(
     identity = enroll_online(tmp_path / "box", central.access("claim"), timeout=30)
     assert identity.device_id == box.device.device_id
     assert served.poll() is None
+
+
+def test_the_service_resubscribes_after_a_broker_restart(
+    tmp_path: Path, central: Central, served: subprocess.Popen[bytes]
+) -> None:
+    """A broker restart (clean session: subscriptions lost) must not leave the service deaf."""
+    assert central.proc is not None
+    central.proc.terminate()
+    central.proc.wait(10)
+    broker_dir = central.dir / "broker"
+    with (broker_dir / "broker-2.log").open("wb") as log:
+        restarted = subprocess.Popen(["mosquitto", "-c", str(broker_dir / "mosquitto.conf")], stdout=log, stderr=log)
+    try:
+        _wait_listening(restarted, [central.claim_port, central.device_port], broker_dir)
+        _wait_for_pong(central, served, central.dir / "enrol-service.log")  # bounded: 60 s
+        pin = central.ca.fingerprint
+        box = init_device(tmp_path / "box", site="hn-bd-001", counter="c01", fleet_ca_fingerprint=pin)
+        central.enroller.expect(box.pairing)
+        assert enroll_online(tmp_path / "box", central.access("claim"), timeout=30).device_id == box.device.device_id
+    finally:
+        restarted.terminate()
+        restarted.wait(10)
