@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -180,3 +181,32 @@ def test_events_waiting_too_long_for_a_receipt_raise_an_alarm(mosquitto, central
         watcher.disconnect()
         watcher.loop_stop()
     assert alarms[0]["awaiting_receipt"] == 1 and alarms[0]["oldest_awaiting_s"] >= 1.0
+
+
+def test_a_centre_session_that_expires_while_the_box_goes_on_loses_nothing(
+    mosquitto, registry, central_key, enrol, tmp_path
+) -> None:
+    device = enrol()
+    options = {
+        "client_id": "central-expiring",
+        "shared": False,
+        "protocol": "5",
+        "session_expiry": 2,
+        "receipt_signer": Signer(RECEIPT_KEY),
+    }
+    state = tmp_path / "state.sqlite"
+    with Collector(mosquitto.url, registry, central_key.path, state, **options):
+        pass  # a session that the broker forgets 2 s after the centre left
+    pub = make_publisher(
+        mosquitto.url, device, central_key.public, tmp_path / "ob.sqlite", receipt_keys=[RECEIPT_KEY.public_key()],
+        **FAST,
+    )  # fmt: skip
+    pub.start()
+    ids = [pub.submit_identity(PRIVATE) for _ in range(6)]
+    assert wait_for(lambda: pub.stats()["outbox"]["awaiting_receipt"] == 6, 20)  # queued for the session
+    time.sleep(4.0)  # the session (and what the broker queued for it) expires
+    with Collector(mosquitto.url, registry, central_key.path, state, **options) as central:
+        assert pub.drain(60), pub.stats()
+        accepted = [e.event_id for e in central.events if e.kind == "identity"]
+    pub.stop()
+    assert sorted(accepted) == sorted(ids)
