@@ -104,8 +104,10 @@ install_venv() {
     run "$venv/bin/pip" wheel --no-deps --wheel-dir "$wheels" "$REPO"
     printf 'numpy<2\n' > "$wheels/constraints.txt"
     # The wheel file itself (never the name "idstation" from an index: no dependency confusion).
+    # with the box extra (QR decoding, pairing QR): the central server's stack is not installed here
+    local wheel=("$wheels"/idstation-*.whl)
     run "$venv/bin/pip" install --upgrade --only-binary=:all: --constraint "$wheels/constraints.txt" \
-        "$wheels"/idstation-*.whl
+        "${wheel[0]}[box]"
     run "$venv/bin/python" -c "import idstation.agent.cli, smartcard, picamera2"
     rm -rf "$wheels"
     if [ "$DRY" = 1 ]; then printf '+ ln -sfn %s/bin/idstation %s\n' "$venv" "$ROOT/usr/local/bin/idstation"; return; fi

@@ -24,7 +24,7 @@ NETWORK_HINTS = ("NewConnectionError", "Max retries", "Temporary failure in name
 
 def _requirements() -> list[str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return list(project["dependencies"])
+    return [*project["dependencies"], *project["optional-dependencies"]["box"]]  # the box installs idstation[box]
 
 
 def _pip_download(dest: Path, requirements: list[str], *, deps: bool = True) -> subprocess.CompletedProcess[str]:
