@@ -206,6 +206,9 @@ def load_identity(state_dir: Path | str = DEFAULT_STATE_DIR) -> DeviceIdentity:
     binding = _read_json(live / BINDING_JSON)
     if binding.get("device_id") != device.device_id:
         raise StateError(f"{BINDING_JSON} names another device")
+    for what in ("site", "counter"):  # they become topic levels: a bad one must not reach the publisher
+        if not valid_name(binding.get(what, getattr(device, what))):
+            raise StateError(f"{BINDING_JSON}: {what} is not a valid name (1-128 of A-Z a-z 0-9 . _ -)")
     store = device.store
     signing_key = store.signing_key()
     if keys.key_id_for(keys.raw_public(signing_key.public_key())) != device.key_id:

@@ -87,3 +87,22 @@ def test_genuine_values_still_load() -> None:
     assert (cfg.site, cfg.broker.url, cfg.camera.resolution) == ("hn-01", "mqtts://broker.example:8883", (1280, 960))
     with pytest.raises(ConfigInvalid):
         load_config(None, environ={"IDSTATION_COUNTER": "x\n"})
+
+
+def test_run_with_a_bad_site_in_binding_json_exits_8_not_a_crash_loop(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from idstation.agent.sim.provision import provision_for_tests
+
+    state = tmp_path / "box"
+    key = X25519PrivateKey.generate().public_key()
+    provision_for_tests(state, "hn-01", "c01", tmp_path / "ca", key, "mqtt://127.0.0.1:1")
+    binding = state / "identity" / "binding.json"
+    doc = json.loads(binding.read_text(encoding="utf-8"))
+    doc["site"] = "a/#"  # written by an older version, or by hand
+    binding.write_text(json.dumps(doc), encoding="utf-8")
+    path = tmp_path / "idstation.toml"
+    path.write_text(f'state_dir = "{state}"\n[reader]\nkind = "sim"\n[camera]\nkind = "sim"\n', encoding="utf-8")
+    done = _run(["run", "--config", str(path)])
+    assert done.returncode == 8
+    assert "binding.json" in done.stderr
+    assert "TypeError" not in done.stderr
