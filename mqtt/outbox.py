@@ -146,6 +146,13 @@ class Outbox:
     def last_seq(self) -> int:
         return self._seq
 
+    def seq_floor(self) -> int:
+        """The lowest data ``seq`` this outbox may still send: the lowest it holds, else the next
+        number. Nothing below it will ever come from this box (rows only leave, new ones are higher)."""
+        with self._lock:
+            low = self._db.execute("SELECT MIN(seq) FROM events WHERE data = 1").fetchone()[0]
+            return int(low) if low is not None else self._seq + 1
+
     @property
     def lock(self) -> threading.RLock:
         """Held by :meth:`append` from the commit through ``on_commit``: a reader that takes it

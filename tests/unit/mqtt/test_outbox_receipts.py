@@ -113,3 +113,37 @@ def test_an_outbox_of_schema_1_is_migrated_with_its_rows(world, tmp_path) -> Non
     assert box.set_aside is None
     assert [r.event_id for r in box.pending(Lane.LIVE, 10)] == [event.event_id]
     assert _add(box, builder).seq == 2
+
+
+def test_the_seq_floor_is_the_lowest_number_the_box_may_still_send(world, tmp_path) -> None:
+    builder, clock = world.device(), Clock()
+    box = _box(tmp_path / "ob.sqlite", clock)
+    assert box.seq_floor() == 1
+    rows = [_add(box, builder) for _ in range(4)]
+    assert box.seq_floor() == 1
+    box.receipted(2, [])
+    assert box.seq_floor() == 3
+    box.receipted(4, [])
+    assert box.seq_floor() == 5 == rows[-1].seq + 1
+
+
+def test_telemetry_carries_the_seq_floor_only_when_receipts_are_on(world, tmp_path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from idstation.mqtt.client import Publisher, PublisherConfig
+    from idstation.mqtt.seal import decode_frame
+
+    def beat_info(name: str, keys) -> dict:
+        config = PublisherConfig(
+            broker_url="mqtt://127.0.0.1:1", device_id="box-1", site="hn-01", counter="c01",
+            signing_key=Ed25519PrivateKey.generate(), central_public_key=world.central.public_key(),
+            outbox_path=tmp_path / f"{name}.sqlite", receipt_keys=keys,
+        )  # fmt: skip
+        pub = Publisher(config)  # never started: everything stays in the outbox
+        pub.submit_read_failed("no_card")
+        pub.heartbeat()
+        row = pub.outbox.pending(Lane.TELEMETRY, 10)[-1]
+        pub.outbox.close()
+        return decode_frame(row.frame).header["info"]
+
+    assert beat_info("on", [Ed25519PrivateKey.generate().public_key()])["seq_floor"] == 1
+    assert "seq_floor" not in beat_info("off", None)

@@ -6,6 +6,8 @@ import os
 import random
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from idstation.mqtt.outbox import Lane, Outbox
 
 from .conftest import PRIVATE
@@ -60,3 +62,23 @@ def test_a_file_that_is_not_a_database_salvages_nothing_and_starts_afresh(world,
     assert box.set_aside is not None
     assert box.salvage is not None and box.salvage.salvaged == 0
     assert box.last_seq >= 5
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 200_000), st.binary(min_size=1, max_size=64)), min_size=1, max_size=8))
+def test_any_damage_opens_an_outbox_that_works_and_never_goes_back(world, tmp_path_factory, damage) -> None:
+    builder = world.device(f"box-{len(damage)}")
+    path = tmp_path_factory.mktemp("damaged") / "ob.sqlite"
+    ids = _fill(path, builder, 30)
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        for offset, garbage in damage:
+            f.seek(offset % size)
+            f.write(garbage)
+    box = Outbox(path)
+    kept = [r.event_id for lane in (Lane.LIVE, Lane.BACKLOG) for r in box.pending(lane, 100)]
+    assert set(kept) <= set(ids) and len(set(kept)) == len(kept)
+    assert box.last_seq >= 30
+    topic = "idstation/v1/hn-01/c01/identity"
+    assert box.append("identity", topic, lambda n: builder.build("identity", n, private=PRIVATE)).seq > 30
+    box.close()
