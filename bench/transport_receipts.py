@@ -1,9 +1,9 @@
 """Receipt benchmarks for bench/transport.py (issue 12), on one local mosquitto.
 
 1. receipt lag: from the centre's commit of an event (its ``on_event``, which runs after the
-   commit, the broker's acknowledgement and the receipt note) to the box holding a verified
-   receipt that covers it — with a real :class:`Publisher` the moment it deletes the row —
-   p50/p95 at 1 and at 100 events/s from one box (goal: p95 < 1 s on loopback);
+   commit, the broker's acknowledgement and the receipt note) to a real box (:class:`Publisher`
+   with the receipt key) deleting the row, p50/p95 at 1 and at 100 events/s from one box
+   (goal: p95 < 1 s on loopback);
 2. the centre's throughput with receipts on vs off in the same run: N events from M boxes are
    queued at the broker for the listener's persistent session, then the listener drains them;
    runs alternate off/on so machine noise hits both (goal: receipts cost at most 10%).
@@ -22,9 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.central.listener import CentralListener
 from idstation.mqtt.central.registry import Registry
-from idstation.mqtt.errors import ReceiptRejected
 from idstation.mqtt.events import EventBuilder
-from idstation.mqtt.receipt import parse_receipt, receipt_topic
 from idstation.mqtt.seal import Signer
 from idstation.mqtt.topics import topic_for
 
@@ -69,47 +67,57 @@ def _client(port: int, client_id: str) -> mqtt.Client:
 
 
 def receipt_lag(url: str, port: int, root: Path, rate: float, seconds: float) -> dict[str, Any]:
-    """Commit-to-receipt lag of one box sending ``rate`` events/s for ``seconds``."""
-    world = _World(root / f"lag-{rate:g}", 1)
-    builder = world.builders[0]
+    """Commit-to-deletion lag: a real box (Publisher with the receipt key) sends ``rate`` events/s
+    for ``seconds``; per event, from the centre's ``on_event`` (after its commit) to the moment the
+    box applied a receipt covering it (its row deleted), both clocks of this process."""
+    from idstation.mqtt.client import Publisher, PublisherConfig
+
+    del port  # the box connects by URL
+    world = _World(root / f"lag-{rate:g}", 0)
+    key = Ed25519PrivateKey.generate()
+    world.registry.add_device("lag-box", "lag", f"r{int(rate)}", key.public_key())
     committed: dict[int, float] = {}
-    covered: dict[int, float] = {}
-    lock = threading.Lock()
+    deleted: dict[int, float] = {}
 
     def on_event(event: Any) -> None:
-        with lock:
+        if event.kind == "identity":
             committed[int(event.header["seq"])] = time.monotonic()
-
-    def on_receipt(_c: Any, _u: Any, message: Any) -> None:
-        try:
-            receipt = parse_receipt(message.payload, [world.receipt_key.public_key()])
-        except ReceiptRejected:  # a retained receipt of an earlier run
-            return
-        now = time.monotonic()
-        with lock:
-            for seq in committed:
-                if seq not in covered and receipt.covers(seq):
-                    covered[seq] = now
 
     listener = world.listener(url, on_event, receipts=True, client_id=f"bench-lag-{rate:g}")
     listener.start()
     listener.wait_ready(15)
-    box = _client(port, "bench-lag-box")
-    box.on_message = on_receipt
-    box.subscribe(receipt_topic("bench", "c000"), qos=1)
+    config = PublisherConfig(
+        broker_url=url, device_id="lag-box", site="lag", counter=f"r{int(rate)}", signing_key=key,
+        central_public_key=world.central.public_key(), outbox_path=root / f"lag-{rate:g}.sqlite",
+        receipt_keys=[world.receipt_key.public_key()], reconnect_min_s=0.1,
+    )  # fmt: skip
+    box = Publisher(config)
+    box.start()
+    box.wait_connected(10)
+    stop = threading.Event()
+
+    def watch() -> None:  # the box's receipt counters, polled: when did the deletion cover seq?
+        while not stop.is_set():
+            upto = box.receipts.counters.last_upto or 0
+            now = time.monotonic()
+            for seq in range(len(deleted) + 1, upto + 1):
+                deleted.setdefault(seq, now)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     total = max(1, int(rate * seconds))
     start = time.monotonic()
-    for seq in range(1, total + 1):
-        frame = builder.build("identity", seq, private=PRIVATE).frame
-        box.publish(topic_for("bench", "c000", "identity"), frame, qos=1)
-        time.sleep(max(0.0, start + seq / rate - time.monotonic()))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(covered) < total:
-        time.sleep(0.05)
-    box.loop_stop()
-    box.disconnect()
+    for n in range(1, total + 1):
+        box.submit_identity(PRIVATE)
+        time.sleep(max(0.0, start + n / rate - time.monotonic()))
+    box.drain(30)
+    time.sleep(0.05)  # the watcher's last look
+    stop.set()
+    watcher.join(5)
+    box.stop()
     listener.stop()
-    lags = sorted(covered[s] - committed[s] for s in covered)
+    lags = sorted(deleted[s] - committed[s] for s in deleted if s in committed)
     return {
         "events": total,
         "receipted": len(lags),
