@@ -82,8 +82,15 @@ class InitResult:
 
 
 def normalise_fingerprint(text: str) -> str:
-    """A SHA-256 fingerprint as 64 lower-case hex digits (``:``, spaces and a ``sha256:`` prefix allowed)."""
-    value = text.strip().lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
+    """A SHA-256 fingerprint as 64 lower-case hex digits.
+
+    Accepts what `central init-ca` prints and OpenSSL's ``sha256 Fingerprint=AB:CD:...``: case,
+    ``:`` and spaces do not matter, a ``sha256:`` / ``sha256 fingerprint=`` prefix is dropped.
+    """
+    value = text.strip().lower()
+    for prefix in ("sha256 fingerprint=", "sha256:", "sha256="):
+        value = value.removeprefix(prefix)
+    value = value.replace(":", "").replace(" ", "")
     if not _FINGERPRINT_RE.fullmatch(value):
         raise ProvisioningError("the fleet CA fingerprint must be a SHA-256: 64 hex digits, as `central init-ca` shows")
     return value

@@ -116,3 +116,12 @@ def test_enroller_refuses_bad_names(box: InitResult, enroller: Enroller, counter
 def test_pin_is_recorded_in_device_json(box: InitResult, enroller: Enroller) -> None:
     doc = json.loads((box.device.identity_dir / "device.json").read_text())
     assert doc["fleet_ca_sha256"] == enroller.ca.fingerprint
+
+
+@pytest.mark.parametrize("spelling", ["{fp}", "sha256:{fp}", "{FP}", "SHA256 Fingerprint={colons}"])
+def test_fingerprint_spellings_a_technician_may_copy(spelling: str) -> None:
+    from idstation.provisioning.identity import normalise_fingerprint
+
+    fp = "0123456789abcdef" * 4
+    colons = ":".join(fp[i : i + 2] for i in range(0, 64, 2)).upper()
+    assert normalise_fingerprint(spelling.format(fp=fp, FP=fp.upper(), colons=colons)) == fp
