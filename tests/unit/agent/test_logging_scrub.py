@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import date
 
 import pytest
 import structlog
@@ -65,3 +66,41 @@ def test_timestamps_and_operational_text_survive() -> None:
 def test_hex_identifiers_are_never_cut(hex_digits: str) -> None:
     for ident in (f"ids-{hex_digits}", f"key-{hex_digits}", f"x{hex_digits}"):
         assert scrub_text(f"device {ident} ok") == f"device {ident} ok"
+
+
+FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi", "Đỗ", "Ngô", "Dương", "Kiều", "Lương"]
+MIDDLE = ["Văn", "Thị", "Đức", "Hữu", "Minh", "Ngọc", "Thanh", "Quốc", "Xuân"]
+GIVEN = ["An", "Bình", "Cường", "Dũng", "Hà", "Hải", "Lan", "Mai", "Nam", "Phúc", "Quân", "Tâm", "Yến"]
+
+
+def _plain(text: str) -> str:
+    import unicodedata
+
+    folded = unicodedata.normalize("NFD", text.replace("Đ", "D").replace("đ", "d"))
+    return "".join(c for c in folded if not unicodedata.combining(c))
+
+
+@given(
+    st.sampled_from(FAMILY), st.sampled_from(MIDDLE), st.sampled_from(GIVEN),
+    st.sampled_from(["as is", "plain", "upper", "plain upper"]),
+    st.sampled_from(["holder {} tapped", "{}", "name={} ok", "read failed for {}: removed"]),
+)  # fmt: skip
+def test_vietnamese_names_in_any_spelling_are_masked(
+    family: str, middle: str, given_name: str, how: str, where: str
+) -> None:
+    name = f"{family} {middle} {given_name}"
+    if "plain" in how:
+        name = _plain(name)
+    if "upper" in how:
+        name = name.upper()
+    scrubbed = scrub_text(where.format(name))
+    assert family not in scrubbed and _plain(family) not in scrubbed and _plain(family).upper() not in scrubbed
+
+
+DATE_FORMS = ["{:%Y-%m-%d}", "{:%d/%m/%Y}", "{:%d%m%Y}", "{:%d-%m-%Y}"]
+
+
+@given(st.dates(date(1900, 1, 1), date(2100, 12, 31)), st.sampled_from(DATE_FORMS))
+def test_dates_of_birth_in_any_written_form_are_masked(day: object, form: str) -> None:
+    text = form.format(day)
+    assert text not in scrub_text(f"born {text}, card ok")
