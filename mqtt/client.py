@@ -52,6 +52,10 @@ log = structlog.get_logger(__name__)
 
 __all__ = ["Publisher", "PublisherConfig", "TlsOptions"]
 
+# MQTT 5 Maximum Packet Size of the box: all it receives is acknowledgements and receipts (a few
+# KB at most), so a huge retained message on its receipt topic never reaches a 512 MB box.
+RECEIVE_CAP = 64 * 1024
+
 
 @dataclass
 class PublisherConfig:
@@ -153,6 +157,7 @@ class Publisher:
             before_disconnect=self._before_disconnect,
             backoff=Backoff(c.reconnect_min_s, c.reconnect_max_s),
             name="publisher",
+            max_packet_size=RECEIVE_CAP,
         )
 
     # --- public API ------------------------------------------------------------------------------

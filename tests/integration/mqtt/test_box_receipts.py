@@ -210,3 +210,22 @@ def test_a_centre_session_that_expires_while_the_box_goes_on_loses_nothing(
         accepted = [e.event_id for e in central.events if e.kind == "identity"]
     pub.stop()
     assert sorted(accepted) == sorted(ids)
+
+
+def test_a_huge_message_on_the_receipt_topic_never_reaches_the_box(mosquitto, central_key, enrol, tmp_path) -> None:
+    device = enrol()
+    rec = device.record
+    pub = make_publisher(
+        mosquitto.url, device, central_key.public, tmp_path / "ob.sqlite", receipt_keys=[RECEIPT_KEY.public_key()],
+        protocol="5",
+    )  # fmt: skip
+    pub.start()
+    pub.submit_identity(PRIVATE)
+    assert wait_for(lambda: pub.stats()["outbox"]["awaiting_receipt"] == 1, 20)
+    topic = receipt_topic(rec.site, rec.counter)
+    _retain(mosquitto.port, topic, b"IDS1" + b"\0" * (8 * 1024 * 1024))  # dropped by the broker for the box
+    _retain(mosquitto.port, topic, build_receipt(rec.device_id, rec.key_id, 1, [], Signer(RECEIPT_KEY)))
+    assert wait_for(lambda: pub.stats()["outbox"]["total"] == 0, 20)
+    ignored = pub.stats()["receipts"]["ignored"]
+    pub.stop()
+    assert ignored == {}  # the 8 MB message was never delivered to the box (else: "malformed")
