@@ -13,10 +13,15 @@ than a batch) — and for it:
 3. acknowledges every delivery of the batch, in delivery order (rejected ones too: a rejection
    is final) — only now may the broker forget them;
 4. tells the receipts (H7's :class:`ReceiptBatcher`) which streams owe a receipt;
-5. delivers accepted events (``on_event``) and reports rejections (``on_reject``).
+5. delivers accepted events (``on_event``) and reports rejections (``on_reject``), then marks
+   the delivered events in the store (``mark_delivered``, not waited for on disk).
 
-A crash before 3 leaves the batch unacknowledged: the broker delivers it again and the store
-calls what it already holds a duplicate. ``central export`` reads the store by cursor, so a
+A crash after 2 and before 5 does not lose the delivery when the message comes again — the
+broker delivers an unacknowledged batch again, a box resends an event no receipt covered: the
+store finds the event held but not marked delivered (the same frame) and it is delivered then
+(at least once); the redelivery of an event already delivered is a plain duplicate.
+
+``central export`` reads the store by cursor, so a
 consumer of the export sees every committed event exactly once whatever the listener did.
 
 When the store is unavailable (PostgreSQL down) nothing is acknowledged: the thread asks the
@@ -217,6 +222,8 @@ class Intake:
         try:
             return self.processor.accept(checked, outcome)
         except EventRejected as exc:
+            if outcome.redeliver:  # held but never delivered (a crash after the commit): deliver it now
+                return self.processor.redelivered(checked, outcome)
             return exc
 
     def _note_receipts(self, results: Sequence[tuple[Delivery, Any, Any]]) -> None:
@@ -230,7 +237,10 @@ class Intake:
                 self.receipts.note_header(delivery.topic, checked.header)
 
     def _deliver(self, results: Sequence[tuple[Delivery, Any, Any]]) -> None:
+        delivered: list[int] = []
         for delivery, _checked, result in results:
+            if result is not None and not isinstance(result, EventRejected) and result.cursor is not None:
+                delivered.append(result.cursor)
             try:
                 if isinstance(result, EventRejected):
                     level = log.info if result.reason == "duplicate" else log.warning
@@ -241,3 +251,7 @@ class Intake:
                     self._on_event(result)
             except Exception as exc:  # the owner's callback must not stop the pipeline
                 log.error("central_callback_failed", error=type(exc).__name__)
+        try:
+            self.store.mark_delivered(delivered)
+        except StoreError as exc:  # only costs a second delivery after a crash
+            log.warning("central_mark_delivered_failed", error=str(exc))

@@ -185,6 +185,11 @@ class CentralProcessor:
         self.counts["accepted"] += 1
         return AcceptedEvent(checked.header, checked.topic, checked.private, outcome, checked.incoming.received_at)
 
+    def redelivered(self, checked: Checked, outcome: Outcome) -> AcceptedEvent:
+        """A held event never delivered (its listener died after the commit), delivered now."""
+        self.counts["redelivered"] += 1
+        return AcceptedEvent(checked.header, checked.topic, checked.private, outcome, checked.incoming.received_at)
+
     def process(self, topic: str, payload: bytes, received_at: float | None = None) -> AcceptedEvent:
         """Check, record (a batch of one) and classify one message.
 

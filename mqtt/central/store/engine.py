@@ -70,6 +70,13 @@ def _arrival(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1_000_000) % 1_000_000:06d}Z"
 
 
+def duplicate(held: Sequence[Any] | None, frame: bytes) -> Outcome:
+    """A duplicate; to be delivered again when the held event (same frame) was never delivered."""
+    if held is not None and not held[1] and bytes(held[2]) == frame:
+        return Outcome(Verdict.DUPLICATE, cursor=int(held[0]), redeliver=True)
+    return Outcome(Verdict.DUPLICATE)
+
+
 def migrations(dialect: str) -> list[tuple[int, str]]:
     """The numbered SQL files of a backend, in order: ``[(1, sql), ...]``."""
     folder = resources.files("idstation.mqtt.central.store") / "migrations" / dialect
@@ -154,17 +161,25 @@ class SqlStore:
         with self._write() as x:
             self._begin_batch(x)
             streams: dict[tuple[str, str], StreamState] = {}
-            outcomes = [self._record_one(x, event, streams) for event in batch]
+            fresh: set[str] = set()  # event ids this batch has seen
+            outcomes = [self._record_one(x, event, streams, fresh) for event in batch]
             self._save_streams(x, streams)
             self._save_devices(x, batch, outcomes)
         return outcomes
 
-    def _record_one(self, x: Exec, e: Incoming, streams: dict[tuple[str, str], StreamState]) -> Outcome:
+    def _record_one(
+        self, x: Exec, e: Incoming, streams: dict[tuple[str, str], StreamState], fresh: set[str]
+    ) -> Outcome:
         reason = e.header.get("reason") if e.kind == "read_failed" else None
         params = (e.event_id, e.device_id, e.key_id, e.seq, e.kind, e.site, e.counter, reason, e.created_at)
         row = x(_INSERT_EVENT, (*params, e.received_at, self._json_in(e.header), e.frame)).fetchone()
         if row is None:
-            return Outcome(Verdict.DUPLICATE)
+            if e.event_id in fresh:
+                return Outcome(Verdict.DUPLICATE)
+            held = x("SELECT cursor, delivered, frame FROM events WHERE event_id = ?", (e.event_id,)).fetchone()
+            fresh.add(e.event_id)  # a second copy in this batch is a plain duplicate
+            return duplicate(held, e.frame)
+        fresh.add(e.event_id)
         cursor = int(row[0])
         if not e.data:
             return Outcome(Verdict.NEW, cursor=cursor)
@@ -301,6 +316,13 @@ class SqlStore:
         """Delete events received before ``before`` (streams and gaps are kept: seq still catches replays)."""
         with self._write() as x:
             return int(x("DELETE FROM events WHERE received_at < ?", (before,)).rowcount)
+
+    def mark_delivered(self, cursors: Sequence[int]) -> None:
+        """The listener delivered these events (a later redelivery of one is a plain duplicate)."""
+        if cursors:
+            with self._write() as x:
+                for cursor in cursors:
+                    x("UPDATE events SET delivered = TRUE WHERE cursor = ?", (cursor,))
 
     def gaps(self, device_id: str | None = None) -> list[tuple[str, int, int]]:
         sql, args = "SELECT device_id, lo, hi FROM gaps", ()

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from idstation.mqtt.central.store.base import Incoming, Outcome, StreamState, Verdict, classify
-from idstation.mqtt.central.store.engine import _NEWER, _UPSERT_DEVICE, Exec, device_rows
+from idstation.mqtt.central.store.engine import _NEWER, _UPSERT_DEVICE, Exec, device_rows, duplicate
 
 __all__ = ["record_batch"]
 
@@ -77,10 +77,15 @@ def record_batch(x: Exec, batch: Sequence[Incoming]) -> list[Outcome]:
     ]  # fmt: skip
     inserted = {event_id: int(cursor) for cursor, event_id in x(_INSERT, _columns(rows, 12)).fetchall()}
     streams = _lock_streams(x, {(e.device_id, e.key_id) for e in batch if e.data and e.event_id in inserted})
+    held = _held(x, [e.event_id for e in batch if e.event_id not in inserted])
     outcomes, replays, taken = [], [], set()
     for e in batch:
         cursor = inserted.get(e.event_id)
-        if cursor is None or e.event_id in taken:
+        if cursor is None:
+            outcomes.append(duplicate(held.get(e.event_id), e.frame))
+            held.pop(e.event_id, None)  # a second copy in this batch is a plain duplicate
+            continue
+        if e.event_id in taken:
             outcomes.append(Outcome(Verdict.DUPLICATE))
             continue
         taken.add(e.event_id)
@@ -100,6 +105,14 @@ def record_batch(x: Exec, batch: Sequence[Incoming]) -> list[Outcome]:
     if devices:
         x(_DEVICES, _columns(devices, 7))
     return outcomes
+
+
+def _held(x: Exec, event_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    """``event_id -> (cursor, delivered, frame)`` of the batch's duplicates."""
+    if not event_ids:
+        return {}
+    sql = "SELECT event_id, cursor, delivered, frame FROM events WHERE event_id = ANY(?::text[])"
+    return {r[0]: (r[1], r[2], r[3]) for r in x(sql, (event_ids,)).fetchall()}
 
 
 def _lock_streams(x: Exec, keys: set[tuple[str, str]]) -> dict[tuple[str, str], StreamState]:

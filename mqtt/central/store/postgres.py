@@ -115,6 +115,14 @@ class PostgresStore(SqlStore):
             self._begin_batch(x)
             return record_batch(x, batch)
 
+    def mark_delivered(self, cursors: Sequence[int]) -> None:
+        """One statement, committed without waiting for the disk: a lost mark only means the
+        event is delivered once more after a crash (at least once)."""
+        if cursors:
+            with self._write() as x:
+                x("SET LOCAL synchronous_commit = off")
+                x("UPDATE events SET delivered = TRUE WHERE cursor = ANY(?::bigint[])", (list(cursors),))
+
     def _begin_batch(self, x: Exec) -> None:
         x("SELECT pg_advisory_xact_lock(?)", (BATCH_LOCK,))
 

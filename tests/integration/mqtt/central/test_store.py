@@ -15,9 +15,9 @@ def verdicts(store: Store, *events) -> list[str]:
 
 
 def test_migrate_is_versioned_and_idempotent(store: Store) -> None:
-    assert store.schema_version() == 1
-    assert store.migrate() == 1
-    assert store.schema_version() == 1
+    assert store.schema_version() == 2
+    assert store.migrate() == 2
+    assert store.schema_version() == 2
 
 
 def test_an_accepted_event_is_stored_as_received(store: Store) -> None:
@@ -124,3 +124,24 @@ def test_a_bad_url_is_a_typed_error() -> None:
     for url in ("mysql://x", "sqlite://relative/path", ""):
         with pytest.raises(StoreError):
             open_store(url)
+
+
+def test_a_duplicate_of_an_event_never_delivered_is_to_be_delivered_again(store: Store) -> None:
+    first, other = incoming(1), incoming(2)
+    [held, delivered] = store.record([first, other])
+    store.mark_delivered([delivered.cursor])
+    again = store.record([first, other, first])
+    assert [(o.verdict, o.redeliver) for o in again] == [
+        (Verdict.DUPLICATE, True),  # committed, never delivered (the listener died): deliver it now
+        (Verdict.DUPLICATE, False),
+        (Verdict.DUPLICATE, False),  # a second copy in the same batch: once is enough
+    ]
+    assert again[0].cursor == held.cursor
+
+
+def test_a_frame_other_than_the_held_one_is_never_delivered_again(store: Store) -> None:
+    event = incoming(1)
+    store.record([event])
+    forged = type(event)(**{**{f: getattr(event, f) for f in event.__dataclass_fields__}, "frame": b"other"})
+    [outcome] = store.record([forged])
+    assert (outcome.verdict, outcome.redeliver) == (Verdict.DUPLICATE, False)
