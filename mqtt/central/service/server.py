@@ -9,6 +9,7 @@ the demo and for tests that need a real HTTP server in process.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -96,7 +97,14 @@ def serve(opts: ServeOptions) -> None:
         tls = (opts.tls_cert, opts.tls_key) if opts.tls_cert and opts.tls_key else None
         sock = _bind(host, port)  # a taken port is an OSError here, not uvicorn's sys.exit
         log.info("service_starting", host=host, port=port, tls=bool(tls), listener=bool(listener))
-        uvicorn.Server(uvicorn_config(app, host, port, tls=tls)).run(sockets=[sock])
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler it
+        # found: a no-op one makes SIGTERM a clean exit (0) instead of death by signal
+        previous = signal.signal(signal.SIGTERM, lambda *_: None)
+        try:
+            uvicorn.Server(uvicorn_config(app, host, port, tls=tls)).run(sockets=[sock])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        log.info("service_stopped")
     finally:
         if listener is not None:
             listener.stop()
