@@ -7,6 +7,7 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from idstation.agent.sim.broker import free_port
 from idstation.agent.sim.devpki import make_dev_pki
 
 from tests.integration.mqtt.central.service.centre import Centre, auth
-from tests.integration.mqtt.central.service.chain import CLI, idstation
+from tests.integration.mqtt.central.service.chain import CLI, Chain, idstation
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +95,23 @@ def test_audit_since_filters_and_refuses_a_bad_time(centre: Centre) -> None:
         '{"at": "2033-05-18T03:33:20.000Z", "client": "clerk-c01", "event_id": "e-new", "endpoint": "/v1/x"}'
     ]
     assert idstation("central", "audit", "--store", centre.store_url, "--since", "yesterday").returncode == 2
+
+
+@pytest.mark.slow
+def test_serve_with_listener_records_and_serves_a_placement(tmp_path: Path, broker_factory: Any) -> None:
+    chain = Chain(tmp_path, broker_factory())
+    token = chain.add_client("clerk", "--counter", "hn-05/c05")
+    chain.start("service", "central", "serve", "--store", chain.store_url, "--registry", str(chain.registry.path),
+                "--key", str(chain.key_path), "--listen", f"127.0.0.1:{chain.port}", "--clients", str(chain.clients),
+                "--with-listener", "--broker", chain.broker.url)  # fmt: skip
+    try:
+        wait_healthy(chain.url, chain.procs["service"])
+        chain.box("box-5", "hn-05", "c05", cards=2)
+        latest = chain.url + "/v1/counters/hn-05/c05/identities/latest"
+        deadline = time.monotonic() + 120
+        while (code := httpx.get(latest, headers=auth(token)).status_code) != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert code == 200
+    finally:
+        chain.stop_all()
+    assert chain.procs["service"].returncode == 0
