@@ -63,6 +63,8 @@
   }
 
   function showIdentity(event) {
+    const received = Date.parse(event.received_at || "") || Date.now();
+    if (Date.now() - received >= freshnessMs) return;  // e.g. replayed after a reconnect: too old to show
     const citizen = event.citizen || {};
     for (const key of FIELDS) {
       document.querySelector('[data-field="' + key + '"]').textContent = fieldText(key, citizen);
@@ -81,7 +83,6 @@
     const v = verdict(event);
     badge.dataset.verdict = v;
     badge.textContent = VERDICTS[v];
-    const received = Date.parse(event.received_at || "") || Date.now();
     document.getElementById("received").textContent =
       "Nhận lúc " + new Date(received).toLocaleTimeString("vi-VN");
     notice("");
