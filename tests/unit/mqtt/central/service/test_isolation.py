@@ -12,8 +12,9 @@ import idstation.mqtt.central.service.server
 from idstation.mqtt.central.service.app import build_app
 from idstation.mqtt.central.service.clients import ClientsFile
 build_app(None, None, X25519PrivateKey.generate(), ClientsFile("/nonexistent/clients.json"))
-print("\\n".join(m for m in sys.modules if m.startswith(("idstation.agent", "idstation.hal.camera", "idstation.hal.reader",
-      "idstation.provisioning", "zxingcpp", "smartcard", "numpy"))))
+BOX = ("idstation.agent", "idstation.hal.camera", "idstation.hal.reader", "idstation.provisioning",
+       "zxingcpp", "smartcard", "numpy")
+print("\\n".join(m for m in sys.modules if m.startswith(BOX)))
 """
 
 
