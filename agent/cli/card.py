@@ -51,6 +51,11 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     serve.add_argument(
         "--reinsert-after", type=float, default=1.0, metavar="S", help="after a pull, place the card again (s)"
     )
+    serve.add_argument(
+        "--hostile",
+        metavar="NAME",
+        help="serve a hostile file in place of a genuine one (agent/emrtd/virtual_card/hostile.py)",
+    )
     serve.add_argument("--slow-ms", type=int, default=0, metavar="N", help="extra latency per command (ms)")
     serve.add_argument("--tamper-dg", type=int, metavar="N", help="alter DGn after signing (passive fails)")
     serve.add_argument("--expired-signer", action="store_true", help="sign with an expired document signer")
@@ -284,17 +289,24 @@ def _qr_path(out: Path, written: object) -> Path:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses
     import signal
     import threading
 
     from idstation.agent.emrtd.virtual_card.chip import VirtualChip
-    from idstation.agent.emrtd.virtual_card.vpcd import VpcdBridge
+    from idstation.agent.emrtd.virtual_card.vpcd import MAX_RAPDU, VpcdBridge
 
     faults: dict[str, Any] = {attr: True for _flag, attr, _h in FAULT_FLAGS if getattr(args, attr)}
     if args.remove_after is not None:
         faults["remove_after"] = args.remove_after
     if args.slow_ms:
         faults["slow_ms"] = args.slow_ms
+    if args.hostile:
+        from idstation.agent.emrtd.virtual_card.hostile import HOSTILE_FILES
+
+        if args.hostile not in HOSTILE_FILES:
+            raise UsageError(f"--hostile must be one of {', '.join(sorted(HOSTILE_FILES))}")
+        faults["hostile"] = args.hostile
     image = _image(
         args.profile,
         faults,
@@ -302,6 +314,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         expired_signer=args.expired_signer,
         unknown_csca=args.unknown_csca,
     )
+    image = dataclasses.replace(image, max_response=min(image.max_response, MAX_RAPDU - 2))  # vpcd's frame size
     steady = _without_removal(image)
     bridge = VpcdBridge(
         VirtualChip(image),

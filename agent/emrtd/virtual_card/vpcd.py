@@ -44,6 +44,8 @@ _POLL_S = 0.1  # how often a blocked recv looks at insert/remove/stop
 _BACKOFF_MIN_S = 0.05
 _BACKOFF_MAX_S = 1.0
 _SW_NO_DIAGNOSIS = b"\x6f\x00"
+_SW_WRONG_LENGTH = b"\x67\x00"
+MAX_RAPDU = 0xFFFF  # vpcd's 2-byte length: a chip serving vpcd caps its answers at 65533 data bytes
 
 
 class _Swapped(Exception):
@@ -92,6 +94,9 @@ class VpcdCard:
         except IdstationError as exc:  # a handler bug must not kill the bridge: answer 6F00
             log.warning("vpcd_handler_error", error=type(exc).__name__)
             return _SW_NO_DIAGNOSIS
+        if len(rapdu) > MAX_RAPDU:  # vpcd frames carry 65535 bytes: the card says "wrong length" instead
+            log.warning("vpcd_response_too_long", size=len(rapdu))
+            return _SW_WRONG_LENGTH
         return bytes(rapdu)
 
 
