@@ -28,7 +28,9 @@ __all__ = [
     "StoredEvent",
     "StreamState",
     "Verdict",
+    "abandon_below",
     "classify",
+    "seq_floor",
 ]
 
 
@@ -127,6 +129,31 @@ def classify(state: StreamState, seq: int) -> Outcome:
     return Outcome(Verdict.REPLAY, expected=state.max_seq + 1)
 
 
+def seq_floor(header: dict[str, Any]) -> int | None:
+    """``info.seq_floor`` of a telemetry header: the lowest data seq the box may still send."""
+    info = header.get("info")
+    floor = info.get("seq_floor") if isinstance(info, dict) else None
+    return floor if isinstance(floor, int) and not isinstance(floor, bool) and floor > 0 else None
+
+
+def abandon_below(state: StreamState, floor: int) -> list[tuple[int, int]]:
+    """Close the open gaps below ``floor`` (the box will never send those numbers: they are lost),
+    so a receipt's ``upto`` moves past them. Returns the ranges given up."""
+    abandoned: list[tuple[int, int]] = []
+    kept: list[tuple[int, int]] = []
+    for lo, hi in state.gaps:
+        if hi < floor:
+            abandoned.append((lo, hi))
+        elif lo < floor:
+            abandoned.append((lo, floor - 1))
+            kept.append((floor, hi))
+        else:
+            kept.append((lo, hi))
+    if abandoned:
+        state.gaps, state.dirty = kept, True
+    return abandoned
+
+
 class Store(Protocol):
     """The central store (thread-safe; every method may raise StoreUnavailable or StoreError)."""
 
@@ -156,6 +183,7 @@ class Store(Protocol):
     def add_audit(self, client: str, event_id: str, endpoint: str, at: float) -> None: ...
     def audit_since(self, since: float) -> list[dict[str, Any]]: ...
     def purge(self, before: float) -> int: ...
+    def head(self) -> int: ...
     def mark_delivered(self, cursors: Sequence[int]) -> None: ...
     def gaps(self, device_id: str | None = None) -> list[tuple[str, int, int]]: ...
     def max_seq(self, device_id: str) -> int | None: ...

@@ -16,15 +16,20 @@ from dataclasses import replace
 from importlib import resources
 from typing import Any
 
+import structlog
 from idstation.mqtt.central.store.base import (
     Incoming,
     Outcome,
     StoredEvent,
     StreamState,
     Verdict,
+    abandon_below,
     classify,
+    seq_floor,
 )
 from idstation.mqtt.receipt import receipt_range
+
+log = structlog.get_logger(__name__)
 
 Exec = Callable[..., Any]  # x(sql, params=()) -> a DB-API cursor
 
@@ -34,9 +39,12 @@ _INSERT_EVENT = (
     " header, frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING cursor"
 )
 _UPSERT_DEVICE = """
-INSERT INTO device_state (device_id, site, counter, last_seen, state, info, state_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO device_state (device_id, site, counter, last_seen, state, info, state_at, last_event_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (device_id) DO UPDATE SET site = excluded.site, counter = excluded.counter,
   last_seen = {greatest}(device_state.last_seen, excluded.last_seen),
+  last_event_at = CASE WHEN excluded.last_event_at IS NULL THEN device_state.last_event_at
+    ELSE {greatest}(COALESCE(device_state.last_event_at, 0), excluded.last_event_at) END,
   state = CASE WHEN {newer} THEN COALESCE(excluded.state, device_state.state) ELSE device_state.state END,
   info = CASE WHEN {newer} THEN excluded.info ELSE device_state.info END,
   state_at = CASE WHEN {newer} THEN excluded.state_at ELSE device_state.state_at END
@@ -49,14 +57,17 @@ _NEWER = (
 def device_rows(
     batch: Sequence[Incoming], outcomes: Sequence[Outcome], json_in: Callable[[Any], Any]
 ) -> list[tuple[Any, ...]]:
-    """One device_state row per device of the batch: last seen, and the latest status (state,
-    info) or heartbeat (info), as ``(device_id, site, counter, last_seen, state, info, state_at)``."""
+    """One device_state row per device of the batch: last seen, the latest status (state, info) or
+    heartbeat (info), the latest data event, as ``(device_id, site, counter, last_seen, state,
+    info, state_at, last_event_at)``."""
     rows: dict[str, list[Any]] = {}
     for e, outcome in zip(batch, outcomes, strict=True):
         if not outcome.accepted:
             continue
-        row = rows.setdefault(e.device_id, [e.device_id, e.site, e.counter, e.received_at, None, None, None])
+        row = rows.setdefault(e.device_id, [e.device_id, e.site, e.counter, e.received_at, None, None, None, None])
         row[3] = max(row[3], e.received_at)
+        if e.data:
+            row[7] = max(row[7] or 0.0, e.received_at)
         # by arrival, not by the box's created_at: the last will is built when the box connects, so
         # its created_at is older than every later status; it must still win when it arrives (H6)
         if e.kind in ("status", "heartbeat"):
@@ -68,6 +79,11 @@ def device_rows(
 def _arrival(ts: float) -> str:
     """``received_at`` as sortable ISO 8601 text (the ``state_at`` column), microseconds."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1_000_000) % 1_000_000:06d}Z"
+
+
+def log_abandoned(device_id: str, ranges: Sequence[tuple[int, int]]) -> None:
+    for lo, hi in ranges:
+        log.warning("central_seq_gap_abandoned", device_id=device_id, missing_from=lo, missing_to=hi)
 
 
 def duplicate(held: Sequence[Any] | None, frame: bytes) -> Outcome:
@@ -181,9 +197,13 @@ class SqlStore:
             return duplicate(held, e.frame)
         fresh.add(e.event_id)
         cursor = int(row[0])
-        if not e.data:
-            return Outcome(Verdict.NEW, cursor=cursor)
         key = (e.device_id, e.key_id)
+        if not e.data:
+            floor = seq_floor(e.header)
+            if floor is not None:
+                state = streams.get(key) or streams.setdefault(key, self._load_stream(x, *key))
+                log_abandoned(e.device_id, abandon_below(state, floor))
+            return Outcome(Verdict.NEW, cursor=cursor)
         state = streams.get(key)
         if state is None:
             state = streams[key] = self._load_stream(x, *key)
@@ -269,10 +289,13 @@ class SqlStore:
         return StoredEvent(cursor, r[1], r[2], r[3], seq, r[5], r[6], r[7], r[8], received_at, header, frame)
 
     def device_states(self) -> list[dict[str, Any]]:
-        sql = "SELECT device_id, site, counter, last_seen, state, info, state_at FROM device_state ORDER BY device_id"
+        sql = (
+            "SELECT device_id, site, counter, last_seen, state, info, state_at, last_event_at FROM device_state"
+            " ORDER BY device_id"
+        )
         with self._read() as x:
             rows = x(sql).fetchall()
-        keys = ("device_id", "site", "counter", "last_seen", "state", "info", "state_at")
+        keys = ("device_id", "site", "counter", "last_seen", "state", "info", "state_at", "last_event_at")
         out = [dict(zip(keys, r, strict=True)) for r in rows]
         for row in out:
             row["info"] = self._json_out(row["info"]) if row["info"] is not None else {}
@@ -291,15 +314,21 @@ class SqlStore:
 
     def hourly_counts(self, since: float) -> list[dict[str, Any]]:
         sql = (
-            f"SELECT {self.hour_expr} AS hour, kind, COUNT(*) FROM events WHERE received_at >= ?"  # noqa: S608
-            " GROUP BY hour, kind ORDER BY hour, kind"
+            f"SELECT device_id, {self.hour_expr} AS hour, kind, COUNT(*) FROM events"  # noqa: S608
+            " WHERE received_at >= ? GROUP BY device_id, hour, kind ORDER BY hour, device_id, kind"
         )
         with self._read() as x:
             rows = x(sql, (since,)).fetchall()
         return [
-            {"hour": time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(int(h) * 3600)), "kind": k, "count": int(n)}
-            for h, k, n in rows
-        ]
+            {"device_id": d, "hour": time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(int(h) * 3600)), "kind": k,
+             "count": int(n)}
+            for d, h, k, n in rows
+        ]  # fmt: skip
+
+    def head(self) -> int:
+        """The highest cursor committed (0 when empty): ``events_after(head())`` misses nothing later."""
+        with self._read() as x:
+            return int(x("SELECT COALESCE(MAX(cursor), 0) FROM events").fetchone()[0])
 
     def add_audit(self, client: str, event_id: str, endpoint: str, at: float) -> None:
         with self._write() as x:

@@ -20,8 +20,23 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from idstation.mqtt.central.store.base import Incoming, Outcome, StreamState, Verdict, classify
-from idstation.mqtt.central.store.engine import _NEWER, _UPSERT_DEVICE, Exec, device_rows, duplicate
+from idstation.mqtt.central.store.base import (
+    Incoming,
+    Outcome,
+    StreamState,
+    Verdict,
+    abandon_below,
+    classify,
+    seq_floor,
+)
+from idstation.mqtt.central.store.engine import (
+    _NEWER,
+    _UPSERT_DEVICE,
+    Exec,
+    device_rows,
+    duplicate,
+    log_abandoned,
+)
 
 __all__ = ["record_batch"]
 
@@ -58,9 +73,9 @@ _ADD_GAPS = (
     "INSERT INTO gaps (device_id, key_id, lo, hi) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[])"
 )
 _DEVICES = _UPSERT_DEVICE.replace(
-    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "SELECT d, si, c, ls, st, i::jsonb, sa FROM unnest(?::text[], ?::text[], ?::text[], ?::float8[], ?::text[],"
-    " ?::text[], ?::text[]) AS u(d, si, c, ls, st, i, sa)",
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "SELECT d, si, c, ls, st, i::jsonb, sa, le FROM unnest(?::text[], ?::text[], ?::text[], ?::float8[], ?::text[],"
+    " ?::text[], ?::text[], ?::float8[]) AS u(d, si, c, ls, st, i, sa, le)",
 ).format(greatest="GREATEST", newer=_NEWER)
 
 
@@ -76,7 +91,9 @@ def record_batch(x: Exec, batch: Sequence[Incoming]) -> list[Outcome]:
         for e in batch
     ]  # fmt: skip
     inserted = {event_id: int(cursor) for cursor, event_id in x(_INSERT, _columns(rows, 12)).fetchall()}
-    streams = _lock_streams(x, {(e.device_id, e.key_id) for e in batch if e.data and e.event_id in inserted})
+    floors = {e.event_id: seq_floor(e.header) for e in batch if not e.data and e.event_id in inserted}
+    wanted = {(e.device_id, e.key_id) for e in batch if e.event_id in inserted and (e.data or floors.get(e.event_id))}
+    streams = _lock_streams(x, wanted)
     held = _held(x, [e.event_id for e in batch if e.event_id not in inserted])
     outcomes, replays, taken = [], [], set()
     for e in batch:
@@ -90,6 +107,9 @@ def record_batch(x: Exec, batch: Sequence[Incoming]) -> list[Outcome]:
             continue
         taken.add(e.event_id)
         if not e.data:
+            floor = floors.get(e.event_id)
+            if floor is not None:
+                log_abandoned(e.device_id, abandon_below(streams[(e.device_id, e.key_id)], floor))
             outcomes.append(Outcome(Verdict.NEW, cursor=cursor))
             continue
         outcome = classify(streams[(e.device_id, e.key_id)], e.seq)
@@ -103,7 +123,7 @@ def record_batch(x: Exec, batch: Sequence[Incoming]) -> list[Outcome]:
     _save_streams(x, streams)
     devices = device_rows(batch, outcomes, lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")))
     if devices:
-        x(_DEVICES, _columns(devices, 7))
+        x(_DEVICES, _columns(devices, 8))
     return outcomes
 
 

@@ -17,6 +17,7 @@ is :class:`StoreUnavailable` (the listener stops consuming and waits); other fai
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -68,22 +69,46 @@ class PostgresStore(SqlStore):
     hour_expr = "floor(received_at / 3600)::bigint"
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0) -> None:
-        from psycopg_pool import ConnectionPool
-
         self.url = redact_url(url)
         self.timeout = timeout
-        self._pool = ConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
+        self._dsn, self._sizes = url, (min_size, max_size)
+        self._swap = threading.Lock()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        from psycopg_pool import ConnectionPool
+
+        pool = ConnectionPool(
+            self._dsn,
+            min_size=self._sizes[0],
+            max_size=self._sizes[1],
             open=False,
-            kwargs={"autocommit": True, "connect_timeout": max(2, int(timeout))},
+            kwargs={"autocommit": True, "connect_timeout": max(2, int(self.timeout))},
             check=ConnectionPool.check_connection,
             reconnect_timeout=24 * 3600.0,
             name="idstation-store",
         )
         with _mapped():
-            self._pool.open(wait=False)
+            pool.open(wait=False)
+        return pool
+
+    def ping(self) -> None:
+        """Answer within ~3 s. After an outage the pool may be waiting out its reconnection backoff
+        (it doubles up to tens of seconds): a direct connection that succeeds replaces the pool, so
+        consumption resumes as soon as the server is back."""
+        try:
+            with _mapped(), self._pool.connection(timeout=1.0) as conn:
+                conn.execute("SELECT 1")
+                return
+        except StoreUnavailable:
+            pass
+        import psycopg
+
+        with _mapped():
+            psycopg.connect(self._dsn, connect_timeout=2, autocommit=True).close()
+        with self._swap:
+            old, self._pool = self._pool, self._new_pool()
+        old.close(timeout=1.0)
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:

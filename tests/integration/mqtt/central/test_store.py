@@ -15,9 +15,9 @@ def verdicts(store: Store, *events) -> list[str]:
 
 
 def test_migrate_is_versioned_and_idempotent(store: Store) -> None:
-    assert store.schema_version() == 2
-    assert store.migrate() == 2
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
+    assert store.migrate() == 3
+    assert store.schema_version() == 3
 
 
 def test_an_accepted_event_is_stored_as_received(store: Store) -> None:
@@ -98,7 +98,10 @@ def test_failure_and_hourly_counts(store: Store) -> None:
     store.record([incoming(3, kind="read_failed", reason="card_removed"), incoming(4)])
     assert store.failure_counts(0) == {"box-1": {"timeout": 2, "card_removed": 1}}
     hours = store.hourly_counts(0)
-    assert {(h["kind"], h["count"]) for h in hours} == {("read_failed", 3), ("identity", 1)}
+    assert {(h["device_id"], h["kind"], h["count"]) for h in hours} == {
+        ("box-1", "read_failed", 3),
+        ("box-1", "identity", 1),
+    }
     assert all(h["hour"].endswith(":00:00Z") for h in hours)
 
 
@@ -145,3 +148,28 @@ def test_a_frame_other_than_the_held_one_is_never_delivered_again(store: Store) 
     forged = type(event)(**{**{f: getattr(event, f) for f in event.__dataclass_fields__}, "frame": b"other"})
     [outcome] = store.record([forged])
     assert (outcome.verdict, outcome.redeliver) == (Verdict.DUPLICATE, False)
+
+
+def test_head_is_the_last_committed_cursor(store: Store) -> None:
+    assert store.head() == 0
+    outcomes = store.record([incoming(1), incoming(2)])
+    assert store.head() == outcomes[-1].cursor
+    assert store.events_after(store.head()) == []
+
+
+def test_device_state_says_when_the_last_data_event_arrived(store: Store) -> None:
+    store.record([incoming(0, kind="heartbeat", received_at=500.0)])
+    assert store.device_states()[0]["last_event_at"] is None
+    store.record([incoming(1, received_at=1000.0), incoming(0, kind="heartbeat", received_at=2000.0)])
+    [row] = store.device_states()
+    assert (row["last_event_at"], row["last_seen"]) == (1000.0, 2000.0)
+
+
+def test_a_box_floor_closes_the_gaps_it_will_never_fill(store: Store) -> None:
+    store.record([incoming(1), incoming(5), incoming(9)])  # gaps 2-4 and 6-8
+    assert store.receipt_state("box-1", "k1") == (1, [5, 9])
+    store.record([incoming(0, kind="heartbeat", info={"seq_floor": 7})])  # nothing below 7 will come
+    assert store.gaps("box-1") == [("box-1", 7, 8)]
+    assert store.receipt_state("box-1", "k1") == (6, [9])
+    assert verdicts(store, incoming(8), incoming(7)) == ["filled", "filled"]
+    assert store.receipt_state("box-1", "k1") == (9, [])
