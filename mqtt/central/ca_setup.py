@@ -64,7 +64,7 @@ def init_central(
     make_private_dir(root, mode=0o750)
     ca = FleetCA.create(root / "ca", name)
     registry_dir = registry_dir or root / "registry"
-    Registry(registry_dir, create=True)
+    registry = Registry(registry_dir, create=True)
     doc: dict[str, Any] = {"ok": True, "dir": str(root), "ca_cert": str(root / "ca" / "ca.crt")}
     if central_key:
         central_pem = central_public_pem(central_key)
@@ -89,19 +89,18 @@ def init_central(
         write_atomic(root / "broker" / "server.key", key_pem, mode=0o600)
         write_atomic(root / "broker" / "server.crt", cert_pem)
         write_atomic(root / "broker" / "ca.crt", ca.cert_pem)
-        _write_broker_config(root / "broker", ca.directory / "crl.pem")
+        _write_broker_config(root / "broker", ca.directory / "crl.pem", registry)
         doc["broker_cert"] = str(root / "broker" / "server.crt")
         doc["broker_conf"] = str(root / "broker" / "mosquitto.conf")
     doc.update(registry=str(registry_dir), fingerprint=ca.fingerprint, broker_url=broker_url)
     return doc
 
 
-def _write_broker_config(broker: Path, crl: Path) -> None:
+def _write_broker_config(broker: Path, crl: Path, registry: Any) -> None:
     """mosquitto.conf + ACLs (passwords are the operator's: mosquitto_passwd -c broker/passwords claim)."""
-    from idstation.mqtt.central.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
+    from idstation.mqtt.central.broker_config import mosquitto_conf, write_acls
 
-    write_atomic(broker / "claim.acl", CLAIM_ACL.encode())
-    write_atomic(broker / "device.acl", DEVICE_ACL.encode())
+    write_acls(broker, registry)
     write_atomic(
         broker / "mosquitto.conf",
         mosquitto_conf(broker.resolve(), crl.resolve(), persistence_dir=Path("/var/lib/mosquitto")).encode(),
@@ -130,4 +129,19 @@ def open_enroller(
     url = broker_url or settings.get("broker_url", "")
     central_pem = central_public_pem(central_key) if central_key else settings.get("central_public_key_pem", "")
     registry = Registry(registry_dir or root / "registry", create=True)
-    return Enroller(ca, registry, EnrolPolicy(url, central_pem, receipt_keys_dir=root))
+    policy = EnrolPolicy(url, central_pem, receipt_keys_dir=root)
+    return Enroller(ca, registry, policy, on_registry_change=acl_refresher(root))
+
+
+def acl_refresher(root: Path) -> Any:
+    """After an enrolment or revocation: rewrite DIR/broker/device.acl from the registry (when init-ca
+    made the broker files); the operator (or a path unit) sends mosquitto SIGHUP to apply it."""
+    from idstation.mqtt.central.broker_config import write_acls
+
+    broker = root / "broker"
+
+    def refresh(registry: Any) -> None:
+        if (broker / "mosquitto.conf").exists():
+            write_acls(broker, registry)
+
+    return refresh

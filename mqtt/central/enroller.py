@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,10 +61,18 @@ class EnrolPolicy:
 
 
 class Enroller:
-    def __init__(self, ca: FleetCA, registry: Registry, policy: EnrolPolicy) -> None:
+    def __init__(
+        self,
+        ca: FleetCA,
+        registry: Registry,
+        policy: EnrolPolicy,
+        on_registry_change: Callable[[Registry], None] | None = None,
+    ) -> None:
         self.ca = ca
         self.registry = registry
         self.policy = policy
+        # called after each enrolment, renewal and revocation (e.g. broker_config.write_acls)
+        self.on_registry_change = on_registry_change
 
     def expect(self, code: PairingCode) -> None:
         """Register a pairing code read from a box's screen (the token becomes usable once)."""
@@ -135,6 +143,7 @@ class Enroller:
         with self._locked():
             self.registry.revoke(device_id, reason=reason)
             count = self.ca.revoke_device(device_id)
+            self._changed()
         log.info("device_revoked", device_id=device_id, certificates=count)
         return count
 
@@ -161,6 +170,7 @@ class Enroller:
         self.registry.add_device(
             info.device_id, site, counter, public, certificate_pem=issued.pem.decode("ascii"), key_id=info.key_id
         )
+        self._changed()
         bundle = Bundle(
             device_id=info.device_id,
             site=site,
@@ -173,6 +183,10 @@ class Enroller:
             receipt_keys_pem=self.policy.receipt_keys_pem(),
         )
         return sign_bundle(bundle, self.ca.sign_blob)
+
+    def _changed(self) -> None:
+        if self.on_registry_change is not None:
+            self.on_registry_change(self.registry)
 
     def _pairings(self) -> dict[str, dict[str, Any]]:
         path = self.ca.directory / PAIRINGS

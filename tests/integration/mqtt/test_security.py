@@ -7,7 +7,8 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from idstation.agent.sim.broker import BrokerTls, render_acl
+from idstation.agent.sim.broker import BrokerTls
+from idstation.mqtt.central.broker_config import single_listener_acl
 from idstation.mqtt.connection import TlsOptions
 from idstation.mqtt.events import EventBuilder
 from idstation.mqtt.seal import Signer
@@ -79,7 +80,7 @@ def test_the_broker_acl_stops_a_device_publishing_under_another_counter(
     broker_factory, registry, central_key, enrol, tmp_path
 ) -> None:
     box1, box2 = enrol("box-1", "hn-01", "c01"), enrol("box-2", "hn-01", "c02")
-    broker = broker_factory(acl=render_acl(registry.devices(), central_users=["central"]))
+    broker = broker_factory(acl=single_listener_acl(registry))
     raw = RawClient(broker.port, "box-2", username="box-2")
     try:
         own = _builder(box2, central_key).build("identity", 1, private=PRIVATE).frame
@@ -96,7 +97,7 @@ def test_mutual_tls_delivers_and_refuses_clients_without_a_certificate(
     tmp_path = registry.path.parent
     device = enrol("box-1", "hn-01", "c01")
     tls = BrokerTls(dev_pki.ca_file, dev_pki.server_cert, dev_pki.server_key, require_client_cert=True)
-    broker = broker_factory(tls=tls, acl=render_acl(registry.devices(), central_users=["central"]))
+    broker = broker_factory(tls=tls, acl=single_listener_acl(registry))
     assert broker.url.startswith("mqtts://")
     central_tls = TlsOptions(dev_pki.ca_file, *dev_pki.clients["central"])
     box_tls = TlsOptions(dev_pki.ca_file, *dev_pki.clients["box-1"])

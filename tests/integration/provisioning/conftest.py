@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from idstation.agent.sim.broker import free_port
-from idstation.mqtt.central.broker_config import CLAIM_ACL, DEVICE_ACL, mosquitto_conf
+from idstation.mqtt.central.broker_config import mosquitto_conf, write_acls
 from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
 from idstation.mqtt.central.fleet_ca import FleetCA
 from idstation.mqtt.central.registry import Registry
@@ -72,8 +72,7 @@ def central(tmp_path: Path) -> Iterator[Central]:
     (broker_dir / "server.key").write_bytes(key_pem)
     (broker_dir / "server.crt").write_bytes(cert_pem)
     (broker_dir / "ca.crt").write_bytes(ca.cert_pem)
-    (broker_dir / "claim.acl").write_text(CLAIM_ACL)  # the production configuration, tested here
-    (broker_dir / "device.acl").write_text(DEVICE_ACL)
+    write_acls(broker_dir, registry)  # the production configuration and ACL generator, tested here
     pw = broker_dir / "passwords"
     pw.write_text("".join(f"{u}:{p}\n" for u, p in PASSWORDS.items()))
     subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)
@@ -99,7 +98,8 @@ def central(tmp_path: Path) -> Iterator[Central]:
         proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_listening(proc, [claim_port, device_port], broker_dir)
-            enroller = Enroller(ca, registry, policy)
+            # as `central enroll`/`revoke` do: device.acl follows the registry (applied on SIGHUP)
+            enroller = Enroller(ca, registry, policy, on_registry_change=lambda reg: write_acls(broker_dir, reg))
             yield Central(d, ca, registry, enroller, central_key, claim_port, device_port, proc)
         finally:
             proc.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,8 @@ def test_whole_flow(tmp_path: Path, central: Central, capsys: pytest.CaptureFixt
     )
     assert code == 0 and enrolled["device_id"] == init["device_id"]
     assert enrolled["broker_url"] == central.device_url
+    central.reload()  # the enrolment rewrote device.acl; the systemd path unit reloads mosquitto in production
+    time.sleep(0.5)
 
     with MqttSession(central.access("central")) as listener:
         listener.subscribe("idstation/v1/+/+/+")
@@ -118,6 +121,8 @@ def test_first_event_is_accepted_by_central_listen(tmp_path: Path, central: Cent
     central.enroller.expect(box.pairing)
     csr = (box.device.identity_dir / "device.csr").read_bytes()
     apply_bundle(tmp_path / "box", central.enroller.enroll(csr, token=box.pairing.token).to_bytes())
+    central.reload()  # device.acl now names the box (production: the idstation-broker-acl.path unit)
+    time.sleep(0.5)
     key = tmp_path / "central_key.pem"
     key.write_bytes(
         central.central_key.private_bytes(
