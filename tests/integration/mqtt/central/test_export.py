@@ -87,3 +87,24 @@ def test_export_opens_identity_events_with_the_central_key(mosquitto, registry, 
     assert line["event_id"] == event_id and line["cursor"] >= 1
     assert line["citizen"]["id_number"] == "079203004512"
     assert "sealed" not in line
+
+
+def test_export_follow_prints_new_commits_as_they_come_and_stops_on_sigterm(store_url: str) -> None:
+    from idstation.mqtt.central.store import open_store
+
+    from .conftest import incoming
+
+    store = open_store(store_url, migrate=True)
+    first = store.record([incoming(1), incoming(2)])
+    after = str(first[0].cursor)
+    argv = [*CLI, "export", "--store", store_url, "--after", after, "--follow", "--json", "--poll", "0.1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(proc.stdout.readline())["cursor"] == first[1].cursor  # resumed after the given cursor
+        [later] = store.record([incoming(3)])
+        assert json.loads(proc.stdout.readline())["cursor"] == later.cursor
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        store.close()
+    assert proc.returncode == 0
