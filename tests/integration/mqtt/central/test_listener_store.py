@@ -119,3 +119,33 @@ def test_a_postgresql_outage_pauses_consumption_and_loses_nothing(  # noqa: PLR0
     assert sink.reader.max_seq(box.builder.device_id) == 13
     assert sink.reader.gaps() == []
     sink.reader.close()
+
+
+def test_two_listeners_sharing_one_postgresql_keep_the_stream_exact(
+    mosquitto, registry, central_key, enrol, postgres_url
+) -> None:
+    sinks = [Sink(postgres_url), Sink(postgres_url)]
+    listeners = [
+        CentralListener(
+            mosquitto.url, registry, central_key.path, on_event=sink, store=postgres_url, group="g", max_wait=0.02
+        )
+        for sink in sinks
+    ]  # one MQTT 5 shared subscription: the broker spreads the device's events over both
+    for listener in listeners:
+        listener.start()
+        assert listener.wait_ready(15)
+    box = Box(mosquitto.port, enrol(), central_key.public)
+    seqs = list(range(1, 61))
+    random.Random(5).shuffle(seqs)
+    sent = box.send(seqs)
+    assert wait_for(lambda: sum(s.count() for s in sinks) >= len(sent), 60)
+    box.close()
+    for listener in listeners:
+        listener.stop()
+    assert all(s.count() > 0 for s in sinks)  # both did work
+    assert sorted(sinks[0].ids + sinks[1].ids) == sorted(sent)
+    reader = sinks[0].reader
+    assert reader.gaps() == [] and reader.max_seq(box.builder.device_id) == 60
+    assert len(reader.events_after(0, 1000)) == 60
+    for sink in sinks:
+        sink.reader.close()
