@@ -1,0 +1,70 @@
+"""The intake over a real store: a message the store refuses (not an outage) is rejected alone as
+``unstorable`` and acknowledged; the rest of its batch is recorded and delivered."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from idstation.mqtt.central.intake import Intake
+from idstation.mqtt.central.listener import CentralProcessor
+from idstation.mqtt.central.registry import Registry
+from idstation.mqtt.central.store import open_store
+from idstation.mqtt.central.transport import Delivery
+from idstation.mqtt.events import EventBuilder
+from idstation.mqtt.seal import Signer
+from idstation.mqtt.topics import topic_for
+
+from ..helpers import wait_for
+
+
+class QueueTransport:
+    """A transport port simulated in memory: deliveries handed in by the test, acks recorded."""
+
+    def __init__(self) -> None:
+        self.acked: list[Delivery] = []
+        self.lock = threading.Lock()
+        self.connected = True
+
+    def ack(self, deliveries) -> None:
+        with self.lock:
+            self.acked.extend(deliveries)
+
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+
+
+def test_an_event_the_store_refuses_is_rejected_alone_and_acknowledged(tmp_path, postgres_url) -> None:
+    central = X25519PrivateKey.generate()
+    registry = Registry(tmp_path / "registry", create=True)
+    key = Ed25519PrivateKey.generate()
+    registry.add_device("box-1", "hn-01", "c01", key.public_key())
+    box = EventBuilder("box-1", "hn-01", "c01", Signer(key), central.public_key(), boot_id="b")
+    good = [box.build("read_failed", seq, reason="timeout") for seq in (1, 2)]
+    odd = box.build("heartbeat", 0, info={"note": "a\u0000b"})  # signed, valid JSON; PostgreSQL's jsonb refuses NUL
+    store = open_store(postgres_url, migrate=True)
+    transport = QueueTransport()
+    accepted, rejected = [], []
+    processor = CentralProcessor(registry, central, store)
+    intake = Intake(
+        processor,
+        transport,
+        max_wait=0.5,  # the three land in one batch
+        on_event=lambda e: accepted.append(e.event_id),
+        on_reject=lambda _t, exc: rejected.append(exc.reason),
+    )
+    intake.start()
+    try:
+        for event in (good[0], odd, good[1]):
+            kind = "heartbeat" if event is odd else "read_failed"
+            intake.on_message(Delivery(topic_for("hn-01", "c01", kind), event.frame, time.time()))
+        assert wait_for(lambda: len(transport.acked) == 3, 30)
+    finally:
+        intake.stop()
+    stored = {e.event_id for e in store.events_after(0)}
+    store.close()
+    assert stored == {good[0].event_id, good[1].event_id}
+    assert sorted(accepted) == sorted(g.event_id for g in good)
+    assert rejected == ["unstorable"]
