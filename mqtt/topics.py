@@ -17,13 +17,18 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 PREFIX = "idstation/v1"
 SUBSCRIPTION = f"{PREFIX}/+/+/+"
+# What the centre subscribes to: the four event kinds only, so the broker never sends it the
+# (retained) receipts it publishes itself — one per counter on every resubscribe — nor enrolment traffic.
+EVENT_SUBSCRIPTIONS = tuple(f"{PREFIX}/+/+/{kind}" for kind in KINDS)
 # Enrolment request/response topics (provisioning) share the prefix and the depth of event topics.
 PROVISION_PREFIX = f"{PREFIX}/provision/"
 
 __all__ = [
+    "EVENT_SUBSCRIPTIONS",
     "PREFIX",
     "PROVISION_PREFIX",
     "SUBSCRIPTION",
+    "event_subscriptions",
     "is_provisioning_topic",
     "parse_topic",
     "shared_subscription",
@@ -70,3 +75,12 @@ def shared_subscription(group: str) -> str:
     if not valid_name(group):
         raise TypeError("a group name is 1-128 of A-Z a-z 0-9 . _ -")
     return f"$share/{group}/{SUBSCRIPTION}"
+
+
+def event_subscriptions(group: str | None = None) -> list[str]:
+    """The centre's subscriptions: one per event kind, shared by ``group`` (MQTT 5) when given."""
+    if group is None:
+        return list(EVENT_SUBSCRIPTIONS)
+    if not valid_name(group):
+        raise TypeError("a group name is 1-128 of A-Z a-z 0-9 . _ -")
+    return [f"$share/{group}/{topic}" for topic in EVENT_SUBSCRIPTIONS]

@@ -1,7 +1,8 @@
 """The listener's MQTT adapter (:class:`~idstation.mqtt.central.transport.Transport` over paho).
 
-An MQTT 5 shared subscription ``$share/{group}/idstation/v1/+/+/+`` (plain over 3.1.1, or with
-``shared=False``), a persistent session (``clean_start=False``; Session Expiry Interval
+MQTT 5 shared subscriptions ``$share/{group}/idstation/v1/+/+/{kind}``, one per event kind (plain
+over 3.1.1, or with ``shared=False``; never ``receipt``: the centre does not get its own retained
+receipts back), a persistent session (``clean_start=False``; Session Expiry Interval
 ``session_expiry``, by default 0xFFFFFFFF: the session never expires, so the broker applies its
 own maximum, mosquitto's ``persistent_client_expiration``), QoS 1 with manual acknowledgement.
 
@@ -24,7 +25,7 @@ from typing import Any
 import structlog
 from idstation.mqtt.central.transport import Delivery, OnMessage
 from idstation.mqtt.connection import Connection, TlsOptions, parse_broker_url
-from idstation.mqtt.topics import SUBSCRIPTION, shared_subscription
+from idstation.mqtt.topics import event_subscriptions
 
 log = structlog.get_logger(__name__)
 
@@ -122,9 +123,9 @@ class MqttTransport:
     def _subscribe(self, client: Any) -> None:
         self._generation += 1
         self._work.clear()  # acknowledgements for the previous connection mean nothing now
-        topic = shared_subscription(self.group) if self.shared and self.conn.negotiated == "5" else SUBSCRIPTION
-        client.subscribe(topic, qos=1)
-        log.info("central_subscribed", topic=topic, protocol=self.conn.negotiated)
+        topics = event_subscriptions(self.group if self.shared and self.conn.negotiated == "5" else None)
+        client.subscribe([(topic, 1) for topic in topics])
+        log.info("central_subscribed", topics=topics, protocol=self.conn.negotiated)
 
     def _message(self, _client: Any, _userdata: Any, message: Any) -> None:
         token = (self._generation, message.mid, message.qos)

@@ -37,14 +37,15 @@ class Centre:
     """`idstation central listen --json` in a subprocess; its data events' ids read from its stdout file."""
 
     def __init__(self, broker, registry, central_key, state: Path, *extra: str) -> None:
-        self.out = state.with_suffix(f".{int(time.monotonic() * 1000)}.jsonl")
+        run = f"{int(time.monotonic() * 1000)}"
+        self.out = state.with_suffix(f".{run}.jsonl")
         argv = [
             sys.executable, "-m", "idstation.agent.cli", "central", "listen", "--broker", broker.url,
             "--registry", str(registry.path), "--key", str(central_key.path), "--state", str(state),
             "--client-id", "central-e2e", "--no-shared", "--json", *extra,
         ]  # fmt: skip
-        self.err = state.with_suffix(".err")
-        with open(self.out, "w") as out, open(self.err, "a") as err:
+        self.err = state.with_suffix(f".{run}.err")  # one per run: a second centre's readiness is its own
+        with open(self.out, "w") as out, open(self.err, "w") as err:
             self.proc = subprocess.Popen(
                 argv, stdout=out, stderr=err, env={**os.environ, "IDSTATION_LOG_LEVEL": "info"}
             )

@@ -241,3 +241,14 @@ def test_any_signed_header_parses_or_is_bad_header(header: dict[str, object]) ->
     else:
         assert receipt.upto >= 0
         assert all(s > receipt.upto for s in receipt.above)
+
+
+def test_the_centres_subscriptions_match_every_event_topic_and_no_receipt_topic() -> None:
+    from idstation.mqtt.events import KINDS
+    from idstation.mqtt.topics import event_subscriptions, topic_for
+    from paho.mqtt.client import topic_matches_sub
+
+    subs = event_subscriptions()
+    assert all(any(topic_matches_sub(s, topic_for("hn-01", "c01", k)) for s in subs) for k in KINDS)
+    assert not any(topic_matches_sub(s, receipt_topic("hn-01", "c01")) for s in subs)
+    assert event_subscriptions("g1") == [f"$share/g1/{s}" for s in subs]
