@@ -79,6 +79,22 @@ _DEVICES = _UPSERT_DEVICE.replace(
 ).format(greatest="GREATEST", newer=_NEWER)
 
 
+def _text(value: Any) -> Any:
+    """PostgreSQL's text and jsonb hold no NUL character: U+FFFD in the header copy (the frame, kept
+    as received, still has the original bytes and signature)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_text(k): _text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(_text(value), ensure_ascii=False, separators=(",", ":"))
+
+
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
@@ -86,8 +102,8 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 def record_batch(x: Exec, batch: Sequence[Incoming]) -> list[Outcome]:
     rows = [
         (e.event_id, e.device_id, e.key_id, e.seq, e.kind, e.site, e.counter,
-         e.header.get("reason") if e.kind == "read_failed" else None, e.created_at, e.received_at,
-         json.dumps(e.header, ensure_ascii=False, separators=(",", ":")), e.frame)
+         _text(e.header.get("reason")) if e.kind == "read_failed" else None, e.created_at, e.received_at,
+         _json(e.header), e.frame)
         for e in batch
     ]  # fmt: skip
     inserted = {event_id: int(cursor) for cursor, event_id in x(_INSERT, _columns(rows, 12)).fetchall()}
@@ -121,7 +137,7 @@ def record_batch(x: Exec, batch: Sequence[Incoming]) -> list[Outcome]:
     if replays:
         x("DELETE FROM events WHERE cursor = ANY(?::bigint[])", (replays,))
     _save_streams(x, streams)
-    devices = device_rows(batch, outcomes, lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")))
+    devices = device_rows(batch, outcomes, _json)
     if devices:
         x(_DEVICES, _columns(devices, 8))
     return outcomes

@@ -1,5 +1,6 @@
-"""The intake over a real store: a message the store refuses (not an outage) is rejected alone as
-``unstorable`` and acknowledged; the rest of its batch is recorded and delivered."""
+"""The intake over a real PostgreSQL: a signed event with a NUL character in its header (which
+PostgreSQL's text and jsonb cannot hold) is stored all the same — its frame byte for byte — and
+its batch is recorded, acknowledged and delivered."""
 
 from __future__ import annotations
 
@@ -36,14 +37,14 @@ class QueueTransport:
     def resume(self) -> None: ...
 
 
-def test_an_event_the_store_refuses_is_rejected_alone_and_acknowledged(tmp_path, postgres_url) -> None:
+def test_a_header_postgresql_cannot_hold_as_text_still_stores_its_event_and_batch(tmp_path, postgres_url) -> None:
     central = X25519PrivateKey.generate()
     registry = Registry(tmp_path / "registry", create=True)
     key = Ed25519PrivateKey.generate()
     registry.add_device("box-1", "hn-01", "c01", key.public_key())
     box = EventBuilder("box-1", "hn-01", "c01", Signer(key), central.public_key(), boot_id="b")
-    good = [box.build("read_failed", seq, reason="timeout") for seq in (1, 2)]
-    odd = box.build("heartbeat", 0, info={"note": "a\u0000b"})  # signed, valid JSON; PostgreSQL's jsonb refuses NUL
+    good = [box.build("read_failed", seq, reason="timeout", detail="a\u0000b") for seq in (1, 2)]
+    odd = box.build("heartbeat", 0, info={"note": "a\u0000b"})  # signed, valid JSON; jsonb has no NUL
     store = open_store(postgres_url, migrate=True)
     transport = QueueTransport()
     accepted, rejected = [], []
@@ -63,8 +64,9 @@ def test_an_event_the_store_refuses_is_rejected_alone_and_acknowledged(tmp_path,
         assert wait_for(lambda: len(transport.acked) == 3, 30)
     finally:
         intake.stop()
-    stored = {e.event_id for e in store.events_after(0)}
+    stored = {e.event_id: e for e in store.events_after(0)}
     store.close()
-    assert stored == {good[0].event_id, good[1].event_id}
-    assert sorted(accepted) == sorted(g.event_id for g in good)
-    assert rejected == ["unstorable"]
+    everything = [good[0], odd, good[1]]
+    assert sorted(accepted) == sorted(e.event_id for e in everything) and rejected == []
+    assert [stored[e.event_id].frame for e in everything] == [e.frame for e in everything]
+    assert stored[odd.event_id].header["info"]["note"] == "a\ufffdb"  # the copy; the frame keeps the original
