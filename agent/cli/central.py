@@ -343,6 +343,7 @@ def _enroll(args: argparse.Namespace) -> int:
             raise UsageError("give --pairing-code, --csr with --bundle-out, or --serve")
         enroller.expect(code)
         doc = {"ok": True, "expected": code.device_id, "site": code.site, "counter": code.counter}
+        doc["fleet_ca_sha256"] = enroller.ca.fingerprint  # what the technician confirms on the box
         print_json(doc) if args.json else print(f"expecting {code.device_id} at {code.site}/{code.counter}")
         return Exit.OK
     if not args.bundle_out:

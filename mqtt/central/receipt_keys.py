@@ -57,7 +57,7 @@ def _load_private(path: Path) -> ed25519.Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError:
-        raise CaError(f"no receipt key {path}: run `idstation central init-ca` or `central receipt-key add`") from None
+        raise CaError(f"no receipt key {path.name} in {path.parent}: run `idstation central receipt-key add`") from None
     except ValueError:
         raise CaError(f"{path} is not a PEM private key") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
@@ -101,8 +101,13 @@ def create(directory: Path | str) -> str:
 
 
 def add(directory: Path | str) -> str:
-    """Stage a successor key and hand its public half out from now on; returns its key id."""
+    """Stage a successor key and hand its public half out from now on; returns its key id.
+
+    A central directory made before receipt keys existed has none: the first one is made active at once.
+    """
     directory = Path(directory)
+    if not (directory / RECEIPT_KEY_FILE).exists():
+        return create(directory)
     _load_private(directory / RECEIPT_KEY_FILE)
     if (directory / NEXT_KEY_FILE).exists():
         raise CaError("a receipt key is already staged: `central receipt-key activate` it first")

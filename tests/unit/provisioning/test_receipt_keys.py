@@ -130,3 +130,12 @@ def test_receipt_key_cli_lists_and_stages(central: Path, capsys: pytest.CaptureF
     assert main(["central", "receipt-key", "add", "--dir", str(central), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert sorted(k["status"] for k in doc["keys"]) == ["active", "staged"]
+
+
+def test_a_central_directory_without_receipt_key_gets_one_by_add(tmp_path: Path, central: Path) -> None:
+    for name in ("receipt_key.pem", "receipt.pub.pem", "receipt_keys.pem"):
+        (central / name).unlink()  # as init-ca left it before receipt keys existed
+    assert open_enroller(central).policy.receipt_keys_pem() == ""
+    key_id = receipt_keys.add(central)
+    assert [(k.key_id, k.status) for k in receipt_keys.listing(central)] == [(key_id, "active")]
+    assert "BEGIN PUBLIC KEY" in open_enroller(central).policy.receipt_keys_pem()
