@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import structlog
 from idstation.hal.errors import IdstationError
-from idstation.mqtt.receipt import MAX_ABOVE, MAX_SEQ, build_receipt, receipt_range, receipt_topic
+from idstation.mqtt.receipt import MAX_ABOVE, MAX_SEQ, build_receipt, receipt_topic
 from idstation.mqtt.seal import Signer, load_signing_key
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,6 @@ RECEIPT_KEY_FILE = "receipt_key.pem"
 __all__ = [
     "DEFAULT_INTERVAL",
     "RECEIPT_KEY_FILE",
-    "DedupeReceiptState",
     "ReceiptBatcher",
     "ReceiptState",
     "default_receipt_key",
@@ -217,33 +216,3 @@ def receipt_signer_for(central_key: str | Path, receipt_key: str | Path | None =
         log.warning("central_receipts_off", receipt_key=str(path), consequence="boxes keep and resend every event")
         return None
     return load_receipt_signer(path)
-
-
-class DedupeReceiptState:
-    """Receipt state read from the dedupe store's SQLite file (its ``streams`` and ``gaps``).
-
-    Its own read-only connection: the listener's store keeps its lock for writes.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, check_same_thread=False, timeout=30.0)
-        self._lock = threading.Lock()
-
-    def receipt_state(self, device_id: str, key_id: str) -> tuple[int, list[int]]:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT max_seq FROM streams WHERE device_id = ? AND key_id = ?", (device_id, key_id)
-            ).fetchone()
-            if row is None:
-                return 0, []
-            # each gap after the first is preceded by a held number: MAX_ABOVE + 1 gaps are enough
-            gaps = self._db.execute(
-                "SELECT lo, hi FROM gaps WHERE device_id = ? AND key_id = ? ORDER BY lo LIMIT ?",
-                (device_id, key_id, MAX_ABOVE + 1),
-            ).fetchall()
-        state: tuple[int, list[int]] = receipt_range(int(row[0]), [(int(lo), int(hi)) for lo, hi in gaps])
-        return state
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from idstation.mqtt.central.dedupe import DedupeStore
-from idstation.mqtt.central.receipts import DedupeReceiptState, ReceiptBatcher, default_receipt_key
+from idstation.mqtt.central.receipts import ReceiptBatcher, default_receipt_key
 from idstation.mqtt.receipt import parse_receipt
 from idstation.mqtt.seal import Signer
 
@@ -111,21 +110,6 @@ def test_a_note_without_an_event_header_is_ignored() -> None:
     batcher, _state, _clock, _wire = _batcher()
     batcher.note_header("idstation/v1/hn-01/c01/identity", {"device_id": "box-1"})
     assert batcher.pending() == 0
-
-
-def test_receipt_state_from_the_dedupe_store_counts_gaps(tmp_path: Path) -> None:
-    store = DedupeStore(tmp_path / "state.sqlite")
-    reader = DedupeReceiptState(tmp_path / "state.sqlite")
-    for n, seq in enumerate((1, 2, 5, 7)):
-        store.observe(f"e{n}", "box-1", STREAM, seq, True)
-    store.observe("t", "box-1", STREAM, 7, False)  # telemetry never moves the stream
-    assert reader.receipt_state("box-1", STREAM) == (2, [5, 7])
-    store.observe("e9", "box-1", STREAM, 3, True)
-    store.observe("e10", "box-1", STREAM, 4, True)
-    assert reader.receipt_state("box-1", STREAM) == (5, [7])
-    assert reader.receipt_state("box-1", "ed25519:ffffffffffffffff") == (0, [])
-    reader.close()
-    store.close()
 
 
 def test_the_receipt_key_defaults_to_the_central_keys_directory(tmp_path: Path) -> None:

@@ -11,10 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from idstation.mqtt.central.dedupe import DedupeStore
 from idstation.mqtt.central.listener import CentralProcessor, event_to_json_line
-from idstation.mqtt.central.receipts import DedupeReceiptState
 from idstation.mqtt.central.registry import Registry
+from idstation.mqtt.central.store import open_store
 from idstation.mqtt.errors import EventRejected, ReceiptRejected
 from idstation.mqtt.receipt import parse_receipt
 from idstation.mqtt.seal import Signer, encode_frame, key_id_for
@@ -39,7 +38,8 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     registry.add_device(revoked["device_id"], revoked["site"], revoked["counter"], _ed(revoked).public_key())
     registry.revoke(revoked["device_id"])
     central = X25519PrivateKey.from_private_bytes(bytes.fromhex(KEYS["central"]["private_hex"]))
-    store, state = _store(root / "state.sqlite")
+    store = open_store(f"sqlite:///{root / 'state.sqlite'}")
+    store.migrate()
     processor = CentralProcessor(registry, central, store)
     results: dict[str, Any] = {}
     for case in CASES:
@@ -47,20 +47,9 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             results[case["name"]] = processor.process(case["topic"], bytes.fromhex(case["frame_hex"]))
         except EventRejected as exc:
             results[case["name"]] = exc.reason
-    results["_receipt_state"] = state.receipt_state(device["device_id"], device["key_id"])
+    results["_receipt_state"] = store.receipt_state(device["device_id"], device["key_id"])
     store.close()
     return results
-
-
-def _store(path: Path) -> tuple[Any, Any]:
-    """The processor's store and its receipt state (the central store once the processor records in it)."""
-    if hasattr(CentralProcessor, "check"):
-        from idstation.mqtt.central.store import open_store
-
-        store = open_store(f"sqlite:///{path}")
-        store.migrate()
-        return store, store
-    return DedupeStore(path), DedupeReceiptState(path)
 
 
 def test_the_vector_keys_have_the_stated_key_ids() -> None:
