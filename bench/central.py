@@ -50,8 +50,9 @@ from tests.integration.central.boxes import Frame, build_frames, interleave, run
 from tests.integration.central.fleet import write_devices
 
 
-def registry_latency(path: Path, devices: list[Any], changes: int = 20) -> dict[str, float]:
-    """Lookups on a 'message thread' while another process's tool revokes and enrols."""
+def registry_latency(path: Path, devices: list[Any], changes: int = 20, *, spare: int = 0) -> dict[str, float]:
+    """Lookups on a 'message thread' while another process's tool revokes and enrols (the first
+    ``spare`` devices are never revoked: they publish in the runs that follow)."""
     view = Registry(path)
     t0 = time.perf_counter()
     view.watch(interval=0.25)
@@ -74,7 +75,7 @@ def registry_latency(path: Path, devices: list[Any], changes: int = 20) -> dict[
     tool = Registry(path)
     enforced: list[float] = []
     for n in range(changes):
-        victim = devices[(n * 997) % len(devices)]
+        victim = devices[spare + (n * 997) % (len(devices) - spare)]
         start = time.perf_counter()
         tool.revoke(victim.device_id)
         while view.by_key_id(victim.key_id) is not None and time.perf_counter() - start < 10:
@@ -200,10 +201,18 @@ def drain(n: int, store: str, count: int, ctx: dict[str, Any]) -> dict[str, Any]
     return {"listeners": n, "events": count, "events_s": round(rate), "peak_rss_mb": [round(k / 1024) for k in peak]}
 
 
-def fresh_pg(pg: PostgresServer, migrate: bool = True) -> str:
-    url = pg.create_database()
-    subprocess.run([shutil.which("idstation") or "idstation", "central", "migrate", "--store", url], check=True)
+def _migrate(url: str) -> str:
+    exe = shutil.which("idstation") or "idstation"
+    subprocess.run([exe, "central", "migrate", "--store", url], check=True, capture_output=True)
     return url
+
+
+def fresh_pg(pg: PostgresServer) -> str:
+    return _migrate(pg.create_database())
+
+
+def fresh_sqlite(root: Path) -> str:
+    return _migrate(f"sqlite:///{root}/central-{time.time_ns()}.db")
 
 
 def _options(argv: list[str] | None) -> argparse.Namespace:
@@ -249,9 +258,9 @@ def _runs(opts: argparse.Namespace, root: Path, ctx: dict[str, Any], results: di
     for name, n, store in (
         ("postgresql_1_listener", 1, None),
         ("postgresql_2_listeners", 2, None),
-        ("sqlite_1_listener", 1, f"sqlite:///{root}/central-{time.time_ns()}.db"),
+        ("sqlite_1_listener", 1, "sqlite"),
     ):
-        url = store or fresh_pg(ctx["pg"])
+        url = fresh_sqlite(root) if store == "sqlite" else fresh_pg(ctx["pg"])
         preload(cluster, frames)
         results[name] = drain(n, url, count, ctx)
         results[name]["ratio_to_raw"] = round(results[name]["events_s"] / raw, 3)
@@ -271,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx["logs"].mkdir()
     try:
         ctx["devices"] = write_devices(ctx["registry"], opts.registry_devices)
-        results["registry"] = registry_latency(ctx["registry"], ctx["devices"])
+        results["registry"] = registry_latency(ctx["registry"], ctx["devices"], spare=opts.boxes)
         print(json.dumps({"registry": results["registry"]}), flush=True)
         ctx["key"] = root / "central_key.pem"
         ctx["central"] = _central_key(ctx["key"])
