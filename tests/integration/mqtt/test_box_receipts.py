@@ -229,3 +229,31 @@ def test_a_huge_message_on_the_receipt_topic_never_reaches_the_box(mosquitto, ce
     ignored = pub.stats()["receipts"]["ignored"]
     pub.stop()
     assert ignored == {}  # the 8 MB message was never delivered to the box (else: "malformed")
+
+
+def test_after_a_salvaged_outbox_the_receipts_move_past_the_lost_numbers(
+    mosquitto, registry, central_key, enrol, tmp_path
+) -> None:
+    device = enrol()
+    outbox = tmp_path / "ob.sqlite"
+    offline = make_publisher("mqtt://127.0.0.1:1", device, central_key.public, outbox)  # never connects
+    for _ in range(60):
+        offline.submit_identity(PRIVATE)
+    offline.stop(0.1)
+    pages = outbox.stat().st_size // 4096
+    with open(outbox, "r+b") as f:  # a page of garbage in the middle: some numbers are lost for good
+        f.seek(pages // 2 * 4096)
+        f.write(os.urandom(4096))
+    with _central(mosquitto.url, registry, central_key, tmp_path) as central:
+        pub = make_publisher(
+            mosquitto.url, device, central_key.public, outbox, receipt_keys=[RECEIPT_KEY.public_key()], **FAST
+        )
+        assert pub.outbox.salvage is not None and pub.outbox.salvage.salvaged < 60
+        pub.start()
+        assert pub.drain(60), pub.stats()  # every salvaged event receipted despite the holes
+        latest = pub.submit_identity(PRIVATE)  # its seq resumes past the reservation: another hole
+        assert wait_for(lambda: latest in central.ids(), 20)
+        pub.heartbeat()  # says seq_floor: nothing below it will ever come
+        last = pub.outbox.last_seq
+        assert wait_for(lambda: pub.stats()["receipts"]["last_upto"] == last, 20), pub.stats()["receipts"]
+        pub.stop()
