@@ -31,8 +31,9 @@ from typing import Any
 
 from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.apdu import CommandApdu
+from idstation.agent.emrtd.fids import dg_fid
 from idstation.agent.emrtd.keys import CanKey
-from idstation.agent.emrtd.read import ReadPolicy, dg_fid, read_document
+from idstation.agent.emrtd.read import ReadPolicy, read_document
 from idstation.agent.emrtd.session import ChipSession
 from idstation.agent.emrtd.virtual_card.chip import VirtualChip
 from idstation.hal.reader_sim import SimReader

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from idstation.agent.emrtd import tlv
+from idstation.agent.emrtd.fids import FID_COM, FID_SOD
 from idstation.agent.emrtd.keys import CanKey, MrzKey
 from idstation.agent.errors import ApduError, IdstationError, ParseError
 from idstation.hal.logs import get_logger
@@ -27,8 +28,6 @@ from idstation.hal.ports import CardConnection
 
 log = get_logger(__name__)
 
-FID_COM = 0x011E
-FID_SOD = 0x011D
 _ALL_GROUPS = tuple(range(1, 17))
 
 

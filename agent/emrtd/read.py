@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from idstation.agent.emrtd.fids import FID_COM, FID_SOD, dg_fid
 from idstation.agent.emrtd.keys import CanKey, MrzKey
 from idstation.agent.emrtd.verdict import CheckResult, Verdict, verdict_of
 from idstation.agent.errors import ApduError, IdstationError, ParseError
@@ -42,9 +43,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-FID_COM = 0x011E
-FID_SOD = 0x011D
-FID_CARD_ACCESS = 0x011C
 SW_FILE_NOT_FOUND = 0x6A82
 SW_SECURITY_NOT_SATISFIED = 0x6982
 _ABSENT = frozenset({SW_FILE_NOT_FOUND, SW_SECURITY_NOT_SATISFIED})
@@ -57,13 +55,6 @@ CITIZEN_FIELDS = (
 NOT_RUN = {"result": "not_run"}
 
 Rng = Callable[[int], bytes]
-
-
-def dg_fid(number: int) -> int:
-    """ICAO 9303-10 §3.6: DGn is FID 01nn."""
-    if not 1 <= number <= 16:
-        raise TypeError(f"no data group {number}")
-    return 0x0100 + number
 
 
 @dataclass(frozen=True, slots=True)

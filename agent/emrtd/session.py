@@ -71,6 +71,7 @@ from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.apdu import CommandApdu, read_binary_command, transmit_from_handler, unwrap_do53
 from idstation.agent.emrtd.bac import Bac
 from idstation.agent.emrtd.chip_auth import ChipAuthentication, ChipAuthResult, choose
+from idstation.agent.emrtd.fids import FID_CARD_ACCESS, SFI_OF
 from idstation.agent.emrtd.keys import CanKey, MrzKey
 from idstation.agent.emrtd.lds.limits import max_file_size
 from idstation.agent.emrtd.lds.security_infos import PaceInfo, SecurityInfos, parse_security_infos
@@ -93,9 +94,7 @@ traffic = logging.getLogger("idstation.traffic")
 log = get_logger(__name__)
 
 Transmit = Callable[[bytes], tuple[bytes, int]]
-FID_CARD_ACCESS = 0x011C
 AID_EMRTD = bytes.fromhex("A0000002471001")
-SFI_OF = {0x011C: 0x1C, 0x011E: 0x1E, 0x011D: 0x1D, **{0x0100 + n: n for n in range(1, 17)}}
 SFI_REFUSED = frozenset({0x6A86, 0x6A81, 0x6D00, 0x6B00, 0x6E00, 0x6A82})
 MAX_HANDSHAKE_STEPS = 8
 MAX_SHORT_RETRIES = 4

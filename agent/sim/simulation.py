@@ -202,13 +202,12 @@ def _citizens(profiles_dir: Path | None) -> list[tuple[Any, Any]]:
 
 
 PROGRESS_FILE = "simulation.json"  # cards served so far: a restarted daemon continues the queue
-UNKNOWN_CSCA_SEED = 4242  # a test PKI whose CSCA the box is never told about
 
 
 def _image(citizen: tuple[Any, Any], scenario: str) -> Any:
     from idstation.agent.emrtd.virtual_card.image import Faults
     from idstation.agent.sim import profiles
-    from idstation.agent.sim.profile_data.pki import default_pki
+    from idstation.agent.sim.profile_data.pki import UNKNOWN_CSCA_SEED, default_pki
 
     profile, pki = citizen
     faults = None

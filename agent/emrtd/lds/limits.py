@@ -10,12 +10,11 @@ at most one cap of memory.
 
 from __future__ import annotations
 
+from idstation.agent.emrtd.fids import FID_CARD_ACCESS, FID_COM, FID_SOD
+
 KIB = 1024
 MIB = 1024 * KIB
 
-FID_CARD_ACCESS = 0x011C
-FID_SOD = 0x011D
-FID_COM = 0x011E
 BIOMETRIC_CAP = 1 * MIB  # DG2 face, DG3 fingerprints, DG4 iris, DG5-DG7 portraits and signature
 SMALL_CAP = 64 * KIB  # everything else: structures, text, keys, EF.SOD with its certificates
 CAPS: dict[int, int] = {

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from asn1crypto import keys
 from idstation.agent.emrtd import ec, tlv
+from idstation.agent.emrtd.fids import FID_CARD_ACCESS, FID_DG
 from idstation.agent.emrtd.lds.security_infos import (
     CA_ECDH_AES_128,
     ID_PK_ECDH,
@@ -34,10 +35,7 @@ from idstation.agent.emrtd.lds.security_infos import (
     encode_security_infos,
 )
 
-FID_CARD_ACCESS = 0x011C
-FID_DG2 = 0x0102
-FID_DG14 = 0x010E
-FID_DG15 = 0x010F
+FID_DG2, FID_DG14, FID_DG15 = FID_DG[2], FID_DG[14], FID_DG[15]
 HUGE_BITS = 4423
 
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from idstation.agent.emrtd.fids import FID_CARD_ACCESS, FID_COM, FID_DG, FID_SOD, SFI_OF  # noqa: F401 (re-exported)
 
 # File identifiers (ICAO 9303-10 §3.6) and their short EF identifiers.
-FID_CARD_ACCESS = 0x011C
-FID_COM = 0x011E
-FID_SOD = 0x011D
-FID_DG = {n: 0x0100 + n for n in range(1, 17)}  # DG1 = 0101 … DG16 = 0110
-SFI = {FID_CARD_ACCESS: 0x1C, FID_COM: 0x1E, FID_SOD: 0x1D, **{fid: n for n, fid in FID_DG.items()}}
+SFI = SFI_OF
 
 
 @dataclass(frozen=True, slots=True)
