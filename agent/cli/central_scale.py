@@ -70,7 +70,7 @@ def listener_options(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
         options.update(
             on_reject=metrics.on_reject,
             on_batch=metrics.on_batch,
-            on_receipt=lambda *_sent: metrics.on_receipts(1),
+            on_receipt=metrics.on_receipt,
         )
     return options, metrics
 

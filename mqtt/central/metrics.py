@@ -14,7 +14,8 @@ device's citizen data, never an event id (unbounded), never a topic.
   clock-synced boxes: how far behind the centre is), ``idstation_consumer_backlog_messages``
   (messages waiting in the broker's queue, when the transport can tell)
 - ``idstation_receipts_published_total``, ``idstation_receipt_lag_seconds`` (histogram: from
-  the commit to the receipt's publication)
+  the delivery of a stream's oldest unreceipted event, just after its commit, to the receipt's
+  publication)
 - ``idstation_chip_verdicts_total{check,verdict}`` (the centre's own chip re-verification)
 - ``idstation_listener_ready`` (1 when the store answers and the broker is connected)
 
@@ -76,6 +77,7 @@ class ListenerMetrics:
             "idstation_chip_verdicts", "The centre's chip re-verification verdicts", ["check", "verdict"], registry=r
         )
         self.ready = Gauge("idstation_listener_ready", "1 when the store and the broker answer", registry=r)
+        self._owed: dict[tuple[str, str], float] = {}  # stream -> when its oldest unreceipted event was delivered
         self._gaps_source: Callable[[], int] | None = None
         self._gaps_at = -_GAPS_EVERY_S
         self._gaps_value = 0.0
@@ -91,6 +93,10 @@ class ListenerMetrics:
         """An accepted event (:class:`AcceptedEvent`): its kind, its sequence verdict, its age."""
         header = event.header
         self.accepted.labels(kind=str(header.get("kind", "unknown"))).inc()
+        if header.get("kind") in ("identity", "read_failed"):
+            stream = (str(header.get("device_id")), str(header.get("key_id")))
+            with self._lock:
+                self._owed.setdefault(stream, time.monotonic())
         observation = getattr(event, "observation", None)
         verdict = getattr(getattr(observation, "verdict", None), "value", None)
         if verdict == "gap":
@@ -104,6 +110,13 @@ class ListenerMetrics:
         self.rejected.labels(reason=exc.reason).inc()
         if exc.reason == "duplicate":
             self.duplicates.inc()
+
+    def on_receipt(self, device_id: str, key_id: str, _upto: int = 0, _above: int = 0) -> None:
+        """A receipt went out (ReceiptBatcher's ``on_sent``): its lag is measured from the stream's
+        oldest event delivered since its previous receipt (the stream ids never become labels)."""
+        with self._lock:
+            since = self._owed.pop((device_id, key_id), None)
+        self.on_receipts(1, None if since is None else time.monotonic() - since)
 
     def on_receipts(self, count: int, lag_seconds: float | None = None) -> None:
         if count:

@@ -18,6 +18,7 @@ def _event(kind: str, seq: int) -> AcceptedEvent:
     header = {
         "event_id": f"ev-{seq}",
         "device_id": "box-1",
+        "key_id": "ed25519:0011223344556677",
         "site": "hn01",
         "counter_id": "c1",
         "kind": kind,
@@ -47,7 +48,8 @@ def test_the_endpoint_counts_accepted_rejected_and_duplicates_without_personal_d
     metrics.on_reject("idstation/v1/hn01/c1/identity", EventRejected("duplicate", "event already received"))
     metrics.on_reject("idstation/v1/hn01/c1/identity", EventRejected("bad_signature", "bad signature"))
     metrics.on_batch(4, 0.012)
-    metrics.on_receipts(2, 0.05)
+    metrics.on_receipts(1, 0.05)
+    metrics.on_receipt("box-1", "ed25519:0011223344556677", 3, 0)  # box-1's streams owed one since on_event
     metrics.track_open_gaps(lambda: 7)
     body = httpx.get(f"http://127.0.0.1:{server.address[1]}/metrics", timeout=10).text
     assert 'idstation_events_accepted_total{kind="identity"} 3.0' in body
@@ -55,12 +57,13 @@ def test_the_endpoint_counts_accepted_rejected_and_duplicates_without_personal_d
     assert 'idstation_events_rejected_total{reason="bad_signature"} 1.0' in body
     assert "idstation_events_duplicate_total 1.0" in body
     assert "idstation_receipts_published_total 2.0" in body
+    assert "idstation_receipt_lag_seconds_count 2.0" in body
     assert "idstation_sequence_gaps_open 7.0" in body
     assert "idstation_store_commit_seconds_count 1.0" in body
     assert "idstation_event_age_seconds_count 4.0" in body
     for value in CITIZEN.values():
         assert value not in body
-    assert "ev-1" not in body and "box-1" not in body  # no unbounded labels
+    assert "ev-1" not in body and "box-1" not in body and "ed25519" not in body  # no unbounded labels
 
 
 def test_ready_is_200_when_store_and_broker_answer_and_503_naming_the_failing_check(served) -> None:
