@@ -81,6 +81,7 @@ class Intake:
         idle_gap: float = 0.005,
         retry_s: float = 1.0,
         on_batch: Callable[[int, float], None] | None = None,
+        capacity: int | None = None,
     ) -> None:
         if max_batch < 1 or max_wait < 0:
             raise TypeError("max_batch >= 1 and max_wait >= 0")
@@ -88,7 +89,8 @@ class Intake:
         self._on_event, self._on_reject, self.receipts = on_event, on_reject, receipts
         self.max_batch, self.max_wait, self.idle_gap, self.retry_s = max_batch, max_wait, idle_gap, retry_s
         self._on_batch = on_batch  # (batch size, commit seconds): metrics
-        self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=2 * max_batch)
+        # at least the transport's prefetch, so its thread never waits here in normal operation
+        self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=max(capacity or 0, 2 * max_batch))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.store_down = threading.Event()  # set while the store is unavailable (readiness)

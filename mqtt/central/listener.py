@@ -350,6 +350,7 @@ class CentralListener:
             max_batch=max_batch,
             max_wait=max_wait,
             on_batch=on_batch,
+            capacity=prefetch if amqp else None,
         )
         self._retention = RetentionLoop(self.store, retention_days) if retention_days else None
 
