@@ -131,6 +131,7 @@ class Intake:
                 self._commit(batch)
             except Exception as exc:  # the commit thread's supervisor: the batch is not acked, never die
                 log.error("central_batch_failed", error=type(exc).__name__, size=len(batch))
+                self.transport.requeue(batch)  # the broker delivers it again (MQTT: after a reconnect)
                 self._stop.wait(self.retry_s)
 
     def _take(self) -> list[Delivery]:

@@ -94,7 +94,11 @@ class MqttTransport:
         self.conn.wake()
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        """MQTT has no negative acknowledgement: an unacknowledged delivery comes back after a reconnect."""
+        """MQTT has no negative acknowledgement: an unacknowledged delivery comes back after a
+        reconnect, so reconnect (the persistent session keeps everything else)."""
+        if deliveries:
+            self._work.append(("reconnect", None))
+            self.conn.wake()
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         self._work.append(("publish", (topic, payload, retain)))
@@ -140,6 +144,10 @@ class MqttTransport:
                 for generation, mid, qos in arg:
                     if generation == self._generation and qos > 0:
                         client.ack(mid, qos)
+            elif kind == "reconnect":
+                log.warning("central_reconnect_for_redelivery")
+                client.disconnect()
+                return
             else:
                 topic, payload, retain = arg
                 client.publish(topic, payload, qos=1, retain=retain)

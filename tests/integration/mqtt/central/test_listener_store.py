@@ -149,3 +149,30 @@ def test_two_listeners_sharing_one_postgresql_keep_the_stream_exact(
     assert len(reader.events_after(0, 1000)) == 60
     for sink in sinks:
         sink.reader.close()
+
+
+def test_a_batch_that_fails_after_its_commit_is_delivered_again_and_printed_once(
+    mosquitto, registry, central_key, enrol, tmp_path
+) -> None:
+    store_url = f"sqlite://{tmp_path / 'central.sqlite'}"
+    sink = Sink(store_url)
+    failures = []
+
+    def metrics_hook_failing_once(size: int, _seconds: float) -> None:  # the owner's hook, after the commit
+        if not failures:
+            failures.append(size)
+            raise RuntimeError("metrics backend down")
+
+    listener = CentralListener(
+        mosquitto.url, registry, central_key.path, on_event=sink, store=store_url, shared=False,
+        client_id="centre-fail-once", on_batch=metrics_hook_failing_once,
+    )  # fmt: skip
+    listener.start()
+    assert listener.wait_ready(15)
+    box = Box(mosquitto.port, enrol(), central_key.public)
+    sent = box.send([1, 2, 3])
+    assert wait_for(lambda: sink.count() >= 3, 60)  # not acked -> reconnect -> redelivered -> delivered now
+    box.close()
+    listener.stop()
+    assert failures and sorted(sink.ids) == sorted(sent)
+    sink.reader.close()
