@@ -55,6 +55,7 @@ class Service:
     poll_s: float = 0.1
     keepalive_s: float = 15.0
     batch: int = 100
+    stream_queue: int = 1000  # events the instance's poller holds per stream before it must catch up itself
 
     # ---- the blocking parts (run in a worker thread) ------------------------------------------
     def disclose(self, client: Client, endpoint: str, stored: Any) -> dict[str, Any]:
@@ -250,6 +251,6 @@ def build_app(
         exception_handlers={HTTPException: _http_error, IdstationError: _unavailable},
     )
     app.state.service = svc = Service(store, registry, central_key, clients, clock, **settings)
-    app.state.hub = Hub(store, svc.poll_s) if Hub.supported(store) else None
+    app.state.hub = Hub(store, svc.poll_s, queue_max=svc.stream_queue) if Hub.supported(store) else None
     app.add_middleware(RequestLog)
     return app

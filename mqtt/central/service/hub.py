@@ -52,8 +52,8 @@ class Subscription:
 class Hub:
     """Polls the store for the whole instance; :meth:`subscribe` per open stream."""
 
-    def __init__(self, store: Any, poll_s: float = 0.1, batch: int = 500) -> None:
-        self.store, self.poll_s, self.batch = store, poll_s, batch
+    def __init__(self, store: Any, poll_s: float = 0.1, batch: int = 500, queue_max: int = QUEUE_MAX) -> None:
+        self.store, self.poll_s, self.batch, self.queue_max = store, poll_s, batch, queue_max
         self._subs: dict[tuple[str, str], set[Subscription]] = {}
         self._cursor: int | None = None
         self._task: asyncio.Task[None] | None = None
@@ -67,7 +67,7 @@ class Hub:
             self._cursor = int(await run_in_threadpool(self.store.head))
             self._task = asyncio.get_running_loop().create_task(self._run(), name="idstation-stream-hub")
         assert self._cursor is not None
-        sub = Subscription(site, counter, self._cursor)
+        sub = Subscription(site, counter, self._cursor, asyncio.Queue(self.queue_max))
         self._subs.setdefault((site, counter), set()).add(sub)
         return sub
 

@@ -51,6 +51,15 @@ class Box:
     builder: EventBuilder
     key_id: str
     seq: int = 0
+    held: list[Incoming] | None = None  # inside batch(): events wait here, then go in one transaction
+
+    def batch(self, n: int) -> list[str]:
+        """``n`` identities recorded in ONE store transaction (as a listener's batch would)."""
+        self.held = []
+        ids = [self.identity(citizen(i)) for i in range(n)]
+        self.centre.store.record(self.held)
+        self.held = None
+        return ids
 
     def _record(self, kind: str, received_at: float | None, **kw: Any) -> str:
         seq = self.seq + 1 if kind in ("identity", "read_failed") else self.seq
@@ -61,7 +70,10 @@ class Box:
             built.event_id, self.device_id, self.key_id, seq, kind, self.site, self.counter,
             header["created_at"], received_at if received_at is not None else time.time(), header, built.frame,
         )  # fmt: skip
-        self.centre.store.record([incoming])
+        if self.held is not None:
+            self.held.append(incoming)
+        else:
+            self.centre.store.record([incoming])
         return built.event_id
 
     def identity(self, who: dict[str, Any] | None = None, *, received_at: float | None = None) -> str:

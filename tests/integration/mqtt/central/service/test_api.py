@@ -142,6 +142,17 @@ def test_removing_a_client_ends_its_open_stream(centre: Centre, serve: Callable[
     assert httpx.get(url + STREAM, headers=auth(centre.tokens["c01"])).status_code == 401
 
 
+def test_a_stream_that_falls_behind_catches_up_without_loss_or_repeats(
+    centre: Centre, serve: Callable[..., str]
+) -> None:
+    box = centre.box("box-1")
+    url = serve(stream_queue=2)  # the instance's poller hands over at most 2 waiting events per stream
+    with httpx.stream("GET", url + STREAM, headers=auth(centre.tokens["c01"]), timeout=10) as response:
+        sent = box.batch(12)
+        got = read_sse(response, 12)
+    assert [e["json"]["event_id"] for e in got] == sent
+
+
 def test_a_malformed_last_event_id_is_refused(centre: Centre, serve: Callable[..., str]) -> None:
     url = serve()
     headers = {**auth(centre.tokens["c01"]), "Last-Event-ID": "abc"}

@@ -31,8 +31,9 @@ def test_an_operator_sees_every_device_with_state_and_counts(centre: Centre, ser
     assert (one["site"], one["counter"], one["state"]) == ("hn-01", "c01", "online")
     assert one["outbox"] == 3 and one["awaiting_receipt"] == 2 and one["oldest_unreceipted_s"] == 40
     assert one["failures"] == {"card_removed": 2, "qr_not_visible": 1}
-    assert one["last_seen"] is not None
-    assert len(one["events_per_hour"]) == 24
+    assert one["last_seen"] is not None and one["last_event_at"] is not None
+    assert len(one["events_per_hour"]) == 24 and sum(one["events_per_hour"]) == 4  # identity + 3 read_failed
+    assert devices["box-2"]["events_per_hour"] == [0] * 24  # telemetry is not counted
     assert devices["box-2"]["state"] == "alarm"
     assert devices["box-3"]["state"] == "offline" and devices["box-3"]["last_seen"] is None
     assert not any(p in json.dumps(response.json(), ensure_ascii=False) for p in PERSONAL)
