@@ -248,7 +248,8 @@ class SqlStore:
             if row is None:
                 return 0, []
             gaps = x("SELECT lo, hi FROM gaps WHERE device_id = ? AND key_id = ?", (device_id, key_id)).fetchall()
-        return receipt_range(int(row[0]), [(int(lo), int(hi)) for lo, hi in gaps])
+        upto, above = receipt_range(int(row[0]), [(int(lo), int(hi)) for lo, hi in gaps])
+        return int(upto), list(above)
 
     def events_after(
         self,
@@ -259,7 +260,8 @@ class SqlStore:
         counter: str | None = None,
         kinds: Sequence[str] | None = None,
     ) -> list[StoredEvent]:
-        where, args = ["cursor > ?"], [cursor]
+        where: list[str] = ["cursor > ?"]
+        args: list[Any] = [cursor]
         for column, value in (("site", site), ("counter", counter)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -354,7 +356,8 @@ class SqlStore:
                     x("UPDATE events SET delivered = TRUE WHERE cursor = ?", (cursor,))
 
     def gaps(self, device_id: str | None = None) -> list[tuple[str, int, int]]:
-        sql, args = "SELECT device_id, lo, hi FROM gaps", ()
+        sql = "SELECT device_id, lo, hi FROM gaps"
+        args: tuple[str, ...] = ()
         if device_id is not None:
             sql, args = sql + " WHERE device_id = ?", (device_id,)
         with self._read() as x:
