@@ -17,7 +17,8 @@ Errors: ``AccessDenied`` (no candidate opened the chip), ``ApduError(sw)`` (e.g.
 the next call re-authenticates by itself), ``SecureMessagingError`` (bad MAC or 6987/6988: the
 channel is dead; the next ``read_file`` re-authenticates once, or call ``open`` again),
 ``FileTooLarge`` (a file's TLV header claims more than ``lds.limits`` allows, EF.CardAccess
-included: nothing past the first chunk is read), ``CardError`` (garbage or truncated responses),
+included: nothing past the first chunk is read), ``CardError`` (garbage or truncated responses,
+or a chip that answers fewer than ``MIN_CHUNK`` bytes per READ BINARY more than ``MAX_DRIPS`` times),
 and the transport's ``CardRemoved`` / ``TransmitError`` unchanged. Misuse (no candidates) is a ``TypeError``.
 
 Related modules: ``apdu`` (``CommandApdu``), ``sw`` (``SW``, ``error_for``), ``crypto``, ``sm``
@@ -98,6 +99,8 @@ AID_EMRTD = bytes.fromhex("A0000002471001")
 SFI_REFUSED = frozenset({0x6A86, 0x6A81, 0x6D00, 0x6B00, 0x6E00, 0x6A82})
 MAX_HANDSHAKE_STEPS = 8
 MAX_SHORT_RETRIES = 4
+MIN_CHUNK = 32  # a READ BINARY answer shorter than this (and than asked) before the end is a drip
+MAX_DRIPS = 8  # drips tolerated per file before the chip is given up on
 HEADER_PROBE = 8  # bytes asked for when a chip wants an exact Le: enough for any LDS TLV header
 _DENIED = (SW.SECURITY_NOT_SATISFIED, SW.FILE_NOT_FOUND)
 
@@ -375,6 +378,7 @@ class ChipSession:
         if total > max_file_size(fid):
             raise FileTooLarge(f"file {fid:04X} claims {total} bytes, more than the {max_file_size(fid)} allowed")
         buffer = bytearray(first)  # appended in place: linear in the file size
+        drips = 0
         max_reads = total // 16 + 8
         for _ in range(max_reads):
             if len(buffer) >= total:
@@ -395,6 +399,9 @@ class ChipSession:
             if not data:
                 break
             buffer += data
+            drips += sw == SW.OK and len(data) < min(ne, MIN_CHUNK)
+            if drips > MAX_DRIPS:  # a chip dripping a 1 MiB file byte by byte would hold the reader for hours
+                raise CardError(f"file {fid:04X}: the chip answers a few bytes per READ BINARY")
         raise CardError(f"file {fid:04X} ended after {len(buffer)} of {total} bytes")
 
     # -- authentication of the chip ---------------------------------------------------------------

@@ -229,6 +229,8 @@ class VirtualChip:
             chunk, sw = content[offset:], 0x6282
         else:
             limit = cap if wants_all else min(cap, command.ne)
+            if self.faults.max_chunk:
+                limit = min(limit, self.faults.max_chunk)
             if command.ins == 0xB1:
                 limit -= 1 + len(tlv.encode_length(limit))
             chunk, sw = content[offset : offset + max(limit, 0)], 0x9000

@@ -30,6 +30,7 @@ class Faults:
     dead_after_access: bool = False  # chip stops answering (6F00) after access control
     exact_le: bool = False  # READ BINARY with a short Le beyond the end of file answers 6Cxx (xx = bytes left)
     hostile: str | None = None  # serve a hostile file in place of a genuine one (see ``hostile.py``)
+    max_chunk: int = 0  # READ BINARY answers at most this many bytes (0: no limit; 1: a hostile drip)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.lds.limits import BIOMETRIC_CAP, max_file_size
 from idstation.agent.emrtd.session import ChipSession
 from idstation.agent.emrtd.virtual_card.image import FID_CARD_ACCESS, FID_DG, Faults
-from idstation.agent.errors import FileTooLarge
+from idstation.agent.errors import CardError, FileTooLarge
 
-from tests.unit.emrtd_protocol.chips import CAN, MRZ, CountingHandler, chip
+from tests.unit.emrtd_protocol.chips import CAN, FILES, MRZ, CountingHandler, chip
 
 
 def _session(handler: object) -> ChipSession:
@@ -96,3 +96,19 @@ def test_a_hostile_rsa_aa_key_fails_active_authentication_without_computing() ->
     assert conn is not None
     result = read_document(conn, [CAN], ReadPolicy(chip_auth=False))
     assert result.verification["active"] == {"result": "failed", "reason": "DG15 is malformed"}
+
+
+def test_a_chip_dripping_a_few_bytes_per_read_is_given_up_on_after_a_few_reads() -> None:
+    tap = CountingHandler(chip(faults=Faults(max_chunk=8)))
+    session = _session(tap)
+    session.open([CAN])
+    before = tap.read_binaries
+    with pytest.raises(CardError, match="few bytes"):
+        session.read_file(FID_DG[2])  # 20 KB: 2,500 reads at 8 bytes each (a 1 MiB DG2: 131,000)
+    assert tap.read_binaries - before <= 12
+
+
+def test_a_chip_with_small_but_steady_chunks_is_still_read() -> None:
+    session = _session(chip(faults=Faults(max_chunk=100)))
+    assert session.open([CAN]) == "PACE-CAN"
+    assert session.read_file(FID_DG[13]) == FILES[FID_DG[13]]
