@@ -12,7 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["fsync_dir", "write_atomic", "write_new"]
+__all__ = ["fsync_dir", "make_private_dir", "write_atomic", "write_new"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -56,3 +56,11 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, owner: tuple[int
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def make_private_dir(path: Path, *, mode: int = 0o700, owner: tuple[int, int] | None = None) -> None:
+    """Create ``path`` (and parents) if missing; the leaf gets ``mode`` and ``owner``."""
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    os.chmod(path, mode)
+    if owner is not None:
+        os.chown(path, *owner)

@@ -22,16 +22,22 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
-from idstation.mqtt.central.fleet_ca import verify_issued_by
+from idstation.mqtt.enrolment.bundle import (
+    FORMAT,
+    MAX_BUNDLE,
+    Bundle,
+    load_cert,
+    parse_bundle,
+    sign_bundle,
+    verify_issued_by,
+)
 from idstation.provisioning import identity as ident
 from idstation.provisioning.errors import BundleError
 from idstation.provisioning.keys import FileKeyStore, spki_fingerprint
@@ -39,68 +45,8 @@ from idstation.provisioning.statedir import StateDir, StepHook
 
 log = structlog.get_logger(__name__)
 
-FORMAT = "idstation-bundle/1"
-MAX_BUNDLE = 64 * 1024
-_OPTIONAL = ("receipt_keys_pem",)
-
-
-@dataclass(frozen=True, slots=True)
-class Bundle:
-    device_id: str
-    site: str
-    counter: str
-    broker_url: str
-    certificate_pem: str
-    fleet_ca_pem: str
-    central_public_key_pem: str
-    issued_at: str
-    signature: str = ""
-    receipt_keys_pem: str = ""
-
-    def signed_part(self) -> bytes:
-        doc = asdict(self)
-        doc.pop("signature")
-        if not doc["receipt_keys_pem"]:
-            doc.pop("receipt_keys_pem")
-        doc["format"] = FORMAT
-        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-    def to_bytes(self) -> bytes:
-        doc = {"format": FORMAT, **asdict(self)}
-        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-    def certificate(self) -> x509.Certificate:
-        return _load_cert(self.certificate_pem, "certificate")
-
-    def fleet_ca(self) -> x509.Certificate:
-        return _load_cert(self.fleet_ca_pem, "fleet CA certificate")
-
-
-def sign_bundle(bundle: Bundle, sign: Any) -> Bundle:
-    """Return ``bundle`` with its signature made by ``sign(bytes) -> DER`` (``FleetCA.sign_blob``)."""
-    signature = base64.b64encode(sign(bundle.signed_part())).decode("ascii")
-    return Bundle(**{**asdict(bundle), "signature": signature})
-
-
-def parse_bundle(data: bytes) -> Bundle:
-    """Parse a bundle's JSON; BundleError when it is not one."""
-    if len(data) > MAX_BUNDLE:
-        raise BundleError("bundle is too large")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BundleError("bundle is not JSON") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise BundleError(f"bundle format is not {FORMAT}")
-    fields = [name for name in Bundle.__dataclass_fields__ if name not in _OPTIONAL]
-    missing = [name for name in fields if name not in doc]
-    if missing:
-        raise BundleError(f"bundle lacks {', '.join(sorted(missing))}")
-    values = {name: doc[name] for name in fields} | {name: doc.get(name, "") for name in _OPTIONAL}
-    if not all(isinstance(value, str) for value in values.values()):
-        raise BundleError("bundle fields must be strings")
-    return Bundle(**values)
-
+# the format (mqtt.enrolment.bundle) is re-exported: the box's side of bundles is this module
+__all__ = ["FORMAT", "MAX_BUNDLE", "Bundle", "apply_bundle", "parse_bundle", "sign_bundle", "verify_bundle"]
 
 def verify_bundle(
     bundle: Bundle,
@@ -158,8 +104,8 @@ def verify_bundle(
 def _check_names(bundle: Bundle) -> None:
     """Site and counter by the topic rules, and a broker URL the transport accepts."""
     from idstation.mqtt.connection import parse_broker_url
+    from idstation.mqtt.enrolment.pairing import valid_name
     from idstation.mqtt.errors import PublishError
-    from idstation.provisioning.pairing import valid_name
 
     for what, value in (("site", bundle.site), ("counter", bundle.counter)):
         if not valid_name(value):
@@ -176,7 +122,7 @@ def _check_pinned_ca(ca: x509.Certificate, device: ident.DeviceInfo, given: str 
     fingerprint = ca.fingerprint(hashes.SHA256()).hex()
     installed = device.identity_dir / ident.FLEET_CA_FILE
     if installed.exists():
-        current = _load_cert(installed.read_text(encoding="ascii"), "installed fleet CA")
+        current = load_cert(installed.read_text(encoding="ascii"), "installed fleet CA")
         if current.fingerprint(hashes.SHA256()).hex() != fingerprint:
             raise BundleError("bundle comes from another fleet CA than the one installed")
         return
@@ -266,10 +212,3 @@ def _already_applied(live: Path, bundle: Bundle) -> bool:
     same = (binding.get(k) for k in ("site", "counter", "broker_url", "issued_at"))
     wanted = (bundle.site, bundle.counter, bundle.broker_url, bundle.issued_at)
     return tuple(same) == wanted and cert.strip() == bundle.certificate_pem.strip()
-
-
-def _load_cert(pem: str, what: str) -> x509.Certificate:
-    try:
-        return x509.load_pem_x509_certificate(pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        raise BundleError(f"bundle {what} is not a PEM certificate") from None

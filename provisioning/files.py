@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import os
 import pwd
-from pathlib import Path
 
-from idstation.hal.storage import fsync_dir, write_atomic, write_new
+from idstation.hal.storage import fsync_dir, make_private_dir, write_atomic, write_new
 
 __all__ = ["SERVICE_USER", "fsync_dir", "make_private_dir", "service_owner", "write_atomic", "write_new"]
 
@@ -25,11 +24,3 @@ def service_owner(user: str = SERVICE_USER) -> tuple[int, int] | None:
     except KeyError:
         return None
     return entry.pw_uid, entry.pw_gid
-
-
-def make_private_dir(path: Path, *, mode: int = 0o700, owner: tuple[int, int] | None = None) -> None:
-    """Create ``path`` (and parents) if missing; the leaf gets ``mode`` and ``owner``."""
-    path.mkdir(parents=True, exist_ok=True, mode=mode)
-    os.chmod(path, mode)
-    if owner is not None:
-        os.chown(path, *owner)

@@ -18,9 +18,9 @@ import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from idstation.mqtt.enrolment.pairing import PairingCode, new_token, valid_name
 from idstation.provisioning import keys
 from idstation.provisioning.errors import NotProvisioned, ProvisioningError, StateError
-from idstation.provisioning.pairing import PairingCode, new_token, valid_name
 from idstation.provisioning.statedir import DEFAULT_STATE_DIR, StateDir
 
 log = structlog.get_logger(__name__)
@@ -158,7 +158,7 @@ def _write_device(gen: Any, site: str, counter: str, pin: str) -> None:
     store = keys.FileKeyStore(gen.path)
     public_raw = store.signing_public_raw()
     if not (gen.path / CSR_FILE).exists():
-        from idstation.provisioning.csr import build_csr
+        from idstation.mqtt.enrolment.csr import build_csr
 
         gen.write(CSR_FILE, build_csr(store))
     device_doc = {

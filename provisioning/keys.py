@@ -14,38 +14,31 @@ Names (stated in docs/provisioning.md):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from idstation.mqtt import seal
+from idstation.mqtt.enrolment.ids import device_id_for, key_id_for, raw_public, spki_fingerprint
 from idstation.provisioning.errors import NotProvisioned, StateError
+
+__all__ = [
+    "SIGNING_KEY_FILE",
+    "TLS_KEY_FILE",
+    "FileKeyStore",
+    "KeyPems",
+    "KeyStore",
+    "device_id_for",
+    "generate_pems",
+    "generate_tls_pem",
+    "key_id_for",
+    "raw_public",
+    "spki_fingerprint",
+]
 
 SIGNING_KEY_FILE = "signing_key.pem"
 TLS_KEY_FILE = "tls_key.pem"
-
-
-def key_id_for(signing_public_raw: bytes) -> str:
-    """The key id of an Ed25519 public key (32 raw bytes): the event layer's own ``key_id_for``."""
-    return seal.key_id_for(ed25519.Ed25519PublicKey.from_public_bytes(signing_public_raw))
-
-
-def device_id_for(signing_public_raw: bytes) -> str:
-    """The device id derived from its Ed25519 public key."""
-    return "ids-" + hashlib.sha256(signing_public_raw).hexdigest()[:16]
-
-
-def raw_public(key: ed25519.Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def spki_fingerprint(key: ec.EllipticCurvePublicKey) -> str:
-    """SHA-256 hex of a public key's DER SubjectPublicKeyInfo."""
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

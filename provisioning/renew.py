@@ -21,13 +21,13 @@ from pathlib import Path
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from idstation.mqtt.enrolment.csr import build_csr
+from idstation.mqtt.enrolment.session import BrokerAccess, MqttSession
 from idstation.provisioning import keys
 from idstation.provisioning.bundle import Bundle, apply_bundle, parse_bundle, verify_bundle
-from idstation.provisioning.csr import build_csr
 from idstation.provisioning.errors import BrokerError, EnrollError
 from idstation.provisioning.files import make_private_dir, service_owner, write_atomic
 from idstation.provisioning.identity import DeviceIdentity, load_device, load_identity
-from idstation.provisioning.mqttio import BrokerAccess, MqttSession
 
 log = structlog.get_logger(__name__)
 

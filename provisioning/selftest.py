@@ -31,8 +31,8 @@ from typing import Any
 
 import structlog
 from idstation.hal.errors import IdstationError
+from idstation.mqtt.enrolment.session import BrokerAccess, MqttSession
 from idstation.provisioning.identity import load_identity
-from idstation.provisioning.mqttio import BrokerAccess, MqttSession
 
 log = structlog.get_logger(__name__)
 

@@ -330,9 +330,9 @@ def _enroller(args: argparse.Namespace) -> Any:
 def _enroll(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from idstation.mqtt.enrolment.pairing import PairingCode
     from idstation.provisioning.errors import CaError
     from idstation.provisioning.files import write_atomic
-    from idstation.provisioning.pairing import PairingCode
 
     enroller = _enroller(args)
     if args.serve:
@@ -375,8 +375,8 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, enroller: Any) -> int:
-    from idstation.provisioning.enroll import EnrolService
-    from idstation.provisioning.mqttio import BrokerAccess
+    from idstation.mqtt.central.enrol_service import EnrolService
+    from idstation.mqtt.enrolment.session import BrokerAccess
 
     if not args.broker:
         raise UsageError("--serve needs --broker URL")

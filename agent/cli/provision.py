@@ -98,7 +98,7 @@ def _register_selftest(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 def _init(args: argparse.Namespace) -> int:
     from idstation.provisioning.identity import init_device
-    from idstation.provisioning.pairing import render_terminal
+    from idstation.provisioning.terminal_qr import render_terminal
 
     result = init_device(
         state_dir(args),
@@ -169,8 +169,8 @@ def _report_identity(args: argparse.Namespace, identity: Any, verb: str) -> int:
 
 
 def _enroll_online(args: argparse.Namespace) -> int:
+    from idstation.mqtt.enrolment.session import BrokerAccess
     from idstation.provisioning.enroll import enroll_online
-    from idstation.provisioning.mqttio import BrokerAccess
 
     password = read_secret(args.claim_password, args.claim_password_file, "IDSTATION_CLAIM_PASSWORD")
     access = BrokerAccess(args.broker, args.claim_user, password, args.ca)
@@ -193,7 +193,7 @@ def _renew(args: argparse.Namespace) -> int:
         return Exit.OK
     access = None
     if args.broker:
-        from idstation.provisioning.mqttio import BrokerAccess
+        from idstation.mqtt.enrolment.session import BrokerAccess
 
         identity = load_identity(state)
         access = BrokerAccess(
@@ -222,7 +222,7 @@ def _renew(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from idstation.provisioning.errors import NotProvisioned
     from idstation.provisioning.identity import load_device, load_identity, pairing_code
-    from idstation.provisioning.pairing import render_terminal
+    from idstation.provisioning.terminal_qr import render_terminal
 
     device = load_device(state_dir(args))
     doc: dict[str, Any] = {"ok": True, "device_id": device.device_id, "key_id": device.key_id, "enrolled": False}

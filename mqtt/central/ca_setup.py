@@ -19,8 +19,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
-from idstation.provisioning.errors import CaError, ProvisioningError
-from idstation.provisioning.files import make_private_dir, write_atomic
+from idstation.hal.storage import make_private_dir, write_atomic
+from idstation.mqtt.enrolment.errors import CaError, ProvisioningError
 
 __all__ = ["ENROLL_JSON", "central_public_pem", "init_central", "open_enroller"]
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from idstation.hal.storage import write_atomic
 from idstation.mqtt.central.fleet_ca import FleetCA
 from idstation.mqtt.central.registry import Registry
-from idstation.provisioning.bundle import Bundle, sign_bundle
-from idstation.provisioning.csr import CsrInfo, verify_csr
-from idstation.provisioning.errors import CaError, CsrError, EnrollError, TokenError
-from idstation.provisioning.files import write_atomic
-from idstation.provisioning.pairing import PairingCode, token_hash, valid_name
+from idstation.mqtt.enrolment.bundle import Bundle, sign_bundle
+from idstation.mqtt.enrolment.csr import CsrInfo, verify_csr
+from idstation.mqtt.enrolment.errors import CaError, CsrError, EnrollError, TokenError
+from idstation.mqtt.enrolment.pairing import PairingCode, token_hash, valid_name
 
 log = structlog.get_logger(__name__)
 

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import structlog
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from idstation.provisioning.csr import CsrInfo
-from idstation.provisioning.errors import CaError
-from idstation.provisioning.files import make_private_dir, write_atomic
+from idstation.hal.storage import make_private_dir, write_atomic
+from idstation.mqtt.enrolment.csr import CsrInfo
+from idstation.mqtt.enrolment.errors import CaError
 
 log = structlog.get_logger(__name__)
 
@@ -193,15 +192,6 @@ class FleetCA:
         return IssuedCert(
             subject, cert.serial_number, cert.not_valid_after_utc, cert.public_bytes(serialization.Encoding.PEM)
         )
-
-
-def verify_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
-    """True when ``cert`` is directly signed by ``ca_cert``."""
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _base(

@@ -22,11 +22,11 @@ from pathlib import Path
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from idstation.hal.storage import write_atomic
+from idstation.mqtt.enrolment.errors import CaError
 from idstation.mqtt.errors import SealError
 from idstation.mqtt.receipt import parse_receipt_keys
 from idstation.mqtt.seal import key_id_for
-from idstation.provisioning.errors import CaError
-from idstation.provisioning.files import write_atomic
 
 log = structlog.get_logger(__name__)
 

@@ -22,7 +22,7 @@ from idstation.mqtt.central.broker_config import mosquitto_conf, write_acls
 from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
 from idstation.mqtt.central.fleet_ca import FleetCA
 from idstation.mqtt.central.registry import Registry
-from idstation.provisioning.mqttio import BrokerAccess
+from idstation.mqtt.enrolment.session import BrokerAccess
 
 PASSWORDS = {"claim": "claim-secret", "enroller": "enroller-secret", "central": "central-secret"}
 

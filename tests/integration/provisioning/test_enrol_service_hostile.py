@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from idstation.provisioning.enroll import enroll_online, request_topic, response_topic
+from idstation.mqtt.enrolment.protocol import request_topic, response_topic
+from idstation.mqtt.enrolment.session import MqttSession
+from idstation.provisioning.enroll import enroll_online
 from idstation.provisioning.identity import init_device
-from idstation.provisioning.mqttio import MqttSession
 
 from tests.fixtures.hostile_csr import DEVICE_ID, csr_on_unsupported_curve, csr_with_version
 

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from idstation.agent.cli import main
 from idstation.mqtt.central.dedupe import DedupeStore
 from idstation.mqtt.central.listener import CentralProcessor
+from idstation.mqtt.enrolment.session import MqttSession
 from idstation.mqtt.errors import EventRejected
-from idstation.provisioning.mqttio import MqttSession
 
 from .conftest import PASSWORDS, Central
 

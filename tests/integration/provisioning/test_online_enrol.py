@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from idstation.provisioning.enroll import EnrolService, enroll_online
+from idstation.mqtt.central.enrol_service import EnrolService
+from idstation.mqtt.enrolment.session import BrokerAccess, MqttSession
+from idstation.provisioning.enroll import enroll_online
 from idstation.provisioning.errors import BrokerError, CsrError, TokenError
 from idstation.provisioning.identity import InitResult, init_device, load_identity
-from idstation.provisioning.mqttio import BrokerAccess, MqttSession
 
 from .conftest import Central
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from idstation.mqtt.enrolment.session import BrokerAccess, MqttSession
 from idstation.provisioning.bundle import apply_bundle
 from idstation.provisioning.errors import BrokerError
 from idstation.provisioning.identity import init_device
-from idstation.provisioning.mqttio import BrokerAccess, MqttSession
 
 from .conftest import Central
 

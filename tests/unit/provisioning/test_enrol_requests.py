@@ -12,9 +12,11 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from idstation.mqtt.central.enrol_service import EnrolService
 from idstation.mqtt.central.enroller import Enroller
-from idstation.provisioning.csr import verify_csr
-from idstation.provisioning.enroll import EnrolService, json_depth
+from idstation.mqtt.enrolment.csr import verify_csr
+from idstation.mqtt.enrolment.protocol import json_depth
+from idstation.mqtt.enrolment.session import BrokerAccess
 from idstation.provisioning.errors import CsrError
 from idstation.provisioning.identity import InitResult
 
@@ -24,13 +26,8 @@ TOPIC = f"idstation/v1/provision/{DEVICE_ID}/request"
 _FIXTURES = [HealthCheck.function_scoped_fixture]  # the enroller's state only grows; each example stands alone
 
 
-class _NoBroker:
-    url = "mqtt://127.0.0.1:1"
-    client_id = "test"
-
-
 def _service(enroller: Enroller) -> EnrolService:
-    return EnrolService(enroller, access=_NoBroker())  # type: ignore[arg-type]
+    return EnrolService(enroller, access=BrokerAccess("mqtt://127.0.0.1:1", client_id="test"))  # type: ignore[arg-type]
 
 
 def _answer(service: EnrolService, payload: bytes, topic: str = TOPIC) -> dict:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from idstation.mqtt.enrolment.csr import build_csr, verify_csr
 from idstation.mqtt.seal import key_id_for as mqtt_key_id_for
 from idstation.provisioning import keys
-from idstation.provisioning.csr import build_csr, verify_csr
 from idstation.provisioning.errors import CsrError
 from idstation.provisioning.identity import InitResult, load_device
 

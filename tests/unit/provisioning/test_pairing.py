@@ -7,9 +7,10 @@ import contextlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from idstation.mqtt.enrolment.pairing import PairingCode
 from idstation.provisioning.errors import TokenError
 from idstation.provisioning.identity import InitResult
-from idstation.provisioning.pairing import PairingCode, render_terminal
+from idstation.provisioning.terminal_qr import render_terminal
 
 
 def test_round_trip(box: InitResult) -> None:

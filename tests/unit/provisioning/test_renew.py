@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from idstation.mqtt.central.enroller import Enroller
+from idstation.mqtt.enrolment.session import BrokerAccess
 from idstation.provisioning.bundle import apply_bundle
 from idstation.provisioning.errors import BrokerError, EnrollError
 from idstation.provisioning.identity import InitResult, load_identity
-from idstation.provisioning.mqttio import BrokerAccess
 from idstation.provisioning.renew import apply_any, finish_renewal, renewal_due, stage_renewal
 
 from .conftest import csr_of

@@ -8,6 +8,7 @@ is bounded; foreign exceptions are mapped to ``BrokerError`` here, at the edge.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import ssl
 import threading
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from idstation.provisioning.errors import BrokerError
+from idstation.mqtt.enrolment.errors import BrokerError
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,10 @@ class BrokerAccess:
 
     def __repr__(self) -> str:
         return f"BrokerAccess(url={self.url!r}, username={self.username!r}, client_id={self.client_id!r})"
+
+    def with_client_id(self, client_id: str) -> BrokerAccess:
+        """The same access with ``client_id`` unless one is set already."""
+        return self if self.client_id else dataclasses.replace(self, client_id=client_id)
 
 
 class MqttSession:

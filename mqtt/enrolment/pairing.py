@@ -13,13 +13,12 @@ made with other keys.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
 
+from idstation.mqtt.enrolment.errors import TokenError
 from idstation.mqtt.topics import valid_name as _topic_name
-from idstation.provisioning.errors import TokenError
 
 PREFIX = "IDSPAIR"
 VERSION = "1"
@@ -40,10 +39,6 @@ def new_token() -> str:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(b"idstation-pairing-token\x00" + token.encode("ascii")).hexdigest()
-
-
-def token_matches(token: str, stored_hash: str) -> bool:
-    return hmac.compare_digest(token_hash(token), stored_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +77,3 @@ class PairingCode:
             if not pattern.fullmatch(value):
                 raise TokenError(f"pairing code has a malformed {what}")
         return code
-
-
-def render_terminal(text: str) -> str:
-    """The pairing code as a QR code drawn with block characters (for a terminal)."""
-    import io
-
-    import segno
-
-    out = io.StringIO()
-    segno.make(text, error="m", micro=False).terminal(out=out, compact=True, border=2)
-    return out.getvalue()

@@ -4,7 +4,7 @@ The CSR is signed by the device's P-256 TLS key (the key the certificate will ce
 ``CN = device_id``. A private, non-critical extension carries the device's Ed25519 signing public
 key and an Ed25519 signature over ``"idstation-csr-v1" 0x00 device_id 0x00 TLS-SPKI-DER``: the CA
 thereby learns the event-signing key, and the CSR proves possession of both keys and that they
-belong to the same device. The device id is derived from the signing key (see keys.py), so a CSR
+belong to the same device. The device id is derived from the signing key (see ids.py), so a CSR
 cannot claim another device's id.
 
 Extension value (DER): ``SEQUENCE { OCTET STRING ed25519_public(32), OCTET STRING signature(64) }``.
@@ -15,14 +15,25 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
-from idstation.provisioning.errors import CsrError
-from idstation.provisioning.keys import KeyStore, device_id_for, key_id_for, spki_fingerprint
+from idstation.mqtt.enrolment.errors import CsrError
+from idstation.mqtt.enrolment.ids import device_id_for, key_id_for, spki_fingerprint
+
+
+class CsrKeys(Protocol):
+    """What building a CSR needs of the device's key store (``provisioning.keys.KeyStore``)."""
+
+    def signing_public_raw(self) -> bytes: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def tls_private_key(self) -> ec.EllipticCurvePrivateKey: ...
 
 # 2.25.<UUID> arc (ITU-T X.667): needs no registration.
 DEVICE_KEY_OID = x509.ObjectIdentifier("2.25.285881517839315459957615877262376649672")
@@ -45,7 +56,7 @@ def _decode_ext(value: bytes) -> tuple[bytes, bytes]:
     return value[4:36], value[38:102]
 
 
-def build_csr(store: KeyStore) -> bytes:
+def build_csr(store: CsrKeys) -> bytes:
     """A PEM CSR for the device whose keys are in ``store``."""
     public_raw = store.signing_public_raw()
     device_id = device_id_for(public_raw)
