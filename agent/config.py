@@ -68,6 +68,7 @@ class ReaderConfig(_Section):
     profile: str = Field("auto", description="firmware_cfg/readers/<profile>.toml, a path, or auto (by reader name)")
     poll_s: float = Field(0.5, gt=0, le=10)
     read_timeout_s: float = Field(20.0, gt=0, le=300)
+    face: bool = Field(True, description="read the face photo (DG2) and send it sealed: the clerk's page shows it")
 
 
 class CameraConfig(_Section):

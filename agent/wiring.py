@@ -71,9 +71,10 @@ class ChipReader:
 
     def __call__(self, conn: CardConnection, qr_text: str) -> tuple[str, object]:
         from idstation.agent.access import keys_from_qr
-        from idstation.agent.emrtd.read import read_document
+        from idstation.agent.emrtd.read import ReadPolicy, read_document
 
-        result = read_document(conn, keys_from_qr(qr_text), trust=self.trust)
+        policy = ReadPolicy(with_face=self.cfg.reader.face)
+        result = read_document(conn, keys_from_qr(qr_text), policy, trust=self.trust)
         return classify(result), result
 
 

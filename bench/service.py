@@ -8,7 +8,7 @@ client receives the event and when the page has drawn it (the page's ``idstation
 One machine, one clock. Reports median and p95 for placement -> SSE, placement -> screen and
 (created_at ->) centre -> SSE, i.e. without the box's QR decode and chip read. Goal: p95 < 1 s.
 
-usage: python bench/service.py [--cards 20] [--interval 1.0] [--browser] [--json]
+usage: python bench/service.py [--cards 20] [--interval 1.0] [--browser] [--no-face] [--json]
 """
 
 from __future__ import annotations
@@ -43,11 +43,12 @@ def epoch(iso: str) -> float:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def box_config(tmp: Path, state: Path, cards: int, interval: float) -> Path:
+def box_config(tmp: Path, state: Path, cards: int, interval: float, face: bool = True) -> Path:
     config = tmp / "box.toml"
     config.write_text(
         f'state_dir = "{state}"\ntrust_test_csca = true\ncsca_dir = "{tmp}"\n'
-        '[reader]\nkind = "sim"\npoll_s = 0.05\n[camera]\nkind = "sim"\nqr_budget_s = 1.5\nqr_memory_s = 0\n'
+        f'[reader]\nkind = "sim"\npoll_s = 0.05\nface = {str(face).lower()}\n'
+        '[camera]\nkind = "sim"\nqr_budget_s = 1.5\nqr_memory_s = 0\n'
         '[broker]\nprotocol = "3.1.1"\nkeepalive_s = 5\n[indicators]\nconsole = false\nreader = false\n'
         f"[simulation]\ncount = {cards}\ninterval_s = {interval}\nhold_s = 0.3\nstart_delay_s = 2\n"
         "[status]\ninterval_s = 5.0\n",
@@ -124,7 +125,7 @@ def stats(values: list[float]) -> dict[str, float | int]:
             "max_ms": round(ordered[-1] * 1000, 1)}  # fmt: skip
 
 
-def run(cards: int, interval: float, use_browser: bool) -> dict[str, Any]:
+def run(cards: int, interval: float, use_browser: bool, face: bool = True) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="idstation-bench-service-") as name:
         tmp = Path(name)
         broker = LocalBroker(tmp / "broker", implementation="mosquitto").start()
@@ -186,9 +187,10 @@ def main() -> int:
     parser.add_argument("--cards", type=int, default=20)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between a card's removal and the next")
     parser.add_argument("--browser", action="store_true", help="also time the clerk's page in headless Chromium")
+    parser.add_argument("--no-face", action="store_true", help="the box does not read the face (DG2)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.cards, args.interval, args.browser)
+    result = run(args.cards, args.interval, args.browser, face=not args.no_face)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
