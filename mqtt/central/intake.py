@@ -2,13 +2,14 @@
 
 Theory of operation. The transport (MQTT or AMQP adapter, :mod:`.transport`) hands each delivery
 to :meth:`Intake.on_message`, which only queues it (a bounded queue: when it is full the
-transport's thread waits, so a listener whose store is slow stops reading). One commit thread
+transport's thread waits, so a listener whose store is slow stops reading). A check thread
 takes a batch — at most ``max_batch`` deliveries, at most ``max_wait`` seconds after the first,
 and no longer than ``idle_gap`` without a new one (a broker's in-flight window may be smaller
 than a batch) — and for it:
 
 1. checks each delivery (:meth:`CentralProcessor.check`: topic, frame, registry, signature,
-   header, seal; no store), so a hostile message costs no transaction;
+   header, seal; no store), so a hostile message costs no transaction, and hands the batch to
+   the commit thread (checking the next batch overlaps this one's commit), which
 2. records every checked event in ONE store transaction (:meth:`Store.record`);
 3. acknowledges every delivery of the batch, in delivery order (rejected ones too: a rejection
    is final) — only now may the broker forget them;
@@ -91,8 +92,9 @@ class Intake:
         self._on_batch = on_batch  # (batch size, commit seconds): metrics
         # at least the transport's prefetch, so its thread never waits here in normal operation
         self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=max(capacity or 0, 2 * max_batch))
+        self._checked: queue.Queue[tuple[list[Delivery], list[_Item]]] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.store_down = threading.Event()  # set while the store is unavailable (readiness)
         self.commits = 0
         self._fault = _fault_after()
@@ -111,24 +113,47 @@ class Intake:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="idstation-central-commit", daemon=True)
-            self._thread.start()
+        """Two threads: one checks batch N+1 (CPU) while the other commits batch N (mostly waiting
+        for the database), handing batches over in order through a one-slot queue."""
+        if not self._threads:
+            for target, name in ((self._run_checks, "check"), (self._run_commits, "commit")):
+                thread = threading.Thread(target=target, name=f"idstation-central-{name}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand; queued deliveries stay unacknowledged (the broker keeps them)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
-    def _run(self) -> None:
+    def _run_checks(self) -> None:
         while not self._stop.is_set():
             batch = self._take()
             if not batch:
                 continue
             try:
-                self._commit(batch)
+                items = [self._check(d) for d in batch]
+            except Exception as exc:  # the check thread's supervisor (check maps a message's faults already)
+                log.error("central_batch_failed", error=type(exc).__name__, size=len(batch))
+                self.transport.requeue(batch)
+                continue
+            while not self._stop.is_set():  # bounded turns, stop-aware
+                try:
+                    self._checked.put((batch, items), timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def _run_commits(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch, items = self._checked.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._commit(batch, items)
             except Exception as exc:  # the commit thread's supervisor: the batch is not acked, never die
                 log.error("central_batch_failed", error=type(exc).__name__, size=len(batch))
                 self.transport.requeue(batch)  # the broker delivers it again (MQTT: after a reconnect)
@@ -152,8 +177,7 @@ class Intake:
 
     # --- one batch -----------------------------------------------------------------------------
 
-    def _commit(self, batch: Sequence[Delivery]) -> None:
-        items = [self._check(d) for d in batch]
+    def _commit(self, batch: Sequence[Delivery], items: Sequence[_Item]) -> None:
         checked = [c for _, c in items if c is not None and not isinstance(c, EventRejected)]
         started = time.monotonic()
         outcomes = self._record([c.incoming for c in checked])
