@@ -173,3 +173,10 @@ def test_a_box_floor_closes_the_gaps_it_will_never_fill(store: Store) -> None:
     assert store.receipt_state("box-1", "k1") == (6, [9])
     assert verdicts(store, incoming(8), incoming(7)) == ["filled", "filled"]
     assert store.receipt_state("box-1", "k1") == (9, [])
+
+
+def test_receipt_states_of_many_streams_in_one_call(store: Store) -> None:
+    store.record([incoming(1), incoming(3), incoming(1, device_id="box-2")])
+    states = store.receipt_states([("box-1", "k1"), ("box-2", "k1"), ("box-9", "k1")])
+    assert states == {("box-1", "k1"): (1, [3]), ("box-2", "k1"): (1, []), ("box-9", "k1"): (0, [])}
+    assert states[("box-1", "k1")] == store.receipt_state("box-1", "k1")
