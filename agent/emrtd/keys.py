@@ -68,9 +68,6 @@ class MrzKey:
         )
 
 
-AccessKey = CanKey | MrzKey
-
-
 # --- Expiry rules and key candidates from the QR code ---------------------------------------
 #
 # The QR code carries the ID number, the date of birth and the issue date, not the expiry. The

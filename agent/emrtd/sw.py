@@ -27,10 +27,6 @@ class SW(enum.IntEnum):
     NO_PRECISE_DIAGNOSIS = 0x6F00
 
 
-def is_ok(sw: int) -> bool:
-    return sw == SW.OK
-
-
 def is_wrong_le(sw: int) -> bool:
     """6Cxx: wrong Le; xx is the exact number of bytes available (00 = 256)."""
     return sw & 0xFF00 == 0x6C00
@@ -39,11 +35,6 @@ def is_wrong_le(sw: int) -> bool:
 def exact_le(sw: int) -> int:
     """Ne the chip asked for with 6Cxx."""
     return (sw & 0xFF) or 256
-
-
-def is_bytes_remaining(sw: int) -> bool:
-    """61xx: more response bytes remain (GET RESPONSE); xx = 00 means 256 or more."""
-    return sw & 0xFF00 == 0x6100
 
 
 _AUTH_FAILURES = frozenset({SW.VERIFICATION_FAILED, SW.SECURITY_NOT_SATISFIED, SW.AUTH_METHOD_BLOCKED})

@@ -22,12 +22,6 @@ UTF8_OID = bytes.fromhex("28D316010008")  # 1.0.10646.1.0.8
 _STRING_TAGS = {0x0C: "utf-8", 0x04: "utf-8", 0x13: "ascii", 0x16: "ascii", 0x14: "latin-1", 0x1E: "utf-16-be"}
 _MAX_DEPTH = 4
 
-FIELD_NAMES = {
-    1: "id_number", 2: "full_name", 3: "date_of_birth", 4: "gender", 5: "nationality", 6: "ethnicity",
-    7: "religion", 8: "hometown", 9: "permanent_address", 10: "identifying_marks", 11: "issue_date",
-    12: "expiry_date", 13: "parents", 14: "spouse_name", 15: "old_id_number", 16: "unknown_16",
-}  # fmt: skip
-
 KNOWN_FIELDS = frozenset(range(1, 16))
 
 Value = str | tuple[str, ...]
