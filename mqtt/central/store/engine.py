@@ -363,10 +363,21 @@ class SqlStore:
             rows = x(sql, (since,)).fetchall()
         return [{"client": c, "event_id": e, "endpoint": p, "at": float(a)} for c, e, p, a in rows]
 
-    def purge(self, before: float) -> int:
-        """Delete events received before ``before`` (streams and gaps are kept: seq still catches replays)."""
-        with self._write() as x:
-            return int(x("DELETE FROM events WHERE received_at < ?", (before,)).rowcount)
+    def purge(self, before: float, *, chunk: int = 10_000) -> int:
+        """Delete events received before ``before`` (streams and gaps are kept: seq still catches
+        replays), ``chunk`` rows per transaction so no transaction grows with the backlog."""
+        sql = (
+            "DELETE FROM events WHERE cursor IN"
+            " (SELECT cursor FROM events WHERE received_at < ? ORDER BY cursor LIMIT ?)"
+        )
+        removed = 0
+        for _ in range(1_000_000):  # bounded: each turn removes a chunk or ends
+            with self._write() as x:
+                n = int(x(sql, (before, chunk)).rowcount)
+            removed += n
+            if n < chunk:
+                break
+        return removed
 
     def mark_delivered(self, cursors: Sequence[int]) -> None:
         """The listener delivered these events (a later redelivery of one is a plain duplicate)."""

@@ -44,3 +44,10 @@ def test_the_listener_retention_loop_purges_on_its_own(store: Store) -> None:
         loop.stop()
     assert sorted(e.seq for e in store.events_after(0)) == [0, 3]
     assert store.receipt_state("box-1", "k1") == (3, [])
+
+
+def test_a_purge_larger_than_one_chunk_removes_everything_old(store: Store) -> None:
+    old = time.time() - 40 * DAY
+    store.record([incoming(seq, received_at=old) for seq in range(1, 26)] + [incoming(26)])
+    assert store.purge(time.time() - 30 * DAY, chunk=10) == 25  # three transactions of at most 10
+    assert [e.seq for e in store.events_after(0)] == [26]
