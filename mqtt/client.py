@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from idstation.mqtt.client_receipts import ReceiptTracker, load_receipt_keys
 from idstation.mqtt.connection import Backoff, Connection, TlsOptions, parse_broker_url
 from idstation.mqtt.errors import OutboxDiskFull, OutboxFull, PublishError
-from idstation.mqtt.events import DATA_KINDS, EventBuilder
+from idstation.mqtt.events import DATA_KINDS, KINDS, EventBuilder
 from idstation.mqtt.outbox import Lane, Outbox, OutboxRow, ResendPolicy
 from idstation.mqtt.receipt import receipt_topic
 from idstation.mqtt.seal import Signer, load_central_public_key, load_signing_key
@@ -169,12 +169,15 @@ class Publisher:
     def wait_connected(self, timeout: float) -> bool:
         return self._conn.connected.wait(timeout)
 
-    def submit_identity(self, private: dict[str, Any]) -> str:
-        """Seal, sign and store an identity event; returns its event id once it is durable."""
+    def submit_identity(self, private: dict[str, Any], *, event_id: str | None = None) -> str:
+        """Seal, sign and store an identity event; returns its event id once it is durable.
+
+        ``event_id``: made before the chip was read (its Active Authentication challenge is derived
+        from it, ``agent.emrtd.active_auth.challenge_for``); default a fresh one."""
         if not isinstance(private, dict):
             raise TypeError("the identity event's private part is a dict")
         private = {"source": "chip", **private}
-        return self._submit("identity", private=private)
+        return self._submit("identity", private=private, **({"event_id": event_id} if event_id else {}))
 
     def submit_read_failed(self, reason: str, detail: str = "") -> str:
         """A read that failed: ``reason`` a short code, ``detail`` a text without personal data."""
@@ -421,7 +424,14 @@ class Publisher:
     def _publish(self, client: Any, row: OutboxRow) -> bool:
         import paho.mqtt.client as mqtt
 
-        info = client.publish(row.topic, row.frame, qos=1, retain=row.retain)
+        try:
+            info = client.publish(row.topic, row.frame, qos=1, retain=row.retain)
+        except (ValueError, TypeError):  # a damaged row (its topic): the kind still names the topic
+            if row.kind not in KINDS:
+                log.error("outbox_row_damaged", row_id=row.id)
+                self.outbox.ack(row.id)  # nothing can send it; the frame alone would be rejected anyway
+                return True
+            info = client.publish(topic_for(self.config.site, self.config.counter, row.kind), row.frame, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
         self._inflight[info.mid] = row

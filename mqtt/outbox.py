@@ -49,9 +49,13 @@ log = structlog.get_logger(__name__)
 
 SEQ_BLOCK = 1000
 
+# the row sets of the lanes, each read through its partial index (see outbox_file)
+_UNSENT = "INDEXED BY events_unsent WHERE data = 1 AND at_broker IS NULL"
+_WAITING = "INDEXED BY events_waiting WHERE at_broker IS NOT NULL"
+_COUNT = "SELECT COUNT(*) FROM events"
 _PENDING_SQL = (
     "SELECT id, event_id, kind, seq, topic, retain, size, enqueued_at, frame FROM events"
-    " WHERE {where} ORDER BY enqueued_at, id LIMIT ?"
+    " {where} ORDER BY enqueued_at, id LIMIT ?"
 )
 
 __all__ = ["Lane", "Outbox", "OutboxRow", "ResendPolicy"]
@@ -150,7 +154,8 @@ class Outbox:
         """The lowest data ``seq`` this outbox may still send: the lowest it holds, else the next
         number. Nothing below it will ever come from this box (rows only leave, new ones are higher)."""
         with self._lock:
-            low = self._db.execute("SELECT MIN(seq) FROM events WHERE data = 1").fetchone()[0]
+            sql = "SELECT MIN(seq) FROM events INDEXED BY events_data_seq WHERE data = 1"
+            low = self._db.execute(sql).fetchone()[0]
             return int(low) if low is not None else self._seq + 1
 
     @property
@@ -338,18 +343,23 @@ class Outbox:
             return []
         now = self._clock()
         cutoff = now - self.live_window_s
-        args: tuple[float, ...] = ()
+        # each query is served by an index (outbox_file): never a scan through the frames
+        queries: list[tuple[str, tuple[float, ...]]] = []
         if lane is Lane.LIVE:
-            where, args = "data = 1 AND at_broker IS NULL AND enqueued_at >= ?", (cutoff,)
+            queries.append((f"{_UNSENT} AND enqueued_at >= ?", (cutoff,)))
         elif lane is Lane.BACKLOG:  # old ones never taken by the broker, and resends that are due
-            where = "data = 1 AND ((at_broker IS NULL AND enqueued_at < ?) OR next_try <= ?)"
-            args = (cutoff, now)
+            queries.append((f"{_UNSENT} AND enqueued_at < ?", (cutoff,)))
+            queries.append((f"{_WAITING} AND next_try <= ?", (now,)))
         else:
-            where = "data = 0"
-        sql = _PENDING_SQL.format(where=where)
+            queries.append(("INDEXED BY events_lane WHERE data = 0", ()))
         with self._lock:
             skip = set(exclude) | self._pending_acks | self._pending_marks
-            rows = self._db.execute(sql, (*args, limit + len(skip))).fetchall()
+            rows = [
+                r
+                for where, args in queries
+                for r in self._db.execute(_PENDING_SQL.format(where=where), (*args, limit + len(skip)))
+            ]
+        rows.sort(key=lambda r: (r[7], r[0]))  # enqueue order across both backlog queries
         out = [
             OutboxRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8], lane)
             for r in rows
@@ -362,14 +372,12 @@ class Outbox:
         and bytes stored (acks not yet flushed count as sent)."""
         now = self._clock()
         cutoff = now - self.live_window_s
-        with self._lock:
-            live, backlog, telemetry, waiting, oldest = self._db.execute(
-                "SELECT COALESCE(SUM(data = 1 AND at_broker IS NULL AND enqueued_at >= ?), 0),"
-                " COALESCE(SUM(data = 1 AND at_broker IS NULL AND enqueued_at < ?), 0),"
-                " COALESCE(SUM(data = 0), 0), COALESCE(SUM(data = 1 AND at_broker IS NOT NULL), 0),"
-                " MIN(CASE WHEN data = 1 AND at_broker IS NOT NULL THEN enqueued_at END) FROM events",
-                (cutoff, cutoff),
-            ).fetchone()
+        with self._lock:  # four index-only counts (outbox_file): no frame is read
+            one = self._db.execute
+            live = one(f"{_COUNT} {_UNSENT} AND enqueued_at >= ?", (cutoff,)).fetchone()[0]
+            backlog = one(f"{_COUNT} {_UNSENT} AND enqueued_at < ?", (cutoff,)).fetchone()[0]
+            telemetry = one(f"{_COUNT} INDEXED BY events_lane WHERE data = 0").fetchone()[0]
+            waiting, oldest = one(f"SELECT COUNT(*), MIN(enqueued_at) FROM events {_WAITING}").fetchone()  # noqa: S608
             pending = len(self._pending_acks)
         return {
             "live": int(live),

@@ -41,6 +41,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_lane ON events (data, enqueued_at, id);
 """
+# After the migration (they name its columns). Partial indexes, so that no lane query, count or
+# receipt reads a row's columns behind its frame (a 30 KB blob in overflow pages): measured with
+# 2,000 identity events waiting, a backlog query took 39 ms without them.
+_INDEX_SQL = """
+CREATE INDEX IF NOT EXISTS events_unsent ON events (enqueued_at, id) WHERE data = 1 AND at_broker IS NULL;
+CREATE INDEX IF NOT EXISTS events_waiting ON events (next_try, enqueued_at) WHERE at_broker IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_data_seq ON events (seq) WHERE data = 1;
+"""
 _MIGRATE_1_TO_2 = (
     "ALTER TABLE events ADD COLUMN at_broker REAL",
     "ALTER TABLE events ADD COLUMN next_try REAL",
@@ -48,8 +56,13 @@ _MIGRATE_1_TO_2 = (
 )
 
 
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    db.text_factory = _text  # damaged text never raises on read: the frame (a BLOB) is what is sent
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     return db
@@ -74,13 +87,14 @@ def open_outbox(path: Path) -> tuple[sqlite3.Connection, Path | None, SalvageRep
             db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA,))
         elif version[0] != SCHEMA:
             raise OutboxCorrupt("outbox has an unknown schema version")
+        db.executescript(_INDEX_SQL)
         return db, None, None
-    except (sqlite3.DatabaseError, OutboxCorrupt) as exc:
+    except (sqlite3.DatabaseError, OutboxCorrupt, ValueError) as exc:  # ValueError: damaged text (UTF-8)
         if db is not None:
             db.close()
         set_aside = _set_aside(path, type(exc).__name__)
         db = _connect(path)
-        db.executescript(_SCHEMA_SQL)
+        db.executescript(_SCHEMA_SQL + _INDEX_SQL)
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA,))
         return db, set_aside, _salvage(db, set_aside)
 

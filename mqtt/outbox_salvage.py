@@ -8,8 +8,8 @@ goes in three passes, each bounded, each stopping at the first error it meets:
 
 1. a scan in ``id`` order (all rows before the first damaged page);
 2. the lane index (a different b-tree) for the ids it still knows;
-3. probes by ``id`` (the table's own b-tree, one lookup per id) up to the largest id seen, and
-   past it until ``MISS_LIMIT`` ids in a row are absent.
+3. probes by ``id`` (the table's own b-tree, one lookup per id) from the lowest id seen to the
+   largest, and past it until ``MISS_LIMIT`` ids in a row are absent (``MAX_PROBES`` at most).
 
 A row is kept only if its frame splits (:func:`~idstation.mqtt.seal.decode_frame`) and the
 header inside names the same event id and kind: a damaged frame would only be rejected by the
@@ -30,7 +30,7 @@ from idstation.mqtt.seal import decode_frame
 log = structlog.get_logger(__name__)
 
 MISS_LIMIT = 2000  # consecutive absent ids after which the probing stops
-MAX_PROBES = 2_000_000  # a 256 MB outbox of the smallest events holds ~400,000 rows
+MAX_PROBES = 500_000  # ids probed at most: a 256 MB outbox of the smallest events holds ~400,000 rows
 _COLUMNS = "id, event_id, kind, data, seq, topic, retain, size, enqueued_at, frame"
 
 __all__ = ["SalvageReport", "SalvagedRow", "salvage_rows"]
@@ -83,9 +83,10 @@ def _scan(db: sqlite3.Connection, sql: str, args: tuple[object, ...], found: dic
     return True
 
 
-def _probe(db: sqlite3.Connection, found: dict[int, tuple[object, ...]], known_max: int) -> None:
-    misses, row_id = 0, 0
-    while misses < MISS_LIMIT and row_id < MAX_PROBES:
+def _probe(db: sqlite3.Connection, found: dict[int, tuple[object, ...]], lo: int, hi: int) -> None:
+    """Look up each id from ``lo`` through ``hi``, then on until ``MISS_LIMIT`` ids in a row are absent."""
+    misses, row_id = 0, lo - 1
+    while misses < MISS_LIMIT and row_id - lo < MAX_PROBES:
         row_id += 1
         if row_id in found:
             misses = 0
@@ -95,10 +96,20 @@ def _probe(db: sqlite3.Connection, found: dict[int, tuple[object, ...]], known_m
         except (sqlite3.DatabaseError, ValueError, TypeError, OverflowError):
             values = None
         if values is None:
-            misses = 0 if row_id < known_max else misses + 1
+            misses = 0 if row_id < hi else misses + 1
             continue
         misses = 0
         found[row_id] = values
+
+
+def _id_range(db: sqlite3.Connection, known: set[int]) -> tuple[int, int]:
+    """The ids to probe: those the readable parts name, else what SQLite says (if it is plausible)."""
+    lo, hi = (min(known), max(known)) if known else (1, 0)
+    with contextlib.suppress(sqlite3.DatabaseError, ValueError, TypeError):
+        low, high = db.execute("SELECT MIN(id), MAX(id) FROM events").fetchone()
+        if isinstance(low, int) and isinstance(high, int) and 0 < low <= high and high - low <= MAX_PROBES:
+            lo, hi = (min(lo, low), max(hi, high)) if known else (low, high)
+    return max(lo, 1), hi
 
 
 def salvage_rows(path: Path) -> tuple[list[SalvagedRow], SalvageReport]:
@@ -115,10 +126,9 @@ def salvage_rows(path: Path) -> tuple[list[SalvagedRow], SalvageReport]:
         if not complete:
             ids: dict[int, tuple[object, ...]] = {}
             _scan(db, "SELECT id FROM events INDEXED BY events_lane", (), ids)
-            known_max = max([*found, *ids], default=0)
-            with contextlib.suppress(sqlite3.DatabaseError):
-                known_max = max(known_max, int(db.execute("SELECT MAX(id) FROM events").fetchone()[0] or 0))
-            _probe(db, found, known_max)
+            _probe(db, found, *_id_range(db, set(found) | set(ids)))
+    except (sqlite3.Error, ValueError) as exc:  # a damaged schema: keep what was read
+        log.error("outbox_salvage_stopped", file=path.name, error=type(exc).__name__)
     finally:
         db.close()
     rows = [r for r in (_intact(found[k]) for k in sorted(found)) if r is not None]
