@@ -30,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --amqp: messages this listener holds unacknowledged (default 500; bounds its memory)",
     )
     p.add_argument(
+        "--csca",
+        metavar="DIR",
+        help="the centre's own CSCA trust store: re-run passive authentication on identity events and check "
+        "their citizen against DG1/DG13 (rejects passive_auth_failed / chip_data_mismatch)",
+    )
+    p.add_argument(
         "--metrics",
         metavar="HOST:PORT",
         help="serve Prometheus /metrics and /ready here (a bare PORT binds 127.0.0.1)",
@@ -72,7 +78,31 @@ def listener_options(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
             on_batch=metrics.on_batch,
             on_receipt=metrics.on_receipt,
         )
+    if getattr(args, "csca", None):
+        options["chip_check"] = chip_check(args.csca, metrics)
     return options, metrics
+
+
+def chip_check(csca_dir: str, metrics: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The centre's re-verification of an identity event's chip data (agent.emrtd.recheck)."""
+    from idstation.agent.emrtd.read import load_trust
+    from idstation.agent.emrtd.recheck import ChipRecheckFailed, recheck_identity
+    from idstation.mqtt.errors import EventRejected
+
+    trust = load_trust(csca_dir)
+
+    def check(private: dict[str, Any]) -> dict[str, Any]:
+        try:
+            verdict = recheck_identity(private, trust)
+        except ChipRecheckFailed as exc:
+            if metrics is not None:
+                metrics.on_chip_verdict("chip", exc.reason)
+            raise EventRejected(exc.reason, str(exc)) from None
+        if metrics is not None:
+            metrics.on_chip_verdict("chip", str(verdict["result"]))
+        return verdict
+
+    return check
 
 
 def observed(on_event: Callable[[Any], None], metrics: Any) -> Callable[[Any], None]:

@@ -3,10 +3,11 @@
 :class:`CentralProcessor` is the sans-MQTT core: ``process(topic, payload) -> AcceptedEvent``
 or :class:`EventRejected` (``reason`` one of ``bad_topic``, ``malformed``, ``unknown_device``,
 ``revoked_device``, ``bad_signature``, ``bad_header``, ``wrong_topic``, ``undecryptable``,
+``bad_private``, ``passive_auth_failed``, ``chip_data_mismatch`` (with a chip check),
 ``duplicate``, ``replay``, ``internal_error``). Checks, in order: the topic's shape; the frame; the key id in the
 registry (enrolled, not revoked); the Ed25519 signature over the received bytes; the header
 schema; the header's device/site/counter/kind against the registry binding and the topic; the
-HPKE seal; the store (``event_id`` held, ``seq`` gaps and replays: :mod:`.store`).
+HPKE seal and the private part's schema; the chip data (``chip_check``, :mod:`.chip_check`); the store (``event_id`` held, ``seq`` gaps and replays: :mod:`.store`).
 
 :class:`CentralListener` drives it over MQTT (:mod:`.mqtt_transport`: an MQTT 5 shared subscription
 ``$share/{group}/idstation/v1/+/+/+``, plain over 3.1.1, a persistent session) through the
@@ -100,7 +101,8 @@ def event_to_json_line(event: AcceptedEvent, *, full: bool = False) -> str:
 
     Keys: ``event_id, device_id, site, counter_id, boot_id, seq, kind, created_at, clock_synced,
     key_id, received_at``; identity adds ``citizen``, ``verification``, ``source``, ``access``,
-    ``qr`` and ``has_face`` (``full=True`` also adds ``face``, ``data_groups``, ``ef_sod``);
+    ``qr`` and ``has_face`` (``full=True`` also adds ``face``, ``data_groups``, ``ef_sod``), and
+    ``centre_verification`` when the centre re-verified the chip (``central listen --csca``);
     read_failed adds ``reason``, ``detail``; status adds ``state``, ``info``; heartbeat ``info``.
     """
     h = event.header
@@ -118,6 +120,8 @@ def event_to_json_line(event: AcceptedEvent, *, full: bool = False) -> str:
         line["access"] = private.get("access")
         line["qr"] = private.get("qr")
         line["has_face"] = bool(private.get("face"))
+        if "centre_verification" in h:  # the centre's own chip check (central listen --csca)
+            line["centre_verification"] = h["centre_verification"]
         if full:
             for key in _BULKY:
                 line[key] = private.get(key)
@@ -149,8 +153,20 @@ class Checked:
 class CentralProcessor:
     """Verify → decrypt (:meth:`check`) → record (the store) → classify (:meth:`accept`). Thread-safe."""
 
-    def __init__(self, registry: Registry, central_key: X25519PrivateKey, store: Store) -> None:
-        self.registry, self.central_key, self.store = registry, central_key, store
+    def __init__(
+        self,
+        registry: Registry,
+        central_key: X25519PrivateKey,
+        store: Store,
+        chip_check: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        """``chip_check(event_id, private) -> verdict`` re-verifies an identity event's chip data
+        (the CLI's ``--csca``, :class:`.chip_check.ChipCheck`: passive authentication, the citizen
+        against DG1/DG13, presence by the chip's AA signature over the event's challenge) and
+        raises EventRejected (``passive_auth_failed`` / ``chip_data_mismatch``) for data that does
+        not hold; its verdict is kept beside the box's as the stored header's (and the JSON
+        line's) ``centre_verification``."""
+        self.registry, self.central_key, self.store, self.chip_check = registry, central_key, store, chip_check
         self.counts: Counter[str] = Counter()
 
     def check(self, topic: str, payload: bytes, received_at: float | None = None) -> Checked:
@@ -249,6 +265,9 @@ class CentralProcessor:
                 parse_private(private)  # the box built it as IdentityPrivate; the centre checks again
             except SealError as exc:
                 raise EventRejected("bad_private", str(exc)) from None
+            if self.chip_check is not None:
+                verdict = self.chip_check(header.event_id, private)
+                raw = {**raw, "centre_verification": verdict}  # a copy: the signed frame is kept as received
         return raw, header, private
 
 
@@ -299,6 +318,7 @@ class CentralListener:
         prefetch: int = 500,
         on_batch: Callable[[int, float], None] | None = None,
         on_receipt: Callable[[str, str, int, int], None] | None = None,
+        chip_check: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         """``amqp``: consume the shared quorum queue of a RabbitMQ cluster (these node URLs, tried
         in turn; ``prefetch`` bounds what this listener holds) instead of subscribing over MQTT at
@@ -308,7 +328,7 @@ class CentralListener:
         key = central_key if isinstance(central_key, X25519PrivateKey) else load_central_private_key(central_key)
         self._owns_store = not hasattr(store, "record")
         self.store: Store = _open(store, state_path, group)
-        self.processor = CentralProcessor(self.registry, key, self.store)
+        self.processor = CentralProcessor(self.registry, key, self.store, chip_check)
         # receipts (issue 12): signed after the commit, at most one per stream per receipt_interval
         self.receipts = (
             ReceiptBatcher(receipt_signer, self.store, interval=receipt_interval, on_sent=on_receipt)
