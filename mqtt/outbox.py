@@ -116,7 +116,7 @@ class Outbox:
         # after a restart nobody knows what the broker still holds: waiting rows are sent again
         # one timeout from now at the latest (the retained receipt, fetched at once, covers the rest)
         soon = self._clock() + self.resend.timeout_s
-        self._db.execute("UPDATE events SET next_try = ? WHERE next_try > ?", (soon, soon))
+        self._db.execute("UPDATE events SET next_try = ? WHERE at_broker IS NOT NULL AND next_try > ?", (soon, soon))
 
     def _seq_file(self) -> Path:
         return self.path.with_name(self.path.name + ".seq")

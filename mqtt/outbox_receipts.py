@@ -54,9 +54,10 @@ def mark_at_broker(db: sqlite3.Connection, ids: list[int], now: float, policy: R
 
 def delete_receipted(db: sqlite3.Connection, upto: int, above: list[int]) -> list[tuple[int, int]]:
     """Delete the data rows a receipt covers (inside the caller's transaction): ``(id, size)`` of each."""
-    gone = db.execute("DELETE FROM events WHERE data = 1 AND seq <= ? RETURNING id, size", (upto,)).fetchall()
+    covered = "DELETE FROM events INDEXED BY events_data_seq WHERE data = 1 AND seq <= ? RETURNING id, size"
+    gone = db.execute(covered, (upto,)).fetchall()
     for chunk in _chunks(above):
         marks = ",".join("?" * len(chunk))
-        sql = f"DELETE FROM events WHERE data = 1 AND seq IN ({marks}) RETURNING id, size"  # noqa: S608
+        sql = f"DELETE FROM events INDEXED BY events_data_seq WHERE data = 1 AND seq IN ({marks}) RETURNING id, size"  # noqa: S608
         gone += db.execute(sql, chunk).fetchall()
     return [(int(row_id), int(size)) for row_id, size in gone]
