@@ -17,7 +17,7 @@ from idstation.agent.emrtd.lds.security_infos import (
 from idstation.agent.emrtd.session import ChipSession
 from idstation.agent.emrtd.virtual_card.image import FID_DG
 
-from tests.unit.emrtd_protocol.chips import CA_KEY, CAN, FILES, MRZ, chip
+from tests.unit.agent.emrtd.protocol.chips import CA_KEY, CAN, FILES, MRZ, chip
 
 
 def _explicit_spki() -> bytes:

@@ -9,7 +9,7 @@ from idstation.agent.emrtd.session import ChipSession
 from idstation.agent.emrtd.virtual_card.image import FID_DG
 from idstation.agent.errors import SecureMessagingError
 
-from tests.unit.emrtd_protocol.chips import CAN, FILES, WRONG_MRZ, card_access, chip
+from tests.unit.agent.emrtd.protocol.chips import CAN, FILES, WRONG_MRZ, card_access, chip
 
 H = bytes.fromhex
 

@@ -13,7 +13,7 @@ from idstation.agent.emrtd.sm import SecureMessaging
 from idstation.agent.emrtd.virtual_card.image import FID_DG
 from idstation.agent.errors import CardError
 
-from tests.unit.emrtd_protocol.chips import CAN, MRZ, chip
+from tests.unit.agent.emrtd.protocol.chips import CAN, MRZ, chip
 
 KEYS = (bytes(range(16)), bytes(range(16, 32)))
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,7 @@ from idstation.agent.emrtd.session import ChipSession
 from idstation.agent.emrtd.virtual_card.image import FID_CARD_ACCESS, FID_DG, Faults
 from idstation.agent.errors import CardError, FileTooLarge
 
-from tests.unit.emrtd_protocol.chips import CAN, FILES, MRZ, CountingHandler, chip
+from tests.unit.agent.emrtd.protocol.chips import CAN, FILES, MRZ, CountingHandler, chip
 
 
 def _session(handler: object) -> ChipSession:

@@ -136,7 +136,7 @@ class _CountingDecoder(QrDecoder):
 
 # --- real photos (../shared/qr-photos, not shipped with the project) ------------------------------
 
-PHOTOS = Path(__file__).resolve().parents[3].parent / "shared" / "qr-photos"
+PHOTOS = Path(__file__).resolve().parents[4].parent / "shared" / "qr-photos"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
 # Codes printed on wrinkled t-shirts (not a flat grid): the "dewarp" try resamples 7 of the 8
 # along their bent grid; this one's folds shift modules too far from any smooth correction.

@@ -16,7 +16,7 @@ from idstation.agent.emrtd.virtual_card.image import FID_COM, FID_DG, FID_SOD, F
 from idstation.agent.errors import AccessDenied, ApduError, SecureMessagingError
 from idstation.hal.errors import CardRemoved
 
-from tests.unit.emrtd_protocol.chips import (
+from tests.unit.agent.emrtd.protocol.chips import (
     CAN,
     FILES,
     MRZ,
@@ -160,7 +160,7 @@ def test_dg3_needs_terminal_authentication_and_the_session_survives() -> None:
 def test_chip_dropping_sm_on_an_error_is_reopened_for_the_next_file() -> None:
     from idstation.agent.emrtd.virtual_card.chip import VirtualChip
 
-    from tests.unit.emrtd_protocol.chips import image
+    from tests.unit.agent.emrtd.protocol.chips import image
 
     session = _session(VirtualChip(image(), plain_sm_errors=True))
     session.open([CAN])

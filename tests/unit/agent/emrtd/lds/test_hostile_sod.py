@@ -20,7 +20,7 @@ from idstation.agent.emrtd.virtual_card.image import FID_DG, FID_SOD
 from idstation.agent.errors import ParseError
 from idstation.hal.reader_sim import SimReader
 
-from tests.unit.emrtd_protocol.chips import CAN, FILES, image
+from tests.unit.agent.emrtd.protocol.chips import CAN, FILES, image
 
 
 def _rsa_dsc() -> tuple[x509.Certificate, rsa.RSAPrivateKey]:

@@ -20,8 +20,8 @@ from idstation.agent.emrtd.virtual_card.image import FID_CARD_ACCESS, FID_COM, F
 from idstation.agent.errors import CardError
 from idstation.hal.reader_sim import SimReader
 
-from tests.unit.emrtd_lds.test_fuzz_security_infos import security_info
-from tests.unit.emrtd_protocol.chips import CAN, FILES, MRZ, image
+from tests.unit.agent.emrtd.lds.test_fuzz_security_infos import security_info
+from tests.unit.agent.emrtd.protocol.chips import CAN, FILES, MRZ, image
 
 EXAMPLES = int(os.environ.get("IDSTATION_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -131,7 +131,7 @@ def test_random_bytes_as_a_chip_authentication_key(spki: bytes) -> None:
 def test_any_pss_salt_length_parses_in_range_or_raises_parse_error(salt: int) -> None:
     from idstation.agent.emrtd.lds.sod import MAX_PSS_SALT, parse_sod
 
-    from tests.unit.emrtd_lds.test_hostile_sod import _with_salt, pss_sod_bytes
+    from tests.unit.agent.emrtd.lds.test_hostile_sod import _with_salt, pss_sod_bytes
 
     try:
         sod = parse_sod(_with_salt(pss_sod_bytes(), salt))

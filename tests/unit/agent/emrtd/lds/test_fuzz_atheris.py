@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-HARNESS = Path(__file__).resolve().parents[2] / "fuzz" / "lds_harness.py"
+HARNESS = Path(__file__).resolve().parents[4] / "fuzz" / "lds_harness.py"
 SECONDS = int(os.environ.get("IDSTATION_FUZZ_SECONDS", "20"))
 
 
