@@ -25,9 +25,11 @@ from collections.abc import Callable
 from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.apdu import CommandApdu, build_response, is_extended
 from idstation.agent.emrtd.bac import BacChip
+from idstation.agent.emrtd.fids import FID_CARD_ACCESS, FID_DG
+from idstation.agent.emrtd.fids import SFI_OF as SFI
 from idstation.agent.emrtd.keys import MrzKey
 from idstation.agent.emrtd.sm import SecureMessaging, max_plain_response, response_overhead
-from idstation.agent.emrtd.virtual_card.image import FID_CARD_ACCESS, FID_DG, SFI, ChipImage
+from idstation.agent.emrtd.virtual_card.image import ChipImage
 from idstation.agent.emrtd.virtual_card.pace_chip import ChipAuthChip, PaceChip
 from idstation.agent.errors import ApduError, ParseError
 from idstation.hal.errors import CardRemoved
