@@ -3,6 +3,8 @@ the outbox only if a valid receipt for this device and key covers its seq; every
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +16,8 @@ from idstation.mqtt.seal import Signer
 
 from .conftest import PRIVATE, World
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+EXAMPLES = max(10, int(os.environ.get("IDSTATION_FUZZ_EXAMPLES", "150")) // 2)
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 TRUSTED = Ed25519PrivateKey.generate()
 STRANGER = Ed25519PrivateKey.generate()
 N = 12

@@ -1,10 +1,12 @@
 """Fuzzing (hypothesis, bounded): the wire core's parsers, the central processor and the registry
-loader answer every input with a value or a typed error — never a crash, never unbounded work."""
+loader answer every input with a value or a typed error — never a crash, never unbounded work.
+``IDSTATION_FUZZ_EXAMPLES`` scales the example count."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from idstation.mqtt.seal import MAGIC, MAX_HEADER, Signer, decode_frame, encode_
 
 from .conftest import PRIVATE, World
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+EXAMPLES = int(os.environ.get("IDSTATION_FUZZ_EXAMPLES", "150"))  # scales every fuzz run
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -84,7 +84,11 @@ def test_a_file_that_is_not_a_database_salvages_nothing_and_starts_afresh(world,
     assert box.last_seq >= 5
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=max(5, int(os.environ.get("IDSTATION_FUZZ_EXAMPLES", "150")) // 6),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(st.tuples(st.integers(0, 200_000), st.binary(min_size=1, max_size=64)), min_size=1, max_size=8))
 def test_any_damage_opens_an_outbox_that_works_and_never_goes_back(world, tmp_path_factory, damage) -> None:
     builder = world.device(f"box-{len(damage)}")
