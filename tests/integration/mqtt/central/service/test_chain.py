@@ -91,9 +91,12 @@ def test_the_clerk_page_shows_a_placement_on_its_counter_only(
     chain.box("box-3", "hn-01", "c03", cards=2)  # a second card in case a read fails on a loaded machine
     browser.switch_to.window(mine)
     name = '[data-field="full_name"]'
-    WebDriverWait(browser, WAIT_S).until(lambda d: d.find_element(By.CSS_SELECTOR, name).text != "")
-    shown = browser.find_element(By.CSS_SELECTOR, name).text
-    verdict = browser.find_element(By.ID, "badge").get_attribute("data-verdict")
+
+    def citizen_shown(d: Any) -> tuple[str, str] | bool:
+        text = d.find_element(By.CSS_SELECTOR, name).text
+        return bool(text) and (text, d.find_element(By.ID, "badge").get_attribute("data-verdict"))
+
+    shown, verdict = WebDriverWait(browser, WAIT_S).until(citizen_shown)
     assert verdict in ("verified", "unknown_issuer", "qr_only")  # "verified" unless the machine is very busy
     screenshot(browser, "clerk-c03")
     browser.switch_to.window(other)
