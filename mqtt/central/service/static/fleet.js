@@ -35,6 +35,13 @@
     svg.setAttribute("class", "chart");
     svg.setAttribute("role", "img");
     svg.setAttribute("aria-label", "Sự kiện mỗi giờ: " + counts.join(", "));
+    const base = document.createElementNS(SVG, "rect");
+    base.setAttribute("class", "base");
+    base.setAttribute("x", "0");
+    base.setAttribute("y", "23");
+    base.setAttribute("width", "96");
+    base.setAttribute("height", "1");
+    svg.appendChild(base);
     counts.forEach((n, i) => {
       const h = Math.round((n / max) * 22);
       const bar = document.createElementNS(SVG, "rect");

@@ -98,6 +98,8 @@ def test_the_clerk_page_shows_a_placement_on_its_counter_only(
 
     shown, verdict = WebDriverWait(browser, WAIT_S).until(citizen_shown)
     assert verdict in ("verified", "unknown_issuer", "qr_only")  # "verified" unless the machine is very busy
+    if verdict != "qr_only":  # read from the chip: the face photo came with it
+        assert (browser.find_element(By.ID, "face").get_attribute("src") or "").startswith("data:image/jpeg;base64,")
     screenshot(browser, "clerk-c03")
     browser.switch_to.window(other)
     assert browser.find_element(By.CSS_SELECTOR, name).text == ""
