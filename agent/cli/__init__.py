@@ -27,7 +27,8 @@ COMMAND_MODULES = (
     "idstation.agent.cli.qr",  # decode-qr, camera-test
     "idstation.agent.cli.run",  # run, demo, status, config check
     "idstation.agent.cli.provision",  # provision init | apply | enroll | renew | show, selftest
-    "idstation.agent.cli.central",  # central listen | init-ca | enroll | revoke
+    "idstation.agent.cli.central",  # central listen
+    "idstation.agent.cli.central_ca",  # central init-ca | enroll | receipt-key | revoke
     "idstation.agent.cli.central_store",  # central migrate | export | purge
     "idstation.agent.cli.central_service",  # central serve | add-client | remove-client | audit
 )
