@@ -29,7 +29,8 @@ def parse_since(text: str | None) -> float:
 
 
 def audit_entries(store_url: str, since: float) -> list[dict[str, Any]]:
-    """The entries at or after ``since``, oldest first: ``{"at", "client", "event_id", "endpoint"}``."""
+    """The entries at or after ``since``, oldest first: ``{"time", "client", "event_id", "endpoint"}``
+    (``at``: the same time, the store's name for it)."""
     from idstation.mqtt.central.store import open_store
 
     store = open_store(store_url)
@@ -37,7 +38,10 @@ def audit_entries(store_url: str, since: float) -> list[dict[str, Any]]:
         rows = store.audit_since(since)
     finally:
         store.close()
-    return [
-        {"at": iso(row["at"]), "client": row["client"], "event_id": row["event_id"], "endpoint": row["endpoint"]}
-        for row in rows
-    ]
+    out = []
+    for row in rows:
+        at = iso(row["at"])
+        out.append(
+            {"time": at, "at": at, "client": row["client"], "event_id": row["event_id"], "endpoint": row["endpoint"]}
+        )
+    return out

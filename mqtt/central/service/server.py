@@ -74,7 +74,7 @@ def open_parts(opts: ServeOptions) -> tuple[Any, Any, Any, Any]:
     registry = Registry(opts.registry)
     clients = ClientsFile(opts.clients)
     clients.clients()  # a malformed file fails now, not on the first request
-    store = open_store(opts.store)
+    store = open_store(opts.store, migrate=True)  # like `central listen`: either may start first
     return store, registry, key, clients
 
 

@@ -92,7 +92,8 @@ def test_audit_since_filters_and_refuses_a_bad_time(centre: Centre) -> None:
     done = idstation("central", "audit", "--store", centre.store_url, "--since", "2030-01-01T00:00:00Z", "--json")
     assert done.returncode == 0
     assert [line for line in done.stdout.splitlines() if line] == [
-        '{"at": "2033-05-18T03:33:20.000Z", "client": "clerk-c01", "event_id": "e-new", "endpoint": "/v1/x"}'
+        '{"time": "2033-05-18T03:33:20.000Z", "at": "2033-05-18T03:33:20.000Z", "client": "clerk-c01", '
+        '"event_id": "e-new", "endpoint": "/v1/x"}'
     ]
     assert idstation("central", "audit", "--store", centre.store_url, "--since", "yesterday").returncode == 2
 
