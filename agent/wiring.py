@@ -62,8 +62,23 @@ class QrFinder:
 
 
 # ---- the chip --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChipRead:
+    """One read made for one identity event: the event id was made BEFORE the read, and the Active
+    Authentication challenge derived from it (``challenge_for``), so the chip's signature that the
+    event forwards proves to the centre that the card was on the box for this event (issue 13)."""
+
+    event_id: str
+    result: ReadResult = field(repr=False)
+
+    def __getattr__(self, name: str) -> Any:  # reads as the ReadResult it wraps (verdict, citizen, ...)
+        if name == "result":
+            raise AttributeError(name)
+        return getattr(self.result, name)
+
+
 class ChipReader:
-    """Reads and verifies the chip with the keys the QR gives: ``(verdict, result)``."""
+    """Reads and verifies the chip with the keys the QR gives: ``(verdict, ChipRead)``."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -71,11 +86,16 @@ class ChipReader:
 
     def __call__(self, conn: CardConnection, qr_text: str) -> tuple[str, object]:
         from idstation.agent.access import keys_from_qr
+        from idstation.agent.emrtd.active_auth import challenge_for
         from idstation.agent.emrtd.read import ReadPolicy, read_document
+        from idstation.mqtt.clock import uuid7
 
+        event_id = uuid7()  # the identity event's id, made first: the AA challenge is bound to it
         policy = ReadPolicy(with_face=self.cfg.reader.face)
-        result = read_document(conn, keys_from_qr(qr_text), policy, trust=self.trust)
-        return classify(result), result
+        result = read_document(
+            conn, keys_from_qr(qr_text), policy, trust=self.trust, aa_challenge=challenge_for(event_id)
+        )
+        return classify(result), ChipRead(event_id, result)
 
 
 def classify(result: Any) -> str:
@@ -106,10 +126,13 @@ def load_trust(cfg: Config) -> Any:
 
 
 # ---- events ----------------------------------------------------------------------------------------
-def identity_private(status: str, qr_text: str | None, result: ReadResult | None) -> IdentityPrivate:
+def identity_private(status: str, qr_text: str | None, result: ChipRead | ReadResult | None) -> IdentityPrivate:
     """The sealed part of an identity event, as the wire model (``mqtt.events.IdentityPrivate``)."""
     from idstation.agent.qr.cccd import parse_cccd
     from idstation.mqtt.events import IdentityPrivate
+
+    if isinstance(result, ChipRead):
+        result = result.result
 
     qr = parse_cccd(qr_text).to_json() if qr_text else None
     if result is None:  # the chip could not be read: the QR alone, unverified
@@ -131,6 +154,7 @@ def identity_private(status: str, qr_text: str | None, result: ReadResult | None
         face=doc.get("face"),
         data_groups={f"DG{n}": base64.b64encode(data).decode() for n, data in sorted(result.data_groups.items())},
         ef_sod=base64.b64encode(result.ef_sod).decode() if result.ef_sod else None,
+        aa_signature=base64.b64encode(result.aa_signature).decode() if result.aa_signature else None,
     )
 
 
@@ -140,9 +164,12 @@ class MqttSink:
     def __init__(self, publisher: Any) -> None:
         self.publisher = publisher
 
-    def identity(self, status: str, qr_text: str | None, result: ReadResult | None) -> None:
+    def identity(self, status: str, qr_text: str | None, result: ChipRead | ReadResult | None) -> None:
+        event_id = None
+        if isinstance(result, ChipRead):  # the event takes the id its AA challenge was derived from
+            event_id, result = result.event_id, result.result
         private = identity_private(status, qr_text, result)
-        self.publisher.submit_identity(private.model_dump(mode="json", exclude_none=True))
+        self.publisher.submit_identity(private.model_dump(mode="json", exclude_none=True), event_id=event_id)
 
     def read_failed(self, reason: str) -> None:
         self.publisher.submit_read_failed(reason, flow.MESSAGES.get(reason, ""))

@@ -152,6 +152,14 @@ class IdentityPrivate(BaseModel):
     face: dict[str, str] | None = Field(default=None, description='{"mime", "base64"}')
     data_groups: dict[str, str] = Field(default_factory=dict, description="raw data groups, base64 per DG name")
     ef_sod: str | None = Field(default=None, description="EF.SOD, base64, so the centre can redo passive auth")
+    aa_signature: str | None = Field(
+        default=None,
+        max_length=2048,
+        description=(
+            "the chip's Active Authentication signature, base64, over the first 8 bytes of SHA-256 of "
+            "this event's event_id (proof the card was on the box for this event)"
+        ),
+    )
     access: str | None = Field(default=None, description="access method (PACE-CAN, BAC...)")
     qr: dict[str, Any] | None = Field(default=None, description="citizen data from the QR code")
 

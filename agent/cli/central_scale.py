@@ -83,26 +83,11 @@ def listener_options(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     return options, metrics
 
 
-def chip_check(csca_dir: str, metrics: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The centre's re-verification of an identity event's chip data (agent.emrtd.recheck)."""
-    from idstation.agent.emrtd.read import load_trust
-    from idstation.agent.emrtd.recheck import ChipRecheckFailed, recheck_identity
-    from idstation.mqtt.errors import EventRejected
+def chip_check(csca_dir: str, metrics: Any) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    """The centre's re-verification of identity events (mqtt.central.chip_check) with ``--csca DIR``."""
+    from idstation.mqtt.central.chip_check import ChipCheck, load_csca
 
-    trust = load_trust(csca_dir)
-
-    def check(private: dict[str, Any]) -> dict[str, Any]:
-        try:
-            verdict = recheck_identity(private, trust)
-        except ChipRecheckFailed as exc:
-            if metrics is not None:
-                metrics.on_chip_verdict("chip", exc.reason)
-            raise EventRejected(exc.reason, str(exc)) from None
-        if metrics is not None:
-            metrics.on_chip_verdict("chip", str(verdict["result"]))
-        return verdict
-
-    return check
+    return ChipCheck(load_csca(csca_dir), on_verdict=metrics.on_chip_verdict if metrics is not None else None)
 
 
 def observed(on_event: Callable[[Any], None], metrics: Any) -> Callable[[Any], None]:

@@ -3,6 +3,12 @@
 Terminal side: send INTERNAL AUTHENTICATE with an 8-byte challenge (RND.IFD), then
 ``verify_active(dg15, challenge, signature)``. Chip side (the virtual chip): ``sign_challenge``.
 
+Proof of presence (issue 13): the box makes the identity event's id BEFORE it reads the chip and
+uses ``challenge_for(event_id)`` (the first 8 bytes of SHA-256 over the event id) as the
+challenge, then forwards the chip's signature in the event. The centre derives the same
+challenge from the event id it receives and checks the signature against DG15: a signature
+made for another event (data read earlier and replayed) does not verify.
+
 - ECDSA (§6.1.2): the signature is the plain concatenation r ‖ s (BSI TR-03111 "plain" format).
   The hash is the one named by ActiveAuthenticationInfo in DG14 when the caller passes it
   (``hash_name``); otherwise we start with the hash matching the key size (≤256 bits: SHA-256,
@@ -20,6 +26,7 @@ The verdict is data (never an exception on bad cryptographic input).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +46,14 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512,
 }
 _TRAILER_HASH = {0x33: "sha1", 0x34: "sha256", 0x35: "sha512", 0x36: "sha384"}
+CHALLENGE_SIZE = 8  # RND.IFD (9303-11 §6.1)
+
+
+def challenge_for(event_id: str) -> bytes:
+    """The AA challenge bound to an event: the first 8 bytes of SHA-256 over the event id (ASCII)."""
+    if not isinstance(event_id, str) or not event_id:
+        raise TypeError("challenge_for needs the event id (a non-empty string)")
+    return hashlib.sha256(event_id.encode("utf-8")).digest()[:CHALLENGE_SIZE]
 
 
 @dataclass(frozen=True, slots=True)

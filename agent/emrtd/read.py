@@ -8,8 +8,10 @@ Theory of operation (ICAO 9303-11 §9 "inspection procedure", 9303-10 §3 file l
    without EF.COM gets every file the policy wants, absent ones answer 6A82 and are skipped).
 3. DG14 first, and Chip Authentication when it offers a key: the rest of the read then runs under
    keys only the genuine chip can hold (9303-11 §6.2).
-4. EF.SOD, DG1, DG13, DG15 (and DG2 with the face); Active Authentication over a random 8-byte
-   challenge when DG15 is present (9303-11 §6.1).
+4. EF.SOD, DG1, DG13, DG15 (and DG2 with the face); Active Authentication over an 8-byte
+   challenge when DG15 is present (9303-11 §6.1): random, or the caller's ``aa_challenge`` (the
+   box passes one derived from the identity event's id, so the centre can check the chip's
+   signature, kept as ``ReadResult.aa_signature``, as a proof of presence).
 5. Passive Authentication over EF.SOD and every data group read; DG1 (MRZ) and DG13 (citizen
    data) are parsed. A parse failure after a good read is a failed check in the verdict, never a
    crash: the caller still gets everything that was read.
@@ -91,6 +93,7 @@ class ReadResult:
     data_groups: dict[int, bytes] = field(repr=False)
     ef_sod: bytes = field(repr=False)
     ef_com: bytes = field(default=b"", repr=False)
+    aa_signature: bytes = field(default=b"", repr=False)  # the chip's INTERNAL AUTHENTICATE answer
     face: tuple[str, bytes] | None = field(default=None, repr=False)
     apdus: int = 0
     bytes_on_wire: int = 0
@@ -137,13 +140,18 @@ def read_document(
     *,
     now: datetime | None = None,
     rng: Rng = os.urandom,
+    aa_challenge: bytes | None = None,
 ) -> ReadResult:
-    """Read and verify one document on ``conn`` (ICAO 9303-11 §9); see the module docstring."""
+    """Read and verify one document on ``conn`` (ICAO 9303-11 §9); see the module docstring.
+
+    ``aa_challenge``: the 8 bytes Active Authentication signs (default: ``rng(8)``)."""
     from idstation.agent.emrtd.session import ChipSession
 
     policy = policy or ReadPolicy()
     if not candidates:
         raise TypeError("read_document needs at least one access key candidate")
+    if aa_challenge is not None and len(aa_challenge) != 8:  # RND.IFD, 9303-11 §6.1
+        raise TypeError("the Active Authentication challenge is 8 bytes")
     started = time.monotonic()
     session = ChipSession(conn.transmit, extended_length=conn.extended_length, max_response=conn.max_response, rng=rng)
     access = session.open(list(candidates))
@@ -160,12 +168,14 @@ def read_document(
         if number != 14:
             files.get_dg(number)
     ef_sod = files.get(FID_SOD) or b""
-    verification["active"] = _active_auth(session, files.groups.get(15), policy, rng)
+    verification["active"], aa_signature = _active_auth(session, files.groups.get(15), policy, rng, aa_challenge)
     verification["passive"] = _passive_auth(ef_sod, files.groups, trust, now)
     citizen, mrz, face, parse_verdict = _parse(files.groups, policy)
     if parse_verdict is not None:
         verification["data"] = parse_verdict
-    checks = {k: verification[k] for k in ("passive", "active", "chip", "data") if k in verification}
+    checks: dict[str, dict[str, Any]] = {
+        k: verification[k] for k in ("passive", "active", "chip", "data") if k in verification
+    }
     result = ReadResult(
         access=access,
         citizen=citizen,
@@ -175,6 +185,7 @@ def read_document(
         data_groups=dict(files.groups),
         ef_sod=ef_sod,
         ef_com=ef_com or b"",
+        aa_signature=aa_signature,
         face=face,
         apdus=int(session.apdus),
         bytes_on_wire=int(session.bytes_sent) + int(session.bytes_received),
@@ -228,19 +239,22 @@ def _chip_auth(session: Any, dg14: bytes | None, policy: ReadPolicy) -> dict[str
     return _verdict_json(outcome)
 
 
-def _active_auth(session: Any, dg15: bytes | None, policy: ReadPolicy, rng: Rng) -> dict[str, Any]:
+def _active_auth(
+    session: Any, dg15: bytes | None, policy: ReadPolicy, rng: Rng, aa_challenge: bytes | None
+) -> tuple[dict[str, Any], bytes]:
+    """The AA verdict and the chip's signature (empty when AA did not run)."""
     if not policy.active_auth:
-        return dict(NOT_RUN)
+        return dict(NOT_RUN), b""
     if dg15 is None:
-        return {"result": "not_supported", "reason": "no DG15"}
-    from idstation.agent.emrtd.active_auth import verify_active
+        return {"result": "not_supported", "reason": "no DG15"}, b""
+    from idstation.agent.emrtd.active_auth import CHALLENGE_SIZE, verify_active
 
-    challenge = rng(8)
+    challenge = rng(CHALLENGE_SIZE) if aa_challenge is None else bytes(aa_challenge)
     try:
-        signature = session.internal_authenticate(challenge)
+        signature = bytes(session.internal_authenticate(challenge))
     except ApduError as exc:
-        return {"result": "failed", "reason": f"chip answered {exc.sw:04X} to INTERNAL AUTHENTICATE"}
-    return _verdict_json(verify_active(dg15, challenge, signature))
+        return {"result": "failed", "reason": f"chip answered {exc.sw:04X} to INTERNAL AUTHENTICATE"}, b""
+    return _verdict_json(verify_active(dg15, challenge, signature)), signature
 
 
 def _passive_auth(

@@ -38,7 +38,7 @@ from idstation.agent.emrtd.passive_auth import verify_passive
 from idstation.agent.emrtd.trust import TrustStore
 from idstation.agent.errors import ParseError, VerificationError
 
-__all__ = ["PASSIVE_FAILED", "DATA_MISMATCH", "ChipRecheckFailed", "recheck_identity"]
+__all__ = ["DATA_MISMATCH", "PASSIVE_FAILED", "ChipRecheckFailed", "recheck_identity"]
 
 PASSIVE_FAILED = "passive_auth_failed"
 DATA_MISMATCH = "chip_data_mismatch"

@@ -7,7 +7,8 @@ or :class:`EventRejected` (``reason`` one of ``bad_topic``, ``malformed``, ``unk
 ``duplicate``, ``replay``, ``internal_error``). Checks, in order: the topic's shape; the frame; the key id in the
 registry (enrolled, not revoked); the Ed25519 signature over the received bytes; the header
 schema; the header's device/site/counter/kind against the registry binding and the topic; the
-HPKE seal and the private part's schema; the chip data (``chip_check``, :mod:`.chip_check`); the store (``event_id`` held, ``seq`` gaps and replays: :mod:`.store`).
+HPKE seal and the private part's schema; the chip data (``chip_check``, :mod:`.chip_check`); the
+store (``event_id`` held, ``seq`` gaps and replays: :mod:`.store`).
 
 :class:`CentralListener` drives it over MQTT (:mod:`.mqtt_transport`: an MQTT 5 shared subscription
 ``$share/{group}/idstation/v1/+/+/+``, plain over 3.1.1, a persistent session) through the
@@ -41,7 +42,7 @@ from idstation.mqtt.central.receipts import DEFAULT_INTERVAL, ReceiptBatcher, pa
 from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.retention import RetentionLoop
 from idstation.mqtt.central.store import Incoming, Outcome, Store, Verdict, open_store
-from idstation.mqtt.central.transport import Transport
+from idstation.mqtt.central.transport import ReceiptPump, Transport
 from idstation.mqtt.connection import TlsOptions
 from idstation.mqtt.errors import EventRejected, SealError
 from idstation.mqtt.events import parse_header, parse_private
@@ -343,7 +344,7 @@ class CentralListener:
         if amqp:
             from idstation.mqtt.central.amqp import AmqpTransport
 
-            self.transport = AmqpTransport(amqp, prefetch=prefetch, on_idle=self._publish_receipts_amqp)
+            self.transport = AmqpTransport(amqp, prefetch=prefetch)
             self._conn: Any = None
         else:
             self.transport = MqttTransport(
@@ -373,18 +374,24 @@ class CentralListener:
             capacity=prefetch if amqp else None,
         )
         self._retention = RetentionLoop(self.store, retention_days) if retention_days else None
+        # AMQP: receipts from a thread of their own (their store reads must not stall consumption)
+        self._pump = ReceiptPump(self.receipts, self.transport) if amqp and self.receipts else None
 
     def start(self) -> None:
         self.intake.start()
         self.transport.start(self.intake.on_message)
         if self._retention is not None:
             self._retention.start()
+        if self._pump is not None:
+            self._pump.start()
 
     def wait_ready(self, timeout: float) -> bool:
         """Connected and subscribed."""
         return self.transport.wait_ready(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
+        if self._pump is not None:
+            self._pump.stop()
         if self._retention is not None:
             self._retention.stop()
         self.intake.stop(timeout + 5.0)
@@ -399,11 +406,6 @@ class CentralListener:
     def _publish_receipts(self, client: Any) -> None:
         if self.receipts is not None and self.receipts.pending():
             self.receipts.publish_due(paho_publisher(client))
-
-    def _publish_receipts_amqp(self) -> None:
-        """On the AMQP thread: receipts go back through amq.topic to the boxes' MQTT sessions."""
-        if self.receipts is not None and self.receipts.pending():
-            self.receipts.publish_due(lambda topic, payload: self.transport.publish(topic, payload) or True)
 
 
 def _open(store: Store | str | None, state_path: str | Path | None, group: str) -> Store:

@@ -66,10 +66,11 @@ def test_a_genuine_chip_read_is_accepted_with_the_centres_verdict_beside_the_box
     processor, builder, topic, store = centre
     event = processor.process(topic, builder.build("identity", 1, private=copy.deepcopy(private_part)).frame)
     line = json.loads(event_to_json_line(event))
-    assert line["verification"]["centre"]["result"] == "verified"
+    assert line["centre_verification"]["passive"] == "verified"
+    assert line["centre_verification"]["data_match"] is True
     assert line["verification"]["passive"] == private_part["verification"]["passive"]  # the box's, kept
     [stored] = store.events_after(0, 10)
-    assert stored.header["centre_verification"]["passive_auth"] == "valid"
+    assert stored.header["centre_verification"] == line["centre_verification"]
 
 
 def test_a_citizen_the_chip_does_not_hold_is_rejected_as_chip_data_mismatch(centre, private_part) -> None:

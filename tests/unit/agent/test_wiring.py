@@ -105,3 +105,15 @@ def test_the_identity_part_is_the_wire_model_and_validates_on_the_centre(tmp_pat
     assert isinstance(private, IdentityPrivate)
     sent = private.model_dump(mode="json", exclude_none=True)
     assert parse_private(sent) == private
+
+
+def test_the_chip_signs_a_challenge_bound_to_the_id_the_identity_event_will_carry(tmp_path: Path) -> None:
+    import base64
+
+    from idstation.agent.emrtd.active_auth import challenge_for, verify_active
+
+    _, read_ = read(tmp_path, profiles.build_chip_image(AN), profiles.qr_text(AN))
+    private = identity_private(flow.VERIFIED, profiles.qr_text(AN), read_)  # type: ignore[arg-type]
+    signature = base64.b64decode(private.aa_signature or "")
+    dg15 = read_.data_groups[15]  # type: ignore[attr-defined]
+    assert verify_active(dg15, challenge_for(read_.event_id), signature).result == "ok"  # type: ignore[attr-defined]

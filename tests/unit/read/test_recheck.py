@@ -1,23 +1,29 @@
 """The centre re-verifies the chip data an identity event carries (issue 13): a box's verdict is a
-claim; a stolen box key cannot make the centre believe a citizen the chip data does not vouch for."""
+claim; a stolen box key cannot make the centre believe a citizen the chip data does not vouch for,
+nor that a card was present for an event it was not read for."""
 
 from __future__ import annotations
 
 import base64
+import copy
 from typing import Any
 
 import pytest
 from idstation.agent.access import candidates_for
+from idstation.agent.emrtd.active_auth import challenge_for
 from idstation.agent.emrtd.read import ReadPolicy, read_document
 from idstation.agent.emrtd.recheck import ChipRecheckFailed, recheck_identity
 from idstation.agent.emrtd.trust import TrustStore
 from idstation.agent.sim.profiles import image_for
 from idstation.agent.wiring import identity_private
+from idstation.mqtt.clock import uuid7
+
+EVENT_ID = uuid7()
 
 
 @pytest.fixture(scope="module")
 def sent(profiles, trust) -> dict[str, Any]:
-    """The private part a box sends after reading the 'an' card (as the wire carries it)."""
+    """The private part a box sends for EVENT_ID after reading the 'an' card (as the wire carries it)."""
     from idstation.agent.emrtd.virtual_card.chip import VirtualChip
     from idstation.hal.reader_sim import SimReader
 
@@ -25,20 +31,37 @@ def sent(profiles, trust) -> dict[str, Any]:
     reader = SimReader()
     reader.insert(VirtualChip(image), atr=image.atr, extended_length=True, max_response=65536)
     conn = reader.wait_for_card(1.0)
-    result = read_document(conn, candidates_for(can=profiles["an"].id_number[-6:]), ReadPolicy(), trust)
+    candidates = candidates_for(can=profiles["an"].id_number[-6:])
+    result = read_document(conn, candidates, ReadPolicy(), trust, aa_challenge=challenge_for(EVENT_ID))
     return identity_private("verified", None, result).model_dump(mode="json", exclude_none=True)
 
 
-def test_a_genuine_read_is_verified_by_the_centre(sent, trust) -> None:
-    verdict = recheck_identity(sent, trust)
-    assert verdict["result"] == "verified"
-    assert "DG13" in verdict["data_groups"]
+def test_the_challenge_is_the_first_8_bytes_of_sha256_over_the_event_id() -> None:
+    import hashlib
+
+    assert challenge_for(EVENT_ID) == hashlib.sha256(EVENT_ID.encode()).digest()[:8]
 
 
-def test_a_citizen_the_chip_does_not_hold_is_a_chip_data_mismatch_naming_the_field_not_the_value(sent, trust) -> None:
-    forged = {**sent, "citizen": {**sent["citizen"], "full_name": "Nguyễn Văn Giả"}}
+def test_a_genuine_read_for_this_event_is_verified_and_proves_presence(sent, trust) -> None:
+    assert sent["aa_signature"]  # the box forwards the chip's signature
+    assert recheck_identity(sent, EVENT_ID, trust) == {"passive": "verified", "data_match": True, "presence": "proven"}
+
+
+def test_a_replayed_read_under_a_new_event_id_does_not_prove_presence(sent, trust) -> None:
+    verdict = recheck_identity(sent, uuid7(), trust)  # same genuine data and signature, another event
+    assert verdict == {"passive": "verified", "data_match": True, "presence": "not_proven"}
+
+
+def test_genuine_data_without_the_chips_signature_does_not_prove_presence(sent, trust) -> None:
+    stripped = {k: v for k, v in sent.items() if k != "aa_signature"}
+    assert recheck_identity(stripped, EVENT_ID, trust)["presence"] == "not_proven"
+
+
+def test_a_citizen_field_dg13_does_not_hold_is_a_chip_data_mismatch_naming_the_field_not_the_value(sent, trust) -> None:
+    forged = copy.deepcopy(sent)
+    forged["citizen"]["full_name"] = "Nguyễn Văn Giả"
     with pytest.raises(ChipRecheckFailed) as caught:
-        recheck_identity(forged, trust)
+        recheck_identity(forged, EVENT_ID, trust)
     assert caught.value.reason == "chip_data_mismatch"
     assert "full_name" in str(caught.value)
     assert "Giả" not in str(caught.value) and sent["citizen"]["full_name"] not in str(caught.value)
@@ -49,17 +72,28 @@ def test_an_altered_data_group_fails_passive_authentication(sent, trust) -> None
     dg13[-1] ^= 0x01
     forged = {**sent, "data_groups": {**sent["data_groups"], "DG13": base64.b64encode(bytes(dg13)).decode()}}
     with pytest.raises(ChipRecheckFailed) as caught:
-        recheck_identity(forged, trust)
+        recheck_identity(forged, EVENT_ID, trust)
     assert caught.value.reason == "passive_auth_failed"
 
 
-def test_chip_data_signed_under_a_csca_the_centre_does_not_trust_fails(sent) -> None:
+def test_a_dg15_swapped_for_the_forgers_key_fails_passive_authentication(sent, trust) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from idstation.agent.emrtd.lds import build
+
+    own = build.encode_dg15(ec.generate_private_key(ec.SECP256R1()).public_key())
+    forged = {**sent, "data_groups": {**sent["data_groups"], "DG15": base64.b64encode(own).decode()}}
     with pytest.raises(ChipRecheckFailed) as caught:
-        recheck_identity(sent, TrustStore([]))
+        recheck_identity(forged, EVENT_ID, trust)
     assert caught.value.reason == "passive_auth_failed"
+
+
+def test_chip_data_under_a_csca_the_centre_does_not_hold_gets_its_own_verdict(sent) -> None:
+    verdict = recheck_identity(sent, EVENT_ID, TrustStore([]))
+    # the data still matches its SOD, but nobody the centre trusts vouches for DG15: no presence claim
+    assert verdict == {"passive": "unknown_csca", "data_match": True, "presence": "not_checked"}
 
 
 def test_an_event_without_ef_sod_is_marked_unverified_by_the_centre(sent, trust) -> None:
-    qr_only = {"source": "qr_only", "citizen": sent["citizen"]}
-    assert recheck_identity(qr_only, trust) == {"result": "unverified", "reason": "no EF.SOD"}
-    assert recheck_identity({**sent, "ef_sod": None}, trust)["result"] == "unverified"
+    unverified = {"passive": "unverified", "data_match": None, "presence": "not_checked"}
+    assert recheck_identity({"source": "qr_only", "citizen": sent["citizen"]}, EVENT_ID, trust) == unverified
+    assert recheck_identity({**sent, "ef_sod": None}, EVENT_ID, trust) == unverified
