@@ -58,37 +58,40 @@ class Service:
     stream_queue: int = 1000  # events the instance's poller holds per stream before it must catch up itself
 
     # ---- the blocking parts (run in a worker thread) ------------------------------------------
-    def disclose(self, client: Client, endpoint: str, stored: Any) -> dict[str, Any]:
+    def disclose(self, client: Client, endpoint: str, stored: Any, face: bool = False) -> dict[str, Any]:
         """An event's object; for an identity, the audit record is written first."""
-        obj = event_object(stored, self.central_key)
+        obj = event_object(stored, self.central_key, face=face)
         if stored.kind == "identity":
             self.store.add_audit(client.name, stored.event_id, endpoint, self.clock())
         return obj
 
-    def latest(self, client: Client, endpoint: str, site: str, counter: str) -> dict[str, Any] | None:
+    def latest(self, client: Client, where: tuple[str, str, str], face: bool) -> dict[str, Any] | None:
+        endpoint, site, counter = where
         since = self.clock() - self.freshness_s
         stored = self.store.latest_event(site, counter, ("identity",), since)
-        return None if stored is None else self.disclose(client, endpoint, stored)
+        return None if stored is None else self.disclose(client, endpoint, stored, face)
 
     def head(self, site: str, counter: str) -> int:
         """The cursor a new stream starts after: the counter's latest event (nothing old is replayed)."""
         stored = self.store.latest_event(site, counter, STREAM_KINDS, 0.0)
         return 0 if stored is None else int(stored.cursor)
 
-    def after(self, client: Client, endpoint: str, site: str, counter: str, cursor: int) -> list[sse.Outgoing] | None:
+    def after(self, client: Client, where: tuple[str, str, str], cursor: int, face: bool) -> list[sse.Outgoing] | None:
         """The next events after ``cursor`` (None: the client was removed, the stream ends)."""
         if not self.clients.still_valid(client):
             return None
+        endpoint, site, counter = where
         rows = self.store.events_after(cursor, self.batch, site=site, counter=counter, kinds=STREAM_KINDS)
-        return self.outgoing(client, endpoint, rows)
+        return self.outgoing(client, endpoint, rows, face)
 
-    def outgoing(self, client: Client, endpoint: str, rows: list[Any]) -> list[sse.Outgoing] | None:
+    def outgoing(self, client: Client, endpoint: str, rows: list[Any], face: bool) -> list[sse.Outgoing] | None:
         """Stored events as SSE items, each identity audited first (None: the client was removed)."""
         if not self.clients.still_valid(client):
             return None
         out = []
         for stored in rows:
-            text = json.dumps(self.disclose(client, endpoint, stored), ensure_ascii=False, separators=(",", ":"))
+            obj = self.disclose(client, endpoint, stored, face)
+            text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
             out.append(sse.Outgoing(int(stored.cursor), stored.kind, text))
         return out
 
@@ -163,6 +166,11 @@ async def _counter_reader(request: Request) -> tuple[Client, str, str]:
     return client, site, counter
 
 
+def _wants_face(request: Request) -> bool:
+    """``?face=1``: identities also carry the face photo (the clerk's page asks for it)."""
+    return request.query_params.get("face", "") in ("1", "true")
+
+
 # ---- endpoints -------------------------------------------------------------------------------------
 async def healthz(request: Request) -> Response:
     try:
@@ -174,7 +182,8 @@ async def healthz(request: Request) -> Response:
 
 async def latest_identity(request: Request) -> Response:
     client, site, counter = await _counter_reader(request)
-    obj = await run_in_threadpool(_service(request).latest, client, request.url.path, site, counter)
+    where = (request.url.path, site, counter)
+    obj = await run_in_threadpool(_service(request).latest, client, where, _wants_face(request))
     if obj is None:
         return JSONResponse({"error": "no identity within the freshness window"}, 404, _NO_STORE)
     return JSONResponse(obj, headers=_NO_STORE)
@@ -190,13 +199,13 @@ async def stream(request: Request) -> Response:
         cursor = int(resume)
     else:
         cursor = await run_in_threadpool(svc.head, site, counter)
-    endpoint = request.url.path
+    where, face = (request.url.path, site, counter), _wants_face(request)
 
     async def fetch(after: int) -> list[sse.Outgoing] | None:
-        return await run_in_threadpool(svc.after, client, endpoint, site, counter, after)
+        return await run_in_threadpool(svc.after, client, where, after, face)
 
     async def disclose(rows: list[Any]) -> list[sse.Outgoing] | None:
-        return await run_in_threadpool(svc.outgoing, client, endpoint, rows)
+        return await run_in_threadpool(svc.outgoing, client, where[0], rows, face)
 
     hub = request.app.state.hub
     if hub is not None:

@@ -2,8 +2,8 @@
 
 An event's JSON line is exactly the object of ``idstation central listen --json``
 (:func:`~idstation.mqtt.central.listener.event_to_json_line`), decrypted here with the central
-key from the frame the store kept; an identity adds ``face`` (``{"mime", "base64"}`` or null) for
-the clerk's screen, never the raw data groups or EF.SOD. Fleet objects hold no personal data:
+key from the frame the store kept; with ``face=True`` an identity adds ``face`` (``{"mime",
+"base64"}`` or null) for the clerk's screen (never the raw data groups or EF.SOD). Fleet objects hold no personal data:
 names of places, device ids, states, times and counts only.
 """
 
@@ -48,8 +48,8 @@ def iso(value: Any) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_object(stored: Any, central_key: X25519PrivateKey) -> dict[str, Any]:
-    """The JSON line's object of a stored event (identity decrypted, plus ``face``)."""
+def event_object(stored: Any, central_key: X25519PrivateKey, *, face: bool = False) -> dict[str, Any]:
+    """The JSON line's object of a stored event (identity decrypted; ``face``: plus the face photo)."""
     header = dict(stored.header)
     private = None
     if stored.kind == "identity":
@@ -61,7 +61,7 @@ def event_object(stored: Any, central_key: X25519PrivateKey) -> dict[str, Any]:
     topic = topic_for(stored.site, stored.counter, stored.kind)
     event = AcceptedEvent(header, topic, private, None, to_epoch(stored.received_at) or 0.0)
     obj: dict[str, Any] = json.loads(event_to_json_line(event))
-    if stored.kind == "identity":
+    if face and stored.kind == "identity":
         obj["face"] = (private or {}).get("face")
     return obj
 

@@ -109,7 +109,7 @@
   }
 
   async function loadLatest() {
-    const resp = await fetch(base + "/identities/latest",
+    const resp = await fetch(base + "/identities/latest?face=1",
                              { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
     if (authFailed(resp.status)) return false;
     if (resp.ok) showIdentity(await resp.json());
@@ -134,7 +134,7 @@
   async function readStream() {
     const headers = { Authorization: "Bearer " + token };
     if (lastId) headers["Last-Event-ID"] = lastId;
-    const resp = await fetch(base + "/stream", { headers, cache: "no-store" });
+    const resp = await fetch(base + "/stream?face=1", { headers, cache: "no-store" });
     if (authFailed(resp.status)) return false;
     if (!resp.ok || !resp.body) throw new Error("stream " + resp.status);
     Idstation.setConnection("live", "Đã kết nối");
