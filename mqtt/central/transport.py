@@ -15,11 +15,12 @@ Rules every adapter keeps:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Delivery", "OnMessage", "Transport", "routing_key_to_topic", "topic_to_routing_key"]
+__all__ = ["Delivery", "OnMessage", "ReceiptPump", "Transport", "routing_key_to_topic", "topic_to_routing_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,34 @@ def routing_key_to_topic(routing_key: str) -> str:
     into more routing-key words, comes back as a topic of the wrong shape and is rejected as
     ``bad_topic``: on a RabbitMQ deployment, site and counter names must not contain ``.``."""
     return routing_key.replace(".", "/")
+
+
+class ReceiptPump:
+    """Publishes due receipts through a transport from a thread of its own, so that the store
+    reads and signatures of receipts never stall the thread that takes deliveries (the AMQP
+    adapter's). ``receipts`` is a :class:`~idstation.mqtt.central.receipts.ReceiptBatcher`."""
+
+    def __init__(self, receipts: Any, transport: Transport, *, tick: float = 0.02) -> None:
+        self.receipts, self.transport, self.tick = receipts, transport, tick
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="receipt-pump", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _publish(self, topic: str, payload: bytes) -> bool:
+        if not self.transport.connected:
+            return False  # stays due: goes out after the reconnect
+        self.transport.publish(topic, payload, retain=True)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick):
+            if self.receipts.pending():
+                self.receipts.publish_due(self._publish)

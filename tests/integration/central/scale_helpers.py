@@ -69,12 +69,14 @@ class ListenerPool:
         argv = [exe, "central", "listen", "--store", self.store, "--amqp", ",".join(self.amqp)]
         argv += ["--registry", str(self.registry), "--key", str(self.workdir / "central_key.pem")]
         argv += ["--prefetch", str(self.prefetch), "--metrics", f"127.0.0.1:{self.ports[i]}", "--retention-days", "0"]
+        argv += ["--json"]  # one line per delivered event on stdout: the redeliveries show there
         env = {k: v for k, v in os.environ.items() if k != "IDSTATION_TEST_FAULT"}
         if fault:
             env["IDSTATION_TEST_FAULT"] = fault
         self.starts += 1
-        with open(self.workdir / f"listener-{i}-{self.starts}.log", "wb") as log:
-            self.procs[i] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        name = f"listener-{i}-{self.starts}"
+        with open(self.workdir / f"{name}.log", "wb") as log, open(self.workdir / f"{name}.out", "wb") as out:
+            self.procs[i] = subprocess.Popen(argv, stdout=out, stderr=log, env=env)
 
     def start_all(self) -> None:
         for i in range(self.count):
@@ -116,6 +118,12 @@ class ListenerPool:
 
     def log_text(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("listener-*.log")))
+
+    def redeliveries(self) -> int:
+        """Events seen again: rejected as duplicates (stderr) or delivered once more because their
+        first listener died between the commit and the delivery (stdout, ``"sequence":"duplicate"``)."""
+        out = "".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("listener-*.out")))
+        return self.log_text().count('"reason": "duplicate"') + out.count('"sequence":"duplicate"')
 
 
 def stored_count(url: str) -> int:
