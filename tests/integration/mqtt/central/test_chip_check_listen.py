@@ -83,6 +83,9 @@ def test_listen_with_csca_records_the_centres_verdict_and_rejects_a_forged_citiz
     proven = {"passive": "verified", "data_match": True, "presence": "proven"}
     assert lines[read.event_id]["centre_verification"] == proven  # type: ignore[attr-defined]
     assert lines[replay_id]["centre_verification"]["presence"] == "not_proven"
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).parents[4] / "docs/vectors/json-line.schema.json").read_text("utf-8"))
+    jsonschema.validate(lines[read.event_id], schema)  # type: ignore[attr-defined]
     assert forged_id not in lines and "chip_data_mismatch" in err
     assert "001099000001" not in err and private["citizen"]["full_name"] not in err
     store = open_store(sqlite_url(state))
