@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
 
 def _run(args: argparse.Namespace) -> int:
-    from idstation.agent.app import run_daemon
     from idstation.agent.config import ConfigInvalid, load_config
+    from idstation.agent.daemon import run_daemon
 
     try:
         cfg = load_config(args.config)

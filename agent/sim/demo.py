@@ -264,8 +264,8 @@ class _AgentRun:
 
 
 def _start_agent(tmp: Path, url: str, protocol: str, taps: int) -> _AgentRun:
-    from idstation.agent.app import Daemon
     from idstation.agent.config import demo_config
+    from idstation.agent.daemon import Daemon
     from idstation.agent.sdnotify import Notifier
     from idstation.agent.wiring import build_agent
     from idstation.provisioning.identity import load_identity

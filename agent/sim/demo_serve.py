@@ -84,8 +84,8 @@ def _announce(url: str, clerk: str, operator: str) -> None:
 
 def _start_box(tmp: Path, url: str, protocol: str, interval_s: float) -> Any:
     """The simulated box on a thread, placing cards without end (a card lies 1.5 s on the reader)."""
-    from idstation.agent.app import Daemon
     from idstation.agent.config import demo_config
+    from idstation.agent.daemon import Daemon
     from idstation.agent.sdnotify import Notifier
     from idstation.agent.sim.demo import _AgentRun
     from idstation.agent.wiring import build_agent

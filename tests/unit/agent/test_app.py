@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 from idstation.agent import flow
-from idstation.agent.app import Agent, Daemon
+from idstation.agent.app import Agent
 from idstation.agent.config import validate
+from idstation.agent.daemon import Daemon
 from idstation.agent.errors import AccessDenied
 from idstation.agent.sdnotify import Notifier
 from idstation.hal.errors import CameraError, CardRemoved, TransmitError
