@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from idstation.agent.sim.broker import LocalBroker
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -119,9 +120,16 @@ def test_the_fleet_page_shows_a_box_going_offline_when_it_is_killed(
         rows = d.find_elements(By.CSS_SELECTOR, f'tr[data-device="{device_id}"]')
         return rows[0].get_attribute("data-state") if rows else None
 
-    WebDriverWait(browser, WAIT_S).until(lambda d: state(d) == "online")
-    screenshot(browser, "fleet-online")
+    def wait_for(wanted: str) -> None:
+        try:
+            WebDriverWait(browser, WAIT_S).until(lambda d: state(d) == wanted)
+        except TimeoutException:
+            fleet = httpx.get(chain.url + "/v1/fleet", headers=auth(chain.tokens["ops"])).json()
+            logs = f"listener: {chain.log('listener')[-2000:]}\nbox: {chain.log('box-9')[-2000:]}"
+            raise AssertionError(f"not {wanted}: {fleet}\n{logs}") from None
+        screenshot(browser, f"fleet-{wanted}")
+
+    wait_for("online")
     box.send_signal(signal.SIGKILL)
     box.wait(timeout=30)
-    WebDriverWait(browser, WAIT_S).until(lambda d: state(d) == "offline")
-    screenshot(browser, "fleet-offline")
+    wait_for("offline")
