@@ -19,7 +19,6 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.fids import FID_COM, FID_SOD
 from idstation.agent.emrtd.keys import CanKey, MrzKey
 from idstation.agent.errors import ApduError, IdstationError, ParseError
@@ -63,7 +62,7 @@ def inspect_card(
     report["active_authentication"] = _active_auth(session, groups.get(15), rng)
     report["extended_length"] = {
         "reader": bool(conn.extended_length),
-        "chip": bool(getattr(session, "_extended", conn.extended_length)),
+        "chip": session.extended_length,
     }
     report["apdus"] = int(session.apdus)
     log.info("card_inspected", access=access, apdus=session.apdus)
@@ -195,20 +194,19 @@ def _mrz_shape(dg1: bytes | None) -> dict[str, Any] | None:
     """MRZ format and the shape of the expiry field, even when its check digits fail."""
     if dg1 is None:
         return None
+    from idstation.agent.emrtd.lds.dg1 import dg1_mrz_text
+    from idstation.agent.emrtd.mrz import expiry_field
+
     try:
-        inner = tlv.decode(dg1, 0x61).find(0x5F1F)
-        text = inner.value.decode("ascii") if inner is not None else ""
-    except (IdstationError, UnicodeDecodeError):
+        text = dg1_mrz_text(dg1)
+    except IdstationError:
         return {"error": "malformed"}
-    text = text.replace("\n", "").replace("\r", "")
-    if len(text) == 90:
-        fmt, expiry, cd = "TD1", text[38:44], text[44]
-    elif len(text) == 88:
-        fmt, expiry, cd = "TD3", text[65:71], text[71]
-    else:
-        return {"format": f"unknown ({len(text)} characters)"}
+    try:
+        fmt, code, expiry, cd = expiry_field(text)
+    except IdstationError:
+        return {"format": f"unknown ({len(text.replace(chr(10), '').replace(chr(13), ''))} characters)"}
     kind = "digits" if expiry.isdigit() else "filler" if set(expiry) == {"<"} else "mixed"
-    return {"format": fmt, "document_code": text[:2], "expiry_shape": shape(expiry), "expiry_kind": kind,
+    return {"format": fmt, "document_code": code, "expiry_shape": shape(expiry), "expiry_kind": kind,
             "expiry_check_digit_shape": shape(cd)}  # fmt: skip
 
 

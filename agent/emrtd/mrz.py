@@ -93,14 +93,33 @@ def _td1_document_number(line1: str) -> tuple[str, str, str]:
     return number.rstrip("<"), digit, optional
 
 
+# the date of expiry and its check digit, by position in the joined text (9303-5 §4.2.2, 9303-4 §4.2.2)
+_TD1_EXPIRY, _TD1_EXPIRY_CD = slice(38, 44), 44
+_TD3_EXPIRY, _TD3_EXPIRY_CD = slice(65, 71), 71
+
+
+def expiry_field(text: str) -> tuple[str, str, str, str]:
+    """``(format, document code, expiry, expiry check digit)`` by position, nothing verified.
+
+    For reports on a card whose MRZ does not verify (``card inspect``: the shape of a lifelong
+    card's expiry); ``MrzError`` when the text is neither TD1 nor TD3.
+    """
+    joined = _normalise(text)
+    if len(joined) == 90:
+        return "TD1", joined[:2], joined[_TD1_EXPIRY], joined[_TD1_EXPIRY_CD]
+    if len(joined) == 88:
+        return "TD3", joined[:2], joined[_TD3_EXPIRY], joined[_TD3_EXPIRY_CD]
+    raise MrzError(f"MRZ has {len(joined)} characters; TD1 has 90, TD3 has 88")
+
+
 def _parse_td1(text: str) -> Mrz:
     line1, line2, line3 = text[:30], text[30:60], text[60:90]
     number, number_cd, optional_1 = _td1_document_number(line1)
     _verify(line1[5:14] if len(number) <= 9 else number, number_cd, "document number")
     dob = _date_field(line2[0:6], "date of birth")
     _verify(dob, line2[6], "date of birth")
-    expiry = _date_field(line2[8:14], "date of expiry", may_be_empty=True)
-    _verify(expiry, line2[14], "date of expiry")
+    expiry = _date_field(text[_TD1_EXPIRY], "date of expiry", may_be_empty=True)
+    _verify(expiry, text[_TD1_EXPIRY_CD], "date of expiry")
     _verify(line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29], line2[29], "composite")
     id_number = None
     match = _VN_OPTIONAL.fullmatch(line1[15:30])
@@ -119,8 +138,8 @@ def _parse_td3(text: str) -> Mrz:
     _verify(line2[0:9], line2[9], "document number")
     dob = _date_field(line2[13:19], "date of birth")
     _verify(dob, line2[19], "date of birth")
-    expiry = _date_field(line2[21:27], "date of expiry", may_be_empty=True)
-    _verify(expiry, line2[27], "date of expiry")
+    expiry = _date_field(text[_TD3_EXPIRY], "date of expiry", may_be_empty=True)
+    _verify(expiry, text[_TD3_EXPIRY_CD], "date of expiry")
     _verify(line2[28:42], line2[42], "personal number", optional=True)
     _verify(line2[0:10] + line2[13:20] + line2[21:43], line2[43], "composite")
     surname, given = _names(line1[5:44])

@@ -129,6 +129,11 @@ class ChipSession(FileReading):
     def __repr__(self) -> str:
         return f"ChipSession(method={self.method}, apdus={self.apdus})"
 
+    @property
+    def extended_length(self) -> bool:
+        """Whether extended-length APDUs are still in use (off once the chip refused them)."""
+        return self._extended
+
     # -- transport --------------------------------------------------------------------------------
     def _send(self, raw: bytes) -> tuple[bytes, int]:
         if traffic.isEnabledFor(logging.DEBUG):

@@ -24,17 +24,21 @@ class Dg1:
         return self.mrz.lines
 
 
-def parse_dg1(data: bytes) -> Dg1:
-    """Parse EF.DG1 and its MRZ (check digits verified)."""
+def dg1_mrz_text(data: bytes) -> str:
+    """The MRZ text stored in EF.DG1, not yet parsed."""
     outer = tlv.decode(bytes(data), TAG_DG1)
     inner = outer.find(TAG_MRZ)
     if inner is None:
         raise TlvError("DG1 has no MRZ data object (5F1F)")
     try:
-        text = inner.value.decode("ascii")
+        return inner.value.decode("ascii")
     except UnicodeDecodeError as exc:
         raise MrzError("DG1 MRZ is not ASCII") from exc
-    return Dg1(parse_mrz(text))
+
+
+def parse_dg1(data: bytes) -> Dg1:
+    """Parse EF.DG1 and its MRZ (check digits verified)."""
+    return Dg1(parse_mrz(dg1_mrz_text(data)))
 
 
 def encode_dg1(mrz_text: str) -> bytes:
