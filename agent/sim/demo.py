@@ -212,6 +212,8 @@ def _listener(tmp: Path, where: tuple[str, str], registry: Any, key: Any, tally:
             else:
                 tally.rejected += 1
 
+    from idstation.agent.sim.profiles import test_trust
+    from idstation.mqtt.central.chip_check import ChipCheck
     from idstation.mqtt.central.receipts import load_receipt_signer
 
     listener = CentralListener(
@@ -223,6 +225,7 @@ def _listener(tmp: Path, where: tuple[str, str], registry: Any, key: Any, tally:
         state_path=tmp / "central.sqlite",
         protocol=protocol,
         receipt_signer=load_receipt_signer(tmp / "receipt_key.pem"),
+        chip_check=ChipCheck(test_trust()),  # the centre re-verifies the chip with its own CSCA (the test one)
     )
     listener.start()
     if not listener.wait_ready(15):
@@ -245,9 +248,11 @@ def _human(n: int, event: Any) -> str:
     masked = ("*" * 8 + ident[-4:]) if ident else "-"
     active = (checks.get("active") or {}).get("result", "-")
     chip = (checks.get("chip") or {}).get("result", "-")
+    centre = h.get("centre_verification") or {}
     return (
         f"#{n} {private.get('status', '?'):<12} {citizen.get('full_name', '-')}  ID {masked}  "
         f"access={private.get('access', '-')} passive={passive} active={active} chip={chip}  "
+        f"centre={centre.get('passive', '-')}/presence={centre.get('presence', '-')}  "
         f"seq={h.get('seq')} device={h.get('device_id')}"
     )
 
