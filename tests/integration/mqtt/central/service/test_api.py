@@ -162,6 +162,20 @@ def test_a_stream_that_falls_behind_catches_up_without_loss_or_repeats(
     assert [e["json"]["event_id"] for e in got] == sent
 
 
+def test_two_instances_over_one_store_each_stream_every_event(centre: Centre, serve: Callable[..., str]) -> None:
+    box = centre.box("box-1")
+    first, second = serve(), serve()
+    headers = auth(centre.tokens["c01"])
+    with (
+        httpx.stream("GET", first + STREAM, headers=headers, timeout=10) as a,
+        httpx.stream("GET", second + STREAM, headers=headers, timeout=10) as b,
+    ):
+        sent = [box.identity(citizen(i)) for i in range(3)]
+        got_a, got_b = read_sse(a, 3), read_sse(b, 3)
+    assert [e["json"]["event_id"] for e in got_a] == sent == [e["json"]["event_id"] for e in got_b]
+    assert len(centre.audit()) == 6  # each instance audits what it disclosed
+
+
 def test_a_malformed_last_event_id_is_refused(centre: Centre, serve: Callable[..., str]) -> None:
     url = serve()
     headers = {**auth(centre.tokens["c01"]), "Last-Event-ID": "abc"}
