@@ -9,6 +9,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from idstation.agent.access import candidates_for
 from idstation.agent.emrtd.active_auth import challenge_for
 from idstation.agent.emrtd.read import ReadPolicy, read_document
@@ -19,6 +21,10 @@ from idstation.agent.wiring import identity_private
 from idstation.mqtt.clock import uuid7
 
 EVENT_ID = uuid7()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +103,30 @@ def test_an_event_without_ef_sod_is_marked_unverified_by_the_centre(sent, trust)
     unverified = {"passive": "unverified", "data_match": None, "presence": "not_checked"}
     assert recheck_identity({"source": "qr_only", "citizen": sent["citizen"]}, EVENT_ID, trust) == unverified
     assert recheck_identity({**sent, "ef_sod": None}, EVENT_ID, trust) == unverified
+
+
+_garbage = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=40),
+    st.binary(max_size=300).map(_b64),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@settings(max_examples=150, derandomize=True, database=None, deadline=None)
+@given(
+    field=st.sampled_from(["ef_sod", "aa_signature", "citizen", "data_groups", "DG1", "DG13", "DG15"]), value=_garbage
+)
+def test_garbage_in_any_field_is_a_verdict_or_a_typed_rejection_never_a_crash(sent, trust, field, value) -> None:
+    hostile = copy.deepcopy(sent)
+    if field.startswith("DG"):
+        hostile["data_groups"][field] = value
+    else:
+        hostile[field] = value
+    try:
+        verdict = recheck_identity(hostile, EVENT_ID, trust)
+    except ChipRecheckFailed as exc:
+        assert exc.reason in {"passive_auth_failed", "chip_data_mismatch"}
+    else:
+        assert set(verdict) == {"passive", "data_match", "presence"}
