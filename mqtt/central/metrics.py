@@ -16,7 +16,10 @@ device's citizen data, never an event id (unbounded), never a topic.
 - ``idstation_receipts_published_total``, ``idstation_receipt_lag_seconds`` (histogram: from
   the delivery of a stream's oldest unreceipted event, just after its commit, to the receipt's
   publication)
-- ``idstation_chip_verdicts_total{check,verdict}`` (the centre's own chip re-verification)
+- ``idstation_chip_verdicts_total{check,verdict}`` (the centre's own chip re-verification,
+  ``central listen --csca``: ``check`` is ``passive`` (verified, unknown_csca, signer_expired,
+  unverified, failed), ``data_match`` (match, mismatch, not_checked) or ``presence`` (proven,
+  not_proven, not_checked); fed by :class:`.chip_check.ChipCheck`'s ``on_verdict``)
 - ``idstation_listener_ready`` (1 when the store answers and the broker is connected)
 
 :class:`MetricsServer` serves ``/metrics`` and ``/ready`` (200 ``ready`` / 503 with the failing
