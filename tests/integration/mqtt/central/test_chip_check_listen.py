@@ -95,3 +95,10 @@ def test_listen_with_csca_records_the_centres_verdict_and_rejects_a_forged_citiz
         store.close()
     assert by_id[read.event_id]["centre_verification"] == proven  # type: ignore[attr-defined]
     assert forged_id not in by_id
+    exported = subprocess.run(
+        [sys.executable, "-m", "idstation.agent.cli", "central", "export", "--store", sqlite_url(state),
+         "--key", str(central_key.path), "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    again = {line["event_id"]: line for line in map(json.loads, exported.stdout.splitlines())}
+    assert again[read.event_id]["centre_verification"] == proven  # type: ignore[attr-defined]
