@@ -68,8 +68,9 @@ class ChipCheck:
             log.warning("central_chip_rejected", event_id=event_id, reason=exc.reason, detail=str(exc))
             self._on_verdict(*_FAILED.get(exc.reason, ("chip", exc.reason)))
             raise EventRejected(exc.reason, str(exc)) from None
-        if found["presence"] == "not_proven":
-            log.warning("central_chip_presence_not_proven", event_id=event_id)
+        if found["presence"] == "not_proven":  # a signature for another challenge is a replay; none: an old box
+            signed = bool(private.get("aa_signature"))
+            (log.warning if signed else log.info)("central_chip_presence_not_proven", event_id=event_id, signed=signed)
         self._on_verdict("passive", found["passive"])
         self._on_verdict("data_match", "match" if found["data_match"] else "not_checked")
         self._on_verdict("presence", found["presence"])
