@@ -166,6 +166,24 @@
     }
   }
 
+  async function copyText(text) {
+    try {  // the Clipboard API needs a secure context (HTTPS or localhost)
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (e) {  // plain HTTP on an intranet: the older way, through a hidden text area
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      const done = document.execCommand("copy");
+      area.remove();
+      return done;
+    }
+  }
+
   document.getElementById("face").addEventListener("error", () => {  // e.g. JPEG 2000, which browsers do not show
     show(document.getElementById("face"), false);
     show(document.getElementById("no-face"), true);
@@ -175,12 +193,7 @@
   for (const button of document.querySelectorAll("button.copy")) {
     button.addEventListener("click", async () => {
       const text = document.querySelector('[data-field="' + button.dataset.copy + '"]').textContent;
-      try {
-        await navigator.clipboard.writeText(text);
-        button.textContent = "Đã chép";
-      } catch (e) {
-        button.textContent = "Không chép được";
-      }
+      button.textContent = (await copyText(text)) ? "Đã chép" : "Không chép được";
       setTimeout(() => { button.textContent = "Sao chép"; }, 1500);
     });
   }

@@ -70,7 +70,7 @@ def test_a_placement_appears_on_its_counters_page_and_not_on_another(
     assert shown(browser, "full_name") == "Nguyễn Thị Thuỳ Dương"
 
 
-def test_the_clear_button_and_a_failed_read_empty_the_screen(
+def test_copy_and_clear_buttons_work_by_keyboard_and_a_failed_read_empties_the_screen(
     centre: Centre, serve: Callable[..., str], browser: Any
 ) -> None:
     url = serve()
@@ -78,6 +78,9 @@ def test_the_clear_button_and_a_failed_read_empty_the_screen(
     sign_in(browser, url + "/counter/hn-01/c01", centre.tokens["c01"])
     box.identity()
     WebDriverWait(browser, WAIT_S).until(lambda d: shown(d, "full_name") != "")
+    copy = browser.find_element(By.CSS_SELECTOR, 'button[data-copy="id_number"]')
+    copy.send_keys(Keys.ENTER)
+    WebDriverWait(browser, WAIT_S).until(lambda d: copy.text == "Đã chép")
     browser.find_element(By.ID, "clear").send_keys(Keys.ENTER)
     assert browser.find_element(By.ID, "citizen").get_attribute("hidden") is not None
     assert shown(browser, "full_name") == ""
