@@ -282,26 +282,24 @@ def build_reader(cfg: Config) -> tuple[CardReader, Any]:
     return reader, profile
 
 
+def camera_source(cfg: Config) -> Any:
+    """The configured camera in the one device-source grammar (``hal.sources``)."""
+    from idstation.hal.sources import parse_camera
+
+    kind = cfg.camera.kind
+    arg = {"picamera2": cfg.camera.profile, "v4l2": cfg.camera.device, "replay": str(cfg.camera.replay_dir or "")}
+    if kind == "replay" and cfg.camera.replay_dir is None:
+        raise ConfigError("camera.replay_dir: required for camera.kind = replay")
+    return parse_camera(f"{kind}:{arg[kind]}" if arg.get(kind) else kind)
+
+
 def build_camera(cfg: Config) -> Camera | None:
     """The configured real camera (sim cameras come from simulation.py); None for kind = none."""
-    kind = cfg.camera.kind
-    if kind == "none":
-        return None
-    if kind == "picamera2":
-        from idstation.hal import camera_picamera2
+    from idstation.hal.sources import open_camera
 
-        return camera_picamera2.Picamera2Camera.from_profile(cfg.camera.profile, cfg.camera.resolution)
-    if kind == "v4l2":
-        from idstation.hal import camera_v4l2
-
-        return camera_v4l2.V4l2Camera(cfg.camera.device, cfg.camera.resolution)  # type: ignore[arg-type]
-    if kind == "replay":
-        from idstation.hal import camera_replay
-
-        if cfg.camera.replay_dir is None:
-            raise ConfigError("camera.replay_dir: required for camera.kind = replay")
-        return camera_replay.ReplayCamera(cfg.camera.replay_dir, fps=10.0, loop=True)
-    raise ConfigError(f"camera.kind: {kind} needs the simulator (reader.kind = sim)")
+    if cfg.camera.kind == "sim":
+        raise ConfigError("camera.kind: sim needs the simulator (reader.kind = sim)")
+    return open_camera(camera_source(cfg), fps=10.0, size=cfg.camera.resolution, loop=True)
 
 
 def build_indicator(cfg: Config, reader: CardReader, profile: Any) -> Any:

@@ -146,24 +146,28 @@ def _trust(args: argparse.Namespace, virtual: bool) -> object:
 
 
 def _open_reader(spec: str, short_apdus: bool) -> tuple[Any, bool]:
-    """A CardReader for ``--reader`` and whether it is simulated."""
-    kind, _, rest = spec.partition(":")
-    if kind == "pcsc":
-        from idstation.hal.reader_pcsc import PcscReader
+    """A CardReader for ``--reader`` (``hal.sources`` grammar: pcsc, pcsc:NAME, sim:PROFILE) and whether
+    it is simulated."""
+    from idstation.hal.sources import open_reader, parse_reader
 
-        max_response = 256 if short_apdus else 65536
-        return PcscReader(rest or None, extended_length=not short_apdus, max_response=max_response), False
-    if kind == "sim" and rest:
+    source = parse_reader(spec)
+    if source.kind == "none" or (source.kind == "sim" and not source.arg):
+        raise UsageError("--reader must be pcsc, pcsc:NAME or sim:PROFILE")
+
+    def simulated(src: Any) -> Any:
         from idstation.agent.emrtd.virtual_card.chip import VirtualChip
         from idstation.hal.reader_sim import SimReader
 
-        image = _image(rest)
-        reader = SimReader(f"sim:{rest}")
+        image = _image(src.arg)
+        reader = SimReader(f"sim:{src.arg}")
         reader.insert(
             VirtualChip(image), atr=image.atr, extended_length=not short_apdus, max_response=image.max_response
         )
-        return reader, True
-    raise UsageError("--reader must be pcsc, pcsc:NAME or sim:PROFILE")
+        return reader
+
+    max_response = 256 if short_apdus else 65536
+    reader = open_reader(source, extended_length=not short_apdus, max_response=max_response, simulated=simulated)
+    return reader, source.kind == "sim"
 
 
 def _image(

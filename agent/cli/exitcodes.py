@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from idstation.agent.errors import AccessDenied, ConfigError, ParseError, VerificationError
 from idstation.agent.exitcodes import Exit
 from idstation.hal.errors import CardError, CardRemoved, DeviceError, IdstationError, NoCard
+from idstation.hal.sources import SourceError
 from idstation.mqtt.central.service.errors import ClientsError
 from idstation.mqtt.errors import PublishError, RegistryError, SealError, StoreError
 from idstation.provisioning.errors import (
@@ -41,6 +42,7 @@ class Entry:
 TABLE: dict[type[BaseException], Entry] = {
     # command line
     UsageError: Entry(Exit.USAGE, "bad_input"),
+    SourceError: Entry(Exit.USAGE, "bad_input"),  # a reader/camera source outside the grammar
     # the card and its reader
     NoCard: Entry(Exit.NO_CARD, "no_card"),
     CardRemoved: Entry(Exit.CARD_REMOVED, "card_removed"),

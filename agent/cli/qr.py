@@ -112,14 +112,16 @@ def _print_result(r: dict[str, Any]) -> None:
 def _camera_test(args: argparse.Namespace) -> int:
     from idstation.agent.qr.decode import QrDecoder
     from idstation.agent.sim.camera import make_sim_camera
-    from idstation.hal.camera_source import CameraSourceError, open_camera
     from idstation.hal.errors import CameraError
+    from idstation.hal.sources import SourceError, open_camera
 
     payload = _demo_payload() if args.source == "sim" else None
     try:
         camera = open_camera(args.source, payload=(lambda: payload), fps=args.fps, simulated=make_sim_camera)
+        if camera is None:
+            raise SourceError("camera-test needs a camera: --source none has none")
         camera.start()
-    except CameraSourceError as exc:
+    except SourceError as exc:
         print(f"camera-test: {exc}", file=sys.stderr)
         return Exit.USAGE
     except CameraError as exc:

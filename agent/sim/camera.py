@@ -85,5 +85,5 @@ class SimCamera:
 
 
 def make_sim_camera(payload: Callable[[], str | None], fps: float) -> SimCamera:
-    """The ``simulated`` factory ``hal.camera_source.open_camera`` takes for the source ``sim``."""
+    """The ``simulated`` factory ``hal.sources.open_camera`` takes for the source ``sim``."""
     return SimCamera(payload, fps=fps)

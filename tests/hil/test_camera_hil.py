@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from idstation.agent.qr.decode import QrDecoder
-from idstation.hal.camera_source import open_camera
+from idstation.hal.sources import open_camera
 
 SOURCE = os.environ.get("IDSTATION_HIL_CAMERA")
 pytestmark = [

@@ -12,9 +12,9 @@ import pytest
 from idstation.agent.sim.camera import SimCamera, make_sim_camera
 from idstation.hal.camera_picamera2 import Picamera2Camera, y_plane
 from idstation.hal.camera_replay import ReplayCamera, load_gray
-from idstation.hal.camera_source import CameraSourceError, open_camera
 from idstation.hal.camera_v4l2 import V4l2Camera
 from idstation.hal.errors import CameraError
+from idstation.hal.sources import SourceError, open_camera, parse_camera, parse_reader
 
 
 def _write(path: Path, value: int, size: tuple[int, int] = (64, 48)) -> None:
@@ -195,9 +195,20 @@ def test_open_camera_parses_source_strings(tmp_path: Path) -> None:
     assert isinstance(open_camera("v4l2:2"), V4l2Camera)
     assert isinstance(open_camera("picamera2"), Picamera2Camera)
     assert open_camera("picamera2:pi-camera-v2").main_size == (1640, 1232)  # type: ignore[attr-defined]
+    assert open_camera("none") is None
     for bad in ("replay:", "v4l2:x", "webcam", "usb:0", "sim"):  # sim: only with the simulator handed in
-        with pytest.raises(CameraSourceError):
+        with pytest.raises(SourceError):
             open_camera(bad)
+
+
+def test_one_grammar_for_readers_and_cameras() -> None:
+    assert str(parse_camera("v4l2:/dev/video2")) == "v4l2:2"
+    assert str(parse_camera("v4l2:/dev/v4l/by-id/usb-cam")) == "v4l2:/dev/v4l/by-id/usb-cam"
+    assert str(parse_reader("pcsc:ACS ACR1252")) == "pcsc:ACS ACR1252"
+    assert parse_reader("sim:binh").arg == "binh"
+    for bad in ("usb", "none:x", "nfc:1"):
+        with pytest.raises(SourceError):
+            parse_reader(bad)
 
 
 def test_a_shipped_camera_profile_sets_streams_and_controls(monkeypatch: pytest.MonkeyPatch) -> None:
