@@ -36,6 +36,10 @@
 
   function verdict(event) {
     const v = event.verification || {};
+    const centre = event.centre_verification;  // the centre's own check of the chip data, when it made one
+    if (centre && centre.data_match === false) return "failed";
+    if (centre && centre.passive === "verified") return "verified";
+    if (centre && ["unknown_csca", "signer_expired"].includes(centre.passive)) return "unknown_issuer";
     const results = ["passive", "active", "chip"].map((k) => (v[k] || {}).result);
     if (v.status === "failed" || results.includes("failed")) return "failed";
     if (event.source === "qr_only" || v.status === "unverified") return "qr_only";
@@ -82,7 +86,8 @@
     const badge = document.getElementById("badge");
     const v = verdict(event);
     badge.dataset.verdict = v;
-    badge.textContent = VERDICTS[v];
+    const presence = (event.centre_verification || {}).presence === "proven";
+    badge.textContent = VERDICTS[v] + (presence && v === "verified" ? " · thẻ thật" : "");
     document.getElementById("received").textContent =
       "Nhận lúc " + new Date(received).toLocaleTimeString("vi-VN");
     notice("");

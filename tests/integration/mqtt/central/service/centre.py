@@ -61,11 +61,13 @@ class Box:
         self.held = None
         return ids
 
-    def _record(self, kind: str, received_at: float | None, **kw: Any) -> str:
+    def _record(self, kind: str, received_at: float | None, centre: dict[str, Any] | None = None, **kw: Any) -> str:
         seq = self.seq + 1 if kind in ("identity", "read_failed") else self.seq
         built = self.builder.build(kind, seq, **kw)
         self.seq = seq
         header = decode_frame(built.frame).header
+        if centre is not None:  # the centre's own chip verdict, as `central listen --csca` stores it
+            header["centre_verification"] = centre
         incoming = Incoming(
             built.event_id, self.device_id, self.key_id, seq, kind, self.site, self.counter,
             header["created_at"], received_at if received_at is not None else time.time(), header, built.frame,
@@ -76,7 +78,13 @@ class Box:
             self.centre.store.record([incoming])
         return built.event_id
 
-    def identity(self, who: dict[str, Any] | None = None, *, received_at: float | None = None) -> str:
+    def identity(
+        self,
+        who: dict[str, Any] | None = None,
+        *,
+        received_at: float | None = None,
+        centre: dict[str, Any] | None = None,
+    ) -> str:
         private = {
             "source": "chip",
             "status": "verified",
@@ -85,7 +93,7 @@ class Box:
             "access": "PACE-CAN",
             "face": FACE,
         }
-        return self._record("identity", received_at, private=private)
+        return self._record("identity", received_at, centre, private=private)
 
     def read_failed(self, reason: str = "card_removed", *, received_at: float | None = None) -> str:
         return self._record("read_failed", received_at, reason=reason, detail="")

@@ -102,6 +102,19 @@ def test_the_page_clears_itself_after_the_freshness_window(
     WebDriverWait(browser, WAIT_S).until(lambda d: shown(d, "full_name") == "")
 
 
+def test_the_badge_follows_the_centres_own_check_of_the_chip(
+    centre: Centre, serve: Callable[..., str], browser: Any
+) -> None:
+    url = serve()
+    box = centre.box("box-1")
+    sign_in(browser, url + "/counter/hn-01/c01", centre.tokens["c01"])
+    box.identity(centre={"passive": "verified", "data_match": True, "presence": "proven"})
+    badge = browser.find_element(By.ID, "badge")
+    WebDriverWait(browser, WAIT_S).until(lambda d: badge.text == "Chip đã xác thực · thẻ thật")
+    box.identity(citizen(2), centre={"passive": "unknown_csca", "data_match": True, "presence": "not_checked"})
+    WebDriverWait(browser, WAIT_S).until(lambda d: badge.get_attribute("data-verdict") == "unknown_issuer")
+
+
 def test_a_wrong_token_is_refused_and_asked_again(centre: Centre, serve: Callable[..., str], browser: Any) -> None:
     url = serve()
     browser.get(url + "/counter/hn-01/c01")
