@@ -73,14 +73,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
         metavar="DAYS",
         help="purge accepted events older than DAYS every hour (default 30; 0 = never)",
     )
-    p.add_argument("--protocol", choices=("auto", "5", "3.1.1"), default="auto", help="MQTT version (default auto)")
-    p.add_argument("--client-id", metavar="ID", help="MQTT client id (stable id = persistent session)")
-    p.add_argument("--ca", metavar="FILE", help="mqtts: CA certificate that signed the broker")
-    p.add_argument("--cert", metavar="FILE", help="mqtts: client certificate (mTLS)")
-    p.add_argument("--client-key", metavar="FILE", help="mqtts: client certificate's private key")
-    p.add_argument("--insecure", action="store_true", help="mqtts: do not check the broker's host name")
-    p.add_argument("--username", metavar="NAME", help="MQTT user name")
-    p.add_argument("--password-file", metavar="FILE", help="file holding the MQTT password")
+    _connection_arguments(p)
     p.add_argument("--count", type=int, metavar="N", help="exit after N accepted events")
     p.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds")
     p.add_argument(
@@ -90,9 +83,21 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.set_defaults(func=_listen)
 
 
+def _connection_arguments(p: argparse.ArgumentParser) -> None:
+    """How ``central listen`` connects to the broker (protocol, client id, TLS, credentials)."""
+    p.add_argument("--protocol", choices=("auto", "5", "3.1.1"), default="auto", help="MQTT version (default auto)")
+    p.add_argument("--client-id", metavar="ID", help="MQTT client id (stable id = persistent session)")
+    p.add_argument("--ca", metavar="FILE", help="mqtts: CA certificate that signed the broker")
+    p.add_argument("--cert", metavar="FILE", help="mqtts: client certificate (mTLS)")
+    p.add_argument("--client-key", metavar="FILE", help="mqtts: client certificate's private key")
+    p.add_argument("--insecure", action="store_true", help="mqtts: do not check the broker's host name")
+    p.add_argument("--username", metavar="NAME", help="MQTT user name")
+    p.add_argument("--password-file", metavar="FILE", help="file holding the MQTT password")
+
+
 def _listen(args: argparse.Namespace) -> int:
     import structlog
-    from idstation.mqtt.central.listener import AcceptedEvent, CentralListener, event_to_json_line
+    from idstation.mqtt.central.listener import AcceptedEvent, event_to_json_line
     from idstation.mqtt.central.registry import Registry, valid_name
     from idstation.mqtt.connection import TlsOptions, parse_broker_url
     from idstation.mqtt.errors import PublishError, RegistryError, SealError
@@ -107,14 +112,7 @@ def _listen(args: argparse.Namespace) -> int:
     if not valid_name(args.group):
         print("error: --group is 1-128 of A-Z a-z 0-9 . _ -", file=sys.stderr)
         return Exit.USAGE
-    if args.store and args.state:
-        raise UsageError("give --store URL or --state FILE, not both")
-    if args.retention_days < 0:
-        raise UsageError("--retention-days is >= 0")
-    if args.session_expiry is not None and not 0 <= args.session_expiry <= 0xFFFFFFFF:
-        raise UsageError("--session-expiry is 0-4294967295 seconds")
-    if not 0 <= args.receipt_interval <= 60:
-        raise UsageError("--receipt-interval is 0-60 seconds")
+    _check_listen_arguments(args)
     password = _password(args.password_file)
     if password is False:
         return Exit.CONFIG_ERROR
@@ -136,27 +134,8 @@ def _listen(args: argparse.Namespace) -> int:
         if not registry.devices():
             log.warning("central_registry_empty", registry=args.registry)
         registry.watch()  # revocations and enrolments reach this process within a second, off its message thread
-        receipts = _receipt_signer(args)
-        listener = CentralListener(
-            args.broker,
-            registry,
-            args.key,
-            receipt_signer=receipts,
-            receipt_interval=args.receipt_interval,
-            **({"session_expiry": args.session_expiry} if args.session_expiry is not None else {}),
-            on_event=central_scale.observed(on_event, metrics),
-            **scale,
-            group=args.group,
-            shared=not args.no_shared,
-            state_path=args.state,
-            store=args.store,
-            retention_days=args.retention_days or None,
-            tls=tls,
-            protocol=args.protocol,
-            client_id=args.client_id,
-            username=args.username,
-            password=password or None,
-        )
+        on_accepted = central_scale.observed(on_event, metrics)
+        listener = _listener(args, registry, on_accepted, scale=scale, tls=tls, password=password)
     except (SealError, RegistryError, PublishError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return Exit.CONFIG_ERROR
@@ -166,6 +145,45 @@ def _listen(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
+
+
+def _check_listen_arguments(args: argparse.Namespace) -> None:
+    if args.store and args.state:
+        raise UsageError("give --store URL or --state FILE, not both")
+    if args.retention_days < 0:
+        raise UsageError("--retention-days is >= 0")
+    if args.session_expiry is not None and not 0 <= args.session_expiry <= 0xFFFFFFFF:
+        raise UsageError("--session-expiry is 0-4294967295 seconds")
+    if not 0 <= args.receipt_interval <= 60:
+        raise UsageError("--receipt-interval is 0-60 seconds")
+
+
+def _listener(
+    args: argparse.Namespace, registry: Any, on_event: Any, *, scale: dict[str, Any], tls: Any, password: Any
+) -> Any:
+    """The ``CentralListener`` the arguments describe."""
+    from idstation.mqtt.central.listener import CentralListener
+
+    return CentralListener(
+        args.broker,
+        registry,
+        args.key,
+        receipt_signer=_receipt_signer(args),
+        receipt_interval=args.receipt_interval,
+        **({"session_expiry": args.session_expiry} if args.session_expiry is not None else {}),
+        on_event=on_event,
+        **scale,
+        group=args.group,
+        shared=not args.no_shared,
+        state_path=args.state,
+        store=args.store,
+        retention_days=args.retention_days or None,
+        tls=tls,
+        protocol=args.protocol,
+        client_id=args.client_id,
+        username=args.username,
+        password=password or None,
+    )
 
 
 def _receipt_signer(args: argparse.Namespace) -> Any:
