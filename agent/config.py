@@ -21,12 +21,14 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from idstation.agent.errors import ConfigError
+from idstation.hal.storage import DEFAULT_STATE_DIR
 from idstation.mqtt.connection import parse_broker_url
 from idstation.mqtt.errors import PublishError
 from idstation.mqtt.topics import valid_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_PATH = Path("/etc/idstation/idstation.toml")
+DEFAULT_CSCA_DIR = Path("/etc/idstation/csca")
 ENV_PREFIX = "IDSTATION_"
 
 
@@ -141,8 +143,8 @@ class StatusConfig(_Section):
 
 
 class Config(_Section):
-    state_dir: Path = Path("/var/lib/idstation")
-    csca_dir: Path | None = Field(Path("/etc/idstation/csca"), description="CSCA certificates / master lists")
+    state_dir: Path = DEFAULT_STATE_DIR
+    csca_dir: Path | None = Field(DEFAULT_CSCA_DIR, description="CSCA certificates / master lists")
     trust_test_csca: bool = Field(False, description="also trust the built-in test CSCA (demo and tests only)")
     site: str = Field("", description="empty: from binding.json")
     counter: str = Field("", description="empty: from binding.json")

@@ -12,7 +12,9 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["fsync_dir", "make_private_dir", "write_atomic", "write_new"]
+__all__ = ["DEFAULT_STATE_DIR", "fsync_dir", "make_private_dir", "write_atomic", "write_new"]
+
+DEFAULT_STATE_DIR = Path("/var/lib/idstation")  # the box's state (identity, outbox, status); systemd StateDirectory
 
 
 def fsync_dir(path: Path) -> None:

@@ -18,10 +18,11 @@ import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from idstation.hal.storage import DEFAULT_STATE_DIR
 from idstation.mqtt.enrolment.pairing import PairingCode, new_token, valid_name
 from idstation.provisioning import keys
 from idstation.provisioning.errors import NotProvisioned, ProvisioningError, StateError
-from idstation.provisioning.statedir import DEFAULT_STATE_DIR, StateDir
+from idstation.provisioning.statedir import StateDir
 
 log = structlog.get_logger(__name__)
 

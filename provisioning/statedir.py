@@ -27,7 +27,6 @@ from idstation.provisioning.files import fsync_dir, make_private_dir, service_ow
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_STATE_DIR = Path("/var/lib/idstation")
 IDENTITY = "identity"
 GENERATIONS = "identity.d"
 SECRET_FILES = frozenset({"signing_key.pem", "tls_key.pem", "pairing.json"})

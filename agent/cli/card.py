@@ -116,7 +116,6 @@ def _candidates(args: argparse.Namespace) -> list[Any]:
         raise UsageError(str(exc)) from exc
 
 
-DEFAULT_CSCA_DIR = Path("/etc/idstation/csca")
 VIRTUAL_READER_PREFIX = "Virtual PCD"  # vsmartcard's vpcd: test machines only, never on a box
 
 
@@ -128,6 +127,7 @@ def _trust(args: argparse.Namespace, virtual: bool) -> object:
     """
     import os
 
+    from idstation.agent.config import DEFAULT_CSCA_DIR
     from idstation.agent.emrtd.read import load_trust
     from idstation.agent.errors import ConfigError
 

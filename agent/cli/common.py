@@ -17,7 +17,8 @@ from typing import Any
 
 from idstation.agent.cli.exitcodes import INTERNAL, entry_for
 from idstation.hal.errors import IdstationError
-from idstation.provisioning.statedir import DEFAULT_STATE_DIR
+from idstation.hal.storage import DEFAULT_STATE_DIR
+from idstation.mqtt.central.dedupe import SYSTEM_STATE_DIR as DEFAULT_CENTRAL_DIR
 
 __all__ = [
     "DEFAULT_CENTRAL_DIR",
@@ -29,7 +30,6 @@ __all__ = [
     "state_dir",
 ]
 
-DEFAULT_CENTRAL_DIR = Path("/var/lib/idstation-central")
 
 # How a command names its error in the --json failure object: "kind" (read-card, card: snake_case
 # from the table, docs/cli/card.md) or "class" (provision, central: the exception class, docs/cli/provision.md).

@@ -272,9 +272,9 @@ def _selftest(args: argparse.Namespace) -> int:
 def _config_defaults(path: str | None) -> dict[str, Any]:
     """Reader/camera/state dir from the daemon's configuration, when one is readable."""
     try:
-        from idstation.agent.config import load_config
+        from idstation.agent.config import DEFAULT_PATH, load_config
 
-        if path is None and not Path("/etc/idstation/idstation.toml").exists():
+        if path is None and not DEFAULT_PATH.exists():
             return {}
         cfg = load_config(path)
     except (ImportError, IdstationError, OSError):
