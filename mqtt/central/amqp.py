@@ -99,6 +99,7 @@ class AmqpTransport:
         self._thread: threading.Thread | None = None
         self.node: str | None = None  # the URL connected to (no credentials: see _safe)
         self._backlog: int | None = None
+        self._unsettled: set[int] = set()
         self._backlog_at = 0.0
 
     # --- the Transport port ------------------------------------------------------------------------
@@ -123,12 +124,12 @@ class AmqpTransport:
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         tags = self._tags(deliveries)
         if tags:
-            self._call(lambda ch: [ch.basic_ack(tag) for tag in tags])
+            self._call(lambda ch: self._settle(ch, tags))
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
         tags = self._tags(deliveries)
         if tags:
-            self._call(lambda ch: [ch.basic_nack(tag, requeue=True) for tag in tags])
+            self._call(lambda ch: self._settle(ch, tags, requeue=True))
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """An MQTT message through ``amq.topic`` (``retain`` cannot be honoured: see the module doc)."""
@@ -176,6 +177,7 @@ class AmqpTransport:
         declare_topology(self._channel, queue=self.queue, delivery_limit=self.delivery_limit)
         self._channel.basic_qos(prefetch_count=self.prefetch)
         self._generation += 1
+        self._unsettled = set()  # delivery tags of this channel handed out, not yet settled
         if not self._paused:
             self._consume()
         self.node = _safe(url)
@@ -219,7 +221,23 @@ class AmqpTransport:
             token=(self._generation, method.delivery_tag),
         )
         assert self._on_message is not None
+        self._unsettled.add(method.delivery_tag)
         self._on_message(delivery)
+
+    def _settle(self, channel: Any, tags: list[int], *, requeue: bool = False) -> None:
+        """On the adapter's thread. A batch that holds every unsettled delivery up to its highest
+        tag is acknowledged with ONE ``multiple`` ack (the broker does one settlement, not 200);
+        otherwise (an earlier delivery still in the listener's hands) one ack per delivery."""
+        self._unsettled.difference_update(tags)
+        top = max(tags)
+        if requeue:
+            for tag in tags:
+                channel.basic_nack(tag, requeue=True)
+        elif not any(tag < top for tag in self._unsettled):
+            channel.basic_ack(top, multiple=True)
+        else:
+            for tag in tags:
+                channel.basic_ack(tag)
 
     def _tags(self, deliveries: Sequence[Delivery]) -> list[int]:
         generation = self._generation
