@@ -26,7 +26,7 @@ def test_demo_serve_prints_working_urls_and_keeps_placing_cards_until_stopped(tm
         lines = [proc.stdout.readline().decode() for _ in range(2)]
         clerk = re.fullmatch(r"clerk page:\s+(http://127\.0\.0\.1:\d+/counter/[^#]+)#token=(\S+)\n", lines[0])
         fleet = re.fullmatch(r"fleet page:\s+(http://127\.0\.0\.1:\d+/fleet)#token=(\S+)\n", lines[1])
-        assert clerk and fleet, lines
+        assert clerk and fleet, (lines, (tmp_path / "demo.err").read_text(errors="replace")[-3000:])
         assert httpx.get(clerk.group(1), timeout=10).status_code == 200
         api = clerk.group(1).replace("/counter/", "/v1/counters/") + "/identities/latest"
         headers = {"Authorization": f"Bearer {clerk.group(2)}"}
