@@ -45,6 +45,7 @@ def run_demo_serve(port: int = 8080, broker: str = "auto", interval_s: float = 4
 def _serve(tmp: Path, port: int, broker_impl: str, interval_s: float, stop: threading.Event) -> int:
     from idstation.agent.sim.broker import LocalBroker
     from idstation.agent.sim.demo import _provision
+    from idstation.mqtt.central.receipts import load_receipt_signer
     from idstation.mqtt.central.service.app import build_app
     from idstation.mqtt.central.service.clients import ClientsFile
     from idstation.mqtt.central.service.server import BackgroundServer, start_listener
@@ -57,7 +58,8 @@ def _serve(tmp: Path, port: int, broker_impl: str, interval_s: float, stop: thre
         central_key, registry = _provision(tmp, broker.url)
         store = open_store(sqlite_url(tmp / "central.sqlite"), migrate=True)
         parts.append(store)
-        parts.append(start_listener(broker.url, registry, central_key, store))
+        signer = load_receipt_signer(tmp / "receipt_key.pem")  # the box trusts it: receipts free its outbox
+        parts.append(start_listener(broker.url, registry, central_key, store, receipt_signer=signer))
         clients = ClientsFile(tmp / "clients.json")
         clerk = clients.add("demo-clerk", [f"{SITE}/{COUNTER}"])
         operator = clients.add("demo-operator", operator=True)

@@ -92,7 +92,7 @@ def serve(opts: ServeOptions) -> None:
     listener = None
     try:
         if opts.with_listener:
-            listener = start_listener(opts.broker or "", registry, key, store)
+            listener = start_listener(opts.broker or "", registry, key, store, receipt_signer=_receipts(opts.key))
         app = build_app(store, registry, key, clients, freshness_s=opts.freshness_s)
         tls = (opts.tls_cert, opts.tls_key) if opts.tls_cert and opts.tls_key else None
         sock = _bind(host, port)  # a taken port is an OSError here, not uvicorn's sys.exit
@@ -111,6 +111,14 @@ def serve(opts: ServeOptions) -> None:
         store.close()
 
 
+def _receipts(central_key: Path) -> Any:
+    """``receipt_key.pem`` beside the central key, as ``central listen`` finds it (absent: receipts
+    off, which :func:`receipt_signer_for` logs)."""
+    from idstation.mqtt.central.receipts import receipt_signer_for
+
+    return receipt_signer_for(central_key)
+
+
 def _bind(host: str, port: int) -> Any:
     import socket
 
@@ -118,11 +126,16 @@ def _bind(host: str, port: int) -> Any:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
-def start_listener(broker: str, registry: Any, key: Any, store: Any, timeout: float = 30.0) -> Any:
-    """A central listener recording into ``store`` on this process's threads."""
+def start_listener(
+    broker: str, registry: Any, key: Any, store: Any, *, receipt_signer: Any = None, timeout: float = 30.0
+) -> Any:
+    """A central listener recording into ``store`` on this process's threads (signing receipts with
+    ``receipt_signer``, as ``central listen`` does; None: receipts off)."""
     from idstation.mqtt.central.listener import CentralListener
 
-    listener = CentralListener(broker, registry, key, on_event=lambda _event: None, store=store)
+    listener = CentralListener(
+        broker, registry, key, on_event=lambda _event: None, store=store, receipt_signer=receipt_signer
+    )
     listener.start()
     if not listener.wait_ready(timeout):
         listener.stop()
