@@ -17,6 +17,8 @@ first, patterns second:
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import os
 import re
@@ -171,6 +173,25 @@ class _StdlibRedactor(logging.Filter):
         return True
 
 
+class _JsonFormatter(logging.Formatter):
+    """Stdlib records as the same redacted JSON lines as structlog's.
+
+    Records from ``hal.logs`` carry their event name and fields in ``record.fields``; any other
+    record (paho, pika, uvicorn) becomes ``{"event": <scrubbed message>}``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", None)
+        line: dict[str, Any] = dict(fields) if isinstance(fields, dict) else {}
+        line.setdefault("event", record.getMessage())
+        line["level"] = record.levelname.lower()
+        line["logger"] = record.name
+        line["timestamp"] = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat()
+        if record.exc_info:
+            line["exception"] = scrub_text(self.formatException(record.exc_info))
+        return json.dumps(redact(None, "", line), ensure_ascii=False, default=str)
+
+
 class _Stderr:
     """Whatever ``sys.stderr`` is at write time (test runners and daemons swap it)."""
 
@@ -205,7 +226,7 @@ def configure_logging(level: str | None = None, stream=None) -> None:  # type: i
             root.removeHandler(handler)
     handler = logging.StreamHandler(out)
     handler._idstation = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(_JsonFormatter())
     handler.addFilter(_StdlibRedactor())
     root.addHandler(handler)
     root.setLevel(max(numeric, logging.INFO) if numeric < logging.INFO else numeric)

@@ -66,3 +66,21 @@ def test_any_id_number_in_free_text_is_masked(id12: str, id9: str) -> None:
     out = scrub_text(f"id {id12} old {id9}.")
     assert id12 not in out
     assert id9 not in out
+
+
+def test_core_module_records_are_redacted_json_lines_like_structlog_ones() -> None:
+    """The pure cores log through the standard library: the daemon still writes JSON with personal data masked."""
+    import io
+    import json
+
+    from idstation.agent.logging import configure_logging
+    from idstation.hal.logs import get_logger
+
+    out = io.StringIO()
+    configure_logging("info", out)
+    get_logger("idstation.agent.emrtd.test").info("chip_opened", access="PACE-CAN", full_name="Nguyễn Văn A")
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert line["event"] == "chip_opened"
+    assert line["access"] == "PACE-CAN"
+    assert line["level"] == "info"
+    assert "Nguyễn" not in out.getvalue()
