@@ -97,25 +97,23 @@ def _connection_arguments(p: argparse.ArgumentParser) -> None:
 
 def _listen(args: argparse.Namespace) -> int:
     import structlog
+    from idstation.agent.errors import ConfigError
     from idstation.mqtt.central.listener import AcceptedEvent, event_to_json_line
     from idstation.mqtt.central.registry import Registry, valid_name
     from idstation.mqtt.connection import TlsOptions, parse_broker_url
-    from idstation.mqtt.errors import PublishError, RegistryError, SealError
+    from idstation.mqtt.errors import PublishError
 
     log = structlog.get_logger("idstation.central")
     scale, metrics = central_scale.listener_options(args)
+    # Failures raise typed errors: the catch-all gives the exit code and, with --json, the error object.
     try:
         url = parse_broker_url("mqtt://amqp.invalid" if scale.get("amqp") else args.broker)
     except PublishError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return Exit.USAGE
+        raise UsageError(str(exc)) from exc
     if not valid_name(args.group):
-        print("error: --group is 1-128 of A-Z a-z 0-9 . _ -", file=sys.stderr)
-        return Exit.USAGE
+        raise UsageError("--group is 1-128 of A-Z a-z 0-9 . _ -")
     _check_listen_arguments(args)
     password = _password(args.password_file)
-    if password is False:
-        return Exit.CONFIG_ERROR
     tls = TlsOptions(args.ca, args.cert, args.client_key, args.insecure) if url.tls else None
     accepted = 0
     done = threading.Event()
@@ -136,9 +134,8 @@ def _listen(args: argparse.Namespace) -> int:
         registry.watch()  # revocations and enrolments reach this process within a second, off its message thread
         on_accepted = central_scale.observed(on_event, metrics)
         listener = _listener(args, registry, on_accepted, scale=scale, tls=tls, password=password)
-    except (SealError, RegistryError, PublishError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return Exit.CONFIG_ERROR
+    except PublishError as exc:  # SealError / RegistryError propagate: exit 8 through the table
+        raise ConfigError(str(exc)) from exc
     server = central_scale.start_metrics(args, listener, metrics)
     try:
         return _run(listener, done, args)
@@ -198,16 +195,17 @@ def _receipt_signer(args: argparse.Namespace) -> Any:
     return signer
 
 
-def _password(path: str | None) -> str | bool | None:
-    """The MQTT password from ``--password-file`` (None without one, False when unreadable)."""
+def _password(path: str | None) -> str | None:
+    """The MQTT password from ``--password-file`` (None without one; ConfigError, exit 8, when unreadable)."""
+    from idstation.agent.errors import ConfigError
+
     if not path:
         return None
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read().strip()
     except OSError as exc:
-        print(f"error: cannot read --password-file: {exc.strerror}", file=sys.stderr)
-        return False
+        raise ConfigError(f"cannot read --password-file: {exc.strerror}") from exc
 
 
 def _run(listener: Any, done: threading.Event, args: argparse.Namespace) -> int:
@@ -215,9 +213,10 @@ def _run(listener: Any, done: threading.Event, args: argparse.Namespace) -> int:
     listener.start()
     try:
         if not listener.wait_ready(args.connect_timeout):
+            from idstation.mqtt.errors import PublishError
+
             where = args.broker or "the AMQP cluster"
-            print(f"error: not subscribed to {where} within {args.connect_timeout:g} s", file=sys.stderr)
-            return Exit.BROKER_ERROR
+            raise PublishError(f"not subscribed to {where} within {args.connect_timeout:g} s")  # exit 9
         deadline = time.monotonic() + args.timeout if args.timeout else None
         while not done.is_set():
             if deadline is not None and time.monotonic() >= deadline:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from idstation.agent.cli.exitcodes import Exit
+from idstation.agent.cli.exitcodes import Exit, UsageError
 
 __all__ = ["register"]
 
@@ -112,7 +112,6 @@ def _print_result(r: dict[str, Any]) -> None:
 def _camera_test(args: argparse.Namespace) -> int:
     from idstation.agent.qr.decode import QrDecoder
     from idstation.agent.sim.camera import make_sim_camera
-    from idstation.hal.errors import CameraError
     from idstation.hal.sources import SourceError, open_camera
 
     payload = _demo_payload() if args.source == "sim" else None
@@ -121,17 +120,11 @@ def _camera_test(args: argparse.Namespace) -> int:
         if camera is None:
             raise SourceError("camera-test needs a camera: --source none has none")
         camera.start()
-    except SourceError as exc:
-        print(f"camera-test: {exc}", file=sys.stderr)
-        return Exit.USAGE
-    except CameraError as exc:
-        print(f"camera-test: {exc}", file=sys.stderr)
-        return Exit.DEVICE_ERROR
+    except SourceError as exc:  # a source outside the grammar is bad input (2), not a device fault
+        raise UsageError(f"camera-test: {exc}") from exc
+    # CameraError (7) propagates: the catch-all prints it, and the --json error object
     try:
         stats = _run(camera, QrDecoder(), args.seconds)
-    except CameraError as exc:
-        print(f"camera-test: {exc}", file=sys.stderr)
-        return Exit.DEVICE_ERROR
     finally:
         camera.stop()
     if args.json:

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from idstation.agent.cli.exitcodes import Exit
+from idstation.agent.cli.exitcodes import Exit, UsageError
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
@@ -64,14 +64,12 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     if args.serve:
         if not 0 < args.port < 65536:
-            print("demo: --port must be 1-65535", file=sys.stderr)
-            return Exit.USAGE
+            raise UsageError("demo: --port must be 1-65535")
         from idstation.agent.sim.demo_serve import run_demo_serve
 
         return run_demo_serve(port=args.port, broker=args.broker)
     if args.taps < 1 or args.taps > 1000:
-        print("demo: --taps must be 1-1000", file=sys.stderr)
-        return Exit.USAGE
+        raise UsageError("demo: --taps must be 1-1000")
     from idstation.agent.sim.demo import run_demo
 
     return run_demo(
@@ -86,19 +84,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from idstation.agent.config import ConfigInvalid, load_config
-    from idstation.agent.errors import ConfigError
     from idstation.agent.status import read_status, render_status
 
     try:
         cfg = load_config(args.config)
         doc = read_status(cfg.state_dir, cfg.status.interval_s)
-    except ConfigInvalid as exc:
+    except ConfigInvalid as exc:  # each problem on stderr; the catch-all gives exit 8 and the --json object
         for problem in exc.problems:
             print(f"config: {problem}", file=sys.stderr)
-        return Exit.CONFIG_ERROR
-    except ConfigError as exc:
-        print(f"status: {exc}", file=sys.stderr)
-        return Exit.CONFIG_ERROR
+        raise
     print(json.dumps(doc, ensure_ascii=False) if args.json else render_status(doc))
     return Exit.OK if doc.get("running") else Exit.FAILED
 
@@ -111,6 +105,7 @@ def _config_check(args: argparse.Namespace) -> int:
     if args.json:
         doc = {
             "ok": not problems,
+            **({"error": "config_error", "exit_code": int(Exit.CONFIG_ERROR)} if problems else {}),
             "file": str(path) if path else None,
             "problems": [{"key": p.key, "reason": p.reason, "source": p.source} for p in problems],
         }
