@@ -10,31 +10,15 @@ import sys
 import time
 
 import structlog
-from cryptography.hazmat.primitives import serialization
-from idstation.mqtt.client import Publisher, PublisherConfig
-from idstation.mqtt.seal import load_central_private_key
+
+from tests.integration.mqtt.publisher_proc import start_publisher
 
 
 def main(argv: list[str]) -> int:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout is for results
-    url, device, site, counter, key, central, outbox, count, receipt_keys = argv[:9]
-    central_public = load_central_private_key(central).public_key()
-    pem = central_public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    config = PublisherConfig(
-        broker_url=url,
-        device_id=device,
-        site=site,
-        counter=counter,
-        signing_key=key,
-        central_public_key=pem.decode(),
-        outbox_path=outbox,
-        reconnect_min_s=0.1,
-        reconnect_max_s=0.5,
-        receipt_keys=receipt_keys,
-        receipt_timeout_s=600.0,  # no resend before the kill
-    )
-    pub = Publisher(config)
-    pub.start()
+    count, receipt_keys = argv[7], argv[8]
+    # no resend before the kill
+    pub = start_publisher(argv, receipt_keys=receipt_keys, receipt_timeout_s=600.0)
     for n in range(int(count)):
         sys.stdout.write(pub.submit_identity({"source": "chip", "citizen": {"n": n}, "verification": {}}) + "\n")
         sys.stdout.flush()

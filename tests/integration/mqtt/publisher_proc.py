@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from idstation.mqtt.client import Publisher, PublisherConfig
 from idstation.mqtt.seal import load_central_private_key
 
 
-def main(argv: list[str]) -> int:
-    url, device, site, counter, key, central, outbox, count = argv[:8]
-    interval = float(argv[8]) if len(argv) > 8 else 0.0
-    drain_timeout = float(argv[9]) if len(argv) > 9 else 30.0
+def start_publisher(argv: list[str], **extra: Any) -> Publisher:
+    """A started Publisher from the common arguments URL DEVICE SITE COUNTER SIGNING_KEY CENTRAL_KEY OUTBOX
+    (``extra``: further PublisherConfig fields). Shared with ``box_proc``."""
+    url, device, site, counter, key, central, outbox = argv[:7]
     central_public = load_central_private_key(central).public_key()
     pem = central_public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     config = PublisherConfig(
@@ -30,9 +31,18 @@ def main(argv: list[str]) -> int:
         outbox_path=outbox,
         reconnect_min_s=0.1,
         reconnect_max_s=0.5,
+        **extra,
     )
     pub = Publisher(config)
     pub.start()
+    return pub
+
+
+def main(argv: list[str]) -> int:
+    count = argv[7]
+    interval = float(argv[8]) if len(argv) > 8 else 0.0
+    drain_timeout = float(argv[9]) if len(argv) > 9 else 30.0
+    pub = start_publisher(argv)
     for n in range(int(count)):
         event_id = pub.submit_identity({"source": "chip", "citizen": {"n": n}, "verification": {}})
         sys.stdout.write(event_id + "\n")
