@@ -44,7 +44,9 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """A verified event to record. ``frame`` is the signed frame as received (personal part sealed)."""
+    """A verified event to record. ``frame`` is the signed frame as received (personal part sealed).
+
+    :class:`StoredEvent` is the same event as read back, with its cursor."""
 
     event_id: str
     device_id: str
@@ -80,19 +82,10 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(Incoming):
+    """A recorded event as read back: the fields of :class:`Incoming` plus its ``cursor`` (commit order)."""
+
     cursor: int
-    event_id: str
-    device_id: str
-    key_id: str
-    seq: int
-    kind: str
-    site: str
-    counter: str
-    created_at: str
-    received_at: float
-    header: dict[str, Any] = field(repr=False)
-    frame: bytes = field(repr=False)
 
 
 @dataclass(slots=True)

@@ -308,7 +308,7 @@ class SqlStore:
     def _stored(self, r: Sequence[Any]) -> StoredEvent:
         header = self._json_out(r[10])
         cursor, seq, received_at, frame = int(r[0]), int(r[4]), float(r[9]), bytes(r[11])
-        return StoredEvent(cursor, r[1], r[2], r[3], seq, r[5], r[6], r[7], r[8], received_at, header, frame)
+        return StoredEvent(r[1], r[2], r[3], seq, r[5], r[6], r[7], r[8], received_at, header, frame, cursor=cursor)
 
     def device_states(self) -> list[dict[str, Any]]:
         sql = (
