@@ -13,7 +13,9 @@ for each stream whose receipt is due it reads the stream's state from the store 
 (:func:`idstation.mqtt.receipt.build_receipt`) and publishes it QoS 1, retained, on
 ``idstation/v1/{site}/{counter}/receipt``. A stream gets at most one receipt per ``interval``
 (default 0.2 s): a box sending 100 events/s gets 5 receipts/s, each covering everything
-committed so far. The first receipt after a quiet period goes out at once.
+committed so far. The first receipt after a quiet period goes out at once. Under load (more than
+``busy_streams`` streams due at once) the interval grows in proportion, up to ``max_interval``
+(0.5 s), and the states of all due streams are read in one store round (``receipt_states``).
 
 What a receipt lists above ``upto``: first every number noted since the stream's last receipt
 (the events just committed or sent again: exactly what the box is waiting for), then the lowest
@@ -48,6 +50,8 @@ from idstation.mqtt.seal import Signer, load_signing_key
 log = structlog.get_logger(__name__)
 
 DEFAULT_INTERVAL = 0.2
+MAX_INTERVAL = 0.5  # under load: at most this between two receipts of a busy stream (receipt p95 < 1 s)
+BUSY_STREAMS = 50  # more streams due at once than this: the interval grows in proportion
 RECEIPT_KEY_FILE = "receipt_key.pem"
 
 __all__ = [
@@ -85,12 +89,16 @@ class ReceiptBatcher:
         state: ReceiptState,
         *,
         interval: float = DEFAULT_INTERVAL,
+        max_interval: float = MAX_INTERVAL,
+        busy_streams: int = BUSY_STREAMS,
         clock: Callable[[], float] = time.monotonic,
         on_sent: Callable[[str, str, int, int], None] | None = None,
     ) -> None:
         if interval < 0:
             raise TypeError("interval is non-negative")
         self.signer, self.state, self.interval, self.clock = signer, state, interval, clock
+        self.max_interval, self.busy_streams = max(interval, max_interval), max(1, busy_streams)
+        self._interval_now = interval  # grown under load (current_interval)
         self._on_sent = on_sent  # (device_id, key_id, upto, len(above)): for benchmarks and metrics
         self._lock = threading.Lock()
         self._due: dict[_Stream, float] = {}  # stream -> when its receipt may go out
@@ -109,7 +117,7 @@ class ReceiptBatcher:
             if stream not in self._due:
                 last = self._last.get(stream)
                 now = self.clock()
-                self._due[stream] = now if last is None else max(now, last + self.interval)
+                self._due[stream] = now if last is None else max(now, last + self._interval_now)
 
     def note_header(self, topic: str, header: dict[str, Any]) -> None:
         """:meth:`note` from a verified event's topic and header (a duplicate's, for instance)."""
@@ -130,22 +138,35 @@ class ReceiptBatcher:
     def publish_due(self, publish: Callable[[str, bytes], bool]) -> int:
         """Build and publish every receipt that is due; ``publish(topic, payload) -> handed over``.
 
-        Returns how many went out. A receipt not handed over stays due; a store failure too.
+        Returns how many went out. A receipt not handed over stays due; a store failure too. The
+        states of all due streams come from the store in one round (``receipt_states`` when the
+        store has it). Under load the interval grows with the number of streams due at once
+        (:meth:`current_interval`, at most ``max_interval``), so receipts stay a small share of
+        the centre's work while every stream still gets one at least every ``max_interval``.
         """
         now = self.clock()
         with self._lock:
             due = [s for s, at in self._due.items() if at <= now]
+            noted = {s: self._seqs.pop(s, set()) for s in due}
+        if not due:
+            return 0
+        self._interval_now = self.current_interval(len(due))
+        try:
+            states = self._states(due)
+        except (sqlite3.Error, OSError, IdstationError) as exc:  # the store is unavailable: try again later
+            log.warning("central_receipt_state_failed", streams=len(due), error=type(exc).__name__)
+            self.failed += 1
+            self._owe_again(noted)
+            return 0
         sent = 0
-        for stream in due:
-            with self._lock:
-                noted = self._seqs.pop(stream, set())
+        for i, stream in enumerate(due):
+            upto, held = states.get((stream.device_id, stream.key_id), (0, []))
             try:
-                upto, held = self.state.receipt_state(stream.device_id, stream.key_id)
-                above = _above(upto, noted, held)
+                above = _above(upto, noted[stream], held)
                 payload = build_receipt(stream.device_id, stream.key_id, upto, above, self.signer)
                 ok = publish(receipt_topic(stream.site, stream.counter), payload)
-            except (sqlite3.Error, OSError, IdstationError) as exc:  # the store is unavailable: try again later
-                log.warning("central_receipt_state_failed", device_id=stream.device_id, error=type(exc).__name__)
+            except (OSError, IdstationError) as exc:
+                log.warning("central_receipt_publish_failed", device_id=stream.device_id, error=type(exc).__name__)
                 ok = False
             except TypeError as exc:  # a state no receipt can say (a store bug): never retried in a loop
                 log.error("central_receipt_impossible", device_id=stream.device_id, error=str(exc))
@@ -154,13 +175,12 @@ class ReceiptBatcher:
                 continue
             if not ok:
                 self.failed += 1
-                with self._lock:  # owed again, with the numbers it was to carry
-                    self._seqs.setdefault(stream, set()).update(noted)
-                break  # no connection or no store: the rest waits too
+                self._owe_again({s: noted[s] for s in due[i:]})
+                break  # no connection: the rest waits too
             with self._lock:
                 self._last[stream] = now
                 if stream in self._seqs:  # noted while this one was being built: owed again
-                    self._due[stream] = now + self.interval
+                    self._due[stream] = now + self._interval_now
                 else:
                     self._due.pop(stream, None)
             sent += 1
@@ -170,12 +190,31 @@ class ReceiptBatcher:
         self._forget_quiet(now)
         return sent
 
+    def current_interval(self, due: int) -> float:
+        """The interval for ``due`` streams owing a receipt at once: ``interval`` up to
+        ``busy_streams`` of them, then growing in proportion, never above ``max_interval``."""
+        grown = self.interval * due / self.busy_streams
+        return max(self.interval, min(self.max_interval, grown))
+
+    def _states(self, due: list[_Stream]) -> dict[tuple[str, str], tuple[int, list[int]]]:
+        keys = [(s.device_id, s.key_id) for s in due]
+        many = getattr(self.state, "receipt_states", None)
+        if many is not None:
+            return dict(many(keys))
+        return {key: self.state.receipt_state(*key) for key in keys}
+
+    def _owe_again(self, noted: dict[_Stream, set[int]]) -> None:
+        """Still owed (no store, no connection), with the numbers each receipt was to carry."""
+        with self._lock:
+            for stream, seqs in noted.items():
+                self._seqs.setdefault(stream, set()).update(seqs)
+
     def _forget_quiet(self, now: float) -> None:
         """Drop the send times of streams quiet for a while (they would be due at once anyway)."""
         if len(self._last) < 1024:
             return
         with self._lock:
-            for stream in [s for s, at in self._last.items() if now - at > self.interval]:
+            for stream in [s for s, at in self._last.items() if now - at > self._interval_now]:
                 del self._last[stream]
 
 
