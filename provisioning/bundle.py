@@ -41,12 +41,13 @@ from idstation.mqtt.enrolment.bundle import (
 from idstation.provisioning import identity as ident
 from idstation.provisioning.errors import BundleError
 from idstation.provisioning.keys import FileKeyStore, spki_fingerprint
-from idstation.provisioning.statedir import StateDir, StepHook
+from idstation.provisioning.statedir import Generation, StateDir, StepHook
 
 log = structlog.get_logger(__name__)
 
 # the format (mqtt.enrolment.bundle) is re-exported: the box's side of bundles is this module
 __all__ = ["FORMAT", "MAX_BUNDLE", "Bundle", "apply_bundle", "parse_bundle", "sign_bundle", "verify_bundle"]
+
 
 def verify_bundle(
     bundle: Bundle,
@@ -153,13 +154,7 @@ def apply_bundle(
     """
     bundle = parse_bundle(data)
     device = ident.load_device(state_dir)
-    if new_tls_key_pem is not None:
-        tls_key = serialization.load_pem_private_key(new_tls_key_pem, password=None)
-        if not isinstance(tls_key, ec.EllipticCurvePrivateKey):
-            raise BundleError("renewal TLS key is not an EC key")
-        tls_public = tls_key.public_key()
-    else:
-        tls_public = FileKeyStore(device.identity_dir).tls_private_key().public_key()
+    tls_public = _tls_public(device, new_tls_key_pem)
     verify_bundle(bundle, device, tls_public=tls_public, fleet_ca_fingerprint=fleet_ca_fingerprint)
     if new_tls_key_pem is None and _already_applied(device.identity_dir, bundle):
         log.info("bundle_already_applied", device_id=bundle.device_id)
@@ -167,39 +162,60 @@ def apply_bundle(
     state = StateDir(state_dir, on_step=on_step)
     gen = state.begin()
     try:
-        gen.carry(device.identity_dir, [ident.keys.SIGNING_KEY_FILE, ident.CSR_FILE])
-        if new_tls_key_pem is not None:
-            gen.write(ident.keys.TLS_KEY_FILE, new_tls_key_pem)
-        else:
-            gen.carry(device.identity_dir, [ident.keys.TLS_KEY_FILE])
-        device_doc = json.loads((device.identity_dir / ident.DEVICE_JSON).read_text(encoding="utf-8"))
-        device_doc.update(site=bundle.site, counter=bundle.counter, tls_fingerprint=spki_fingerprint(tls_public))
-        device_doc["fleet_ca_sha256"] = bundle.fleet_ca().fingerprint(hashes.SHA256()).hex()
-        gen.write(ident.DEVICE_JSON, ident.dump_json(device_doc))
-        gen.write(ident.CERT_FILE, bundle.certificate_pem.encode("ascii"))
-        gen.write(ident.FLEET_CA_FILE, bundle.fleet_ca_pem.encode("ascii"))
-        gen.write(ident.CENTRAL_KEY_FILE, bundle.central_public_key_pem.encode("ascii"))
-        if bundle.receipt_keys_pem:
-            gen.write(ident.RECEIPT_KEYS_FILE, bundle.receipt_keys_pem.encode("ascii"))
-        else:
-            gen.carry(device.identity_dir, [ident.RECEIPT_KEYS_FILE])  # keep the installed set, if any
-        binding = {
-            "device_id": bundle.device_id,
-            "site": bundle.site,
-            "counter": bundle.counter,
-            "broker_url": bundle.broker_url,
-            "issued_at": bundle.issued_at,
-            "certificate_not_after": bundle.certificate().not_valid_after_utc.isoformat(),
-            "fleet_ca_sha256": bundle.fleet_ca().fingerprint(hashes.SHA256()).hex(),
-            "generation": gen.number,
-        }
-        gen.write(ident.BINDING_JSON, ident.dump_json(binding))
+        _write_generation(gen, device, bundle, tls_public, new_tls_key_pem)
     except BaseException:
         state.abort(gen)
         raise
     state.commit(gen)
     log.info("bundle_applied", device_id=bundle.device_id, site=bundle.site, counter=bundle.counter)
     return ident.load_identity(state_dir)
+
+
+def _tls_public(device: ident.DeviceInfo, new_tls_key_pem: bytes | None) -> ec.EllipticCurvePublicKey:
+    """The TLS public key the bundle's certificate must be for: the renewal key's, else the installed one's."""
+    if new_tls_key_pem is None:
+        return FileKeyStore(device.identity_dir).tls_private_key().public_key()
+    tls_key = serialization.load_pem_private_key(new_tls_key_pem, password=None)
+    if not isinstance(tls_key, ec.EllipticCurvePrivateKey):
+        raise BundleError("renewal TLS key is not an EC key")
+    return tls_key.public_key()
+
+
+def _write_generation(
+    gen: Generation,
+    device: ident.DeviceInfo,
+    bundle: Bundle,
+    tls_public: ec.EllipticCurvePublicKey,
+    new_tls_key_pem: bytes | None,
+) -> None:
+    """Fill a new identity generation: keys carried (or the renewal TLS key), the bundle's files, the binding."""
+    gen.carry(device.identity_dir, [ident.keys.SIGNING_KEY_FILE, ident.CSR_FILE])
+    if new_tls_key_pem is not None:
+        gen.write(ident.keys.TLS_KEY_FILE, new_tls_key_pem)
+    else:
+        gen.carry(device.identity_dir, [ident.keys.TLS_KEY_FILE])
+    device_doc = json.loads((device.identity_dir / ident.DEVICE_JSON).read_text(encoding="utf-8"))
+    device_doc.update(site=bundle.site, counter=bundle.counter, tls_fingerprint=spki_fingerprint(tls_public))
+    device_doc["fleet_ca_sha256"] = bundle.fleet_ca().fingerprint(hashes.SHA256()).hex()
+    gen.write(ident.DEVICE_JSON, ident.dump_json(device_doc))
+    gen.write(ident.CERT_FILE, bundle.certificate_pem.encode("ascii"))
+    gen.write(ident.FLEET_CA_FILE, bundle.fleet_ca_pem.encode("ascii"))
+    gen.write(ident.CENTRAL_KEY_FILE, bundle.central_public_key_pem.encode("ascii"))
+    if bundle.receipt_keys_pem:
+        gen.write(ident.RECEIPT_KEYS_FILE, bundle.receipt_keys_pem.encode("ascii"))
+    else:
+        gen.carry(device.identity_dir, [ident.RECEIPT_KEYS_FILE])  # keep the installed set, if any
+    binding = {
+        "device_id": bundle.device_id,
+        "site": bundle.site,
+        "counter": bundle.counter,
+        "broker_url": bundle.broker_url,
+        "issued_at": bundle.issued_at,
+        "certificate_not_after": bundle.certificate().not_valid_after_utc.isoformat(),
+        "fleet_ca_sha256": bundle.fleet_ca().fingerprint(hashes.SHA256()).hex(),
+        "generation": gen.number,
+    }
+    gen.write(ident.BINDING_JSON, ident.dump_json(binding))
 
 
 def _already_applied(live: Path, bundle: Bundle) -> bool:
