@@ -156,17 +156,8 @@ def read_document(
     session = ChipSession(conn.transmit, extended_length=conn.extended_length, max_response=conn.max_response, rng=rng)
     access = session.open(list(candidates))
     log.info("chip_opened", access=access)
-    files = _Files(session)
-    ef_com = files.get(FID_COM)
-    listed = _listed_groups(ef_com)
-    wanted = [n for n in policy.wanted() if listed is None or n in listed]
-    verification: dict[str, dict[str, Any]] = {}
-    if 14 in wanted:
-        files.get_dg(14)
-    verification["chip"] = _chip_auth(session, files.groups.get(14), policy)
-    for number in wanted:
-        if number != 14:
-            files.get_dg(number)
+    files, ef_com, chip_verdict = _read_groups(session, policy)
+    verification: dict[str, dict[str, Any]] = {"chip": chip_verdict}
     ef_sod = files.get(FID_SOD) or b""
     verification["active"], aa_signature = _active_auth(session, files.groups.get(15), policy, rng, aa_challenge)
     verification["passive"] = _passive_auth(ef_sod, files.groups, trust, now)
@@ -193,6 +184,23 @@ def read_document(
     )
     log.info("chip_read_done", access=access, apdus=result.apdus, passive=result.passive, verified=result.verified)
     return result
+
+
+def _read_groups(session: Any, policy: ReadPolicy) -> tuple[_Files, bytes | None, dict[str, Any]]:
+    """EF.COM, then DG14 and Chip Authentication, then the other wanted groups EF.COM lists.
+
+    Returns the files read, EF.COM (None when absent) and the Chip Authentication verdict."""
+    files = _Files(session)
+    ef_com = files.get(FID_COM)
+    listed = _listed_groups(ef_com)
+    wanted = [n for n in policy.wanted() if listed is None or n in listed]
+    if 14 in wanted:
+        files.get_dg(14)
+    chip_verdict = _chip_auth(session, files.groups.get(14), policy)
+    for number in wanted:
+        if number != 14:
+            files.get_dg(number)
+    return files, ef_com, chip_verdict
 
 
 class _Files:
