@@ -70,6 +70,18 @@ def _box(mosquitto, device, central_key, receipt_key, path: Path, **options):
     return pub
 
 
+def _each_reaches_once(centre: Centre, pub, ids: list[str]) -> None:
+    """Once ``centre`` subscribes, the box's waiting events are resent, committed, receipted and deleted
+    from its outbox; the centre then holds each of ``ids`` exactly once."""
+    try:
+        centre.wait_subscribed()
+        assert pub.drain(60), pub.stats()
+        assert wait_for(lambda: set(ids) <= set(centre.ids()), 10)
+    finally:
+        centre.stop()
+    assert sorted(centre.ids()) == sorted(ids)  # each once
+
+
 def test_events_published_before_the_centre_ever_subscribed_all_arrive_once(  # noqa: PLR0917
     mosquitto, registry, central_key, enrol, receipt_key, tmp_path
 ) -> None:
@@ -77,15 +89,10 @@ def test_events_published_before_the_centre_ever_subscribed_all_arrive_once(  # 
     pub = _box(mosquitto, device, central_key, receipt_key, tmp_path / "ob.sqlite", receipt_timeout_s=1.0)
     ids = [pub.submit_identity(PRIVATE) for _ in range(10)]
     assert wait_for(lambda: pub.stats()["outbox"]["awaiting_receipt"] == 10, 20)  # PUBACK 0x10: nobody there
-    centre = Centre(mosquitto, registry, central_key, tmp_path / "state.sqlite")
     try:
-        centre.wait_subscribed()
-        assert pub.drain(60), pub.stats()  # resent, committed, receipted, deleted
-        assert wait_for(lambda: set(ids) <= set(centre.ids()), 10)
+        _each_reaches_once(Centre(mosquitto, registry, central_key, tmp_path / "state.sqlite"), pub, ids)
     finally:
         pub.stop()
-        centre.stop()
-    assert sorted(centre.ids()) == sorted(ids)  # each once
 
 
 def test_nothing_is_lost_when_the_centres_session_expires(  # noqa: PLR0917
@@ -102,15 +109,9 @@ def test_nothing_is_lost_when_the_centres_session_expires(  # noqa: PLR0917
         ids = [pub.submit_identity(PRIVATE) for _ in range(5)]
         assert not pub.drain(3)  # at the broker, not receipted
         later = Centre(mosquitto, registry, central_key, state, "--session-expiry", "1", "--protocol", "5")
-        try:
-            later.wait_subscribed()
-            assert pub.drain(60), pub.stats()
-            assert wait_for(lambda: set(ids) <= set(later.ids()), 10)
-        finally:
-            later.stop()
+        _each_reaches_once(later, pub, ids)
     finally:
         pub.stop()
-    assert sorted(later.ids()) == sorted(ids)
 
 
 def test_nothing_is_lost_when_a_broker_without_persistence_restarts_before_the_receipt(  # noqa: PLR0917
@@ -127,16 +128,9 @@ def test_nothing_is_lost_when_a_broker_without_persistence_restarts_before_the_r
         ids = [pub.submit_identity(PRIVATE) for _ in range(5)]
         assert wait_for(lambda: pub.stats()["outbox"]["awaiting_receipt"] == 5, 20)
         broker.restart()  # the queued events are gone with the broker's memory
-        later = Centre(broker, registry, central_key, state)
-        try:
-            later.wait_subscribed()
-            assert pub.drain(60), pub.stats()
-            assert wait_for(lambda: set(ids) <= set(later.ids()), 10)
-        finally:
-            later.stop()
+        _each_reaches_once(Centre(broker, registry, central_key, state), pub, ids)
     finally:
         pub.stop()
-    assert sorted(later.ids()) == sorted(ids)
 
 
 def test_without_a_receipt_key_the_centre_says_receipts_are_off(
