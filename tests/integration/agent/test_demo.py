@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from tests.integration.agent.demo_run import demo
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def demo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "idstation.agent.cli", "demo", *args],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])

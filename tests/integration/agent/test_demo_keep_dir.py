@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,17 +10,9 @@ from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.receipt import parse_receipt_keys
 from idstation.mqtt.seal import key_id_for, load_central_private_key, load_central_public_key, load_signing_key
 
+from tests.integration.agent.demo_run import demo
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def demo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "idstation.agent.cli", "demo", *args],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
 
 
 def test_the_kept_directory_holds_the_keys_and_registry_that_verify_the_demos_events(tmp_path: Path) -> None:
