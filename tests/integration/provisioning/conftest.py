@@ -24,6 +24,8 @@ from idstation.mqtt.central.fleet_ca import FleetCA
 from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.enrolment.session import BrokerAccess
 
+from tests.fixtures.procs import stop_process
+
 PASSWORDS = {"claim": "claim-secret", "enroller": "enroller-secret", "central": "central-secret"}
 
 
@@ -102,12 +104,7 @@ def central(tmp_path: Path) -> Iterator[Central]:
             enroller = Enroller(ca, registry, policy, on_registry_change=lambda reg: write_acls(broker_dir, reg))
             yield Central(d, ca, registry, enroller, central_key, claim_port, device_port, proc)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc)
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], ports: list[int], broker_dir: Path) -> None:

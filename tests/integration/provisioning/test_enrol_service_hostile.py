@@ -21,6 +21,7 @@ from idstation.provisioning.enroll import enroll_online
 from idstation.provisioning.identity import init_device
 
 from tests.fixtures.hostile_csr import DEVICE_ID, csr_on_unsupported_curve, csr_with_version
+from tests.fixtures.procs import stop_process
 
 from .conftest import PASSWORDS, Central, _wait_listening
 
@@ -42,12 +43,7 @@ def served(central: Central) -> Iterator[subprocess.Popen[bytes]]:
         _wait_for_pong(central, proc, log)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 def _central_pub(central: Central) -> str:
