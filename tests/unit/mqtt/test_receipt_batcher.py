@@ -141,3 +141,19 @@ def test_a_note_during_publishing_is_owed_another_receipt() -> None:
     state.upto = 2
     batcher.publish_due(wire)
     assert [r.upto for r in wire.receipts()] == [1, 2]
+
+
+def test_under_load_a_busy_stream_waits_a_longer_interval_never_more_than_the_maximum() -> None:
+    state, clock, wire = State(), Clock(), Wire()
+    batcher = ReceiptBatcher(Signer(KEY), state, interval=0.2, max_interval=0.5, busy_streams=50, clock=clock)
+    streams = 400  # 8x the busy threshold: the grown interval (1.6 s) is capped at 0.5 s
+    for i in range(streams):
+        batcher.note("hn-01", "c01", f"box-{i}", STREAM, 1)
+    assert batcher.publish_due(wire) == streams
+    batcher.note("hn-01", "c01", "box-0", STREAM, 2)
+    clock.now += 0.45
+    assert batcher.publish_due(wire) == 0  # 0.2 s would have let it go
+    clock.now += 0.05
+    assert batcher.publish_due(wire) == 1
+    last = wire.receipts()[-1]
+    assert (last.device_id, last.covers(2)) == ("box-0", True)
