@@ -157,3 +157,25 @@ def test_under_load_a_busy_stream_waits_a_longer_interval_never_more_than_the_ma
     assert batcher.publish_due(wire) == 1
     last = wire.receipts()[-1]
     assert (last.device_id, last.covers(2)) == ("box-0", True)
+
+
+class ManyState(State):
+    """A store that answers every due stream's state in one round, counting its rounds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rounds = 0
+
+    def receipt_states(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, list[int]]]:
+        self.rounds += 1
+        return {key: (3, []) for key in keys}
+
+
+def test_the_states_of_all_due_streams_come_from_one_store_round() -> None:
+    state, clock, wire = ManyState(), Clock(), Wire()
+    batcher = ReceiptBatcher(Signer(KEY), state, clock=clock)
+    for i in range(30):
+        batcher.note("hn-01", "c01", f"box-{i}", STREAM, 3)
+    assert batcher.publish_due(wire) == 30
+    assert state.rounds == 1
+    assert {r.upto for r in wire.receipts()} == {3}
