@@ -174,7 +174,8 @@ def apply_bundle(
 def _tls_public(device: ident.DeviceInfo, new_tls_key_pem: bytes | None) -> ec.EllipticCurvePublicKey:
     """The TLS public key the bundle's certificate must be for: the renewal key's, else the installed one's."""
     if new_tls_key_pem is None:
-        return FileKeyStore(device.identity_dir).tls_private_key().public_key()
+        installed: ec.EllipticCurvePublicKey = FileKeyStore(device.identity_dir).tls_private_key().public_key()
+        return installed
     tls_key = serialization.load_pem_private_key(new_tls_key_pem, password=None)
     if not isinstance(tls_key, ec.EllipticCurvePrivateKey):
         raise BundleError("renewal TLS key is not an EC key")

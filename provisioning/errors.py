@@ -1,30 +1,10 @@
 """Provisioning errors, under the box-side name: the classes live with the enrolment formats they
-guard (``idstation.mqtt.enrolment.errors``), which the central side uses too."""
+guard (``idstation.mqtt.enrolment.errors``), which the central side uses too. The name list is
+that module's ``__all__``, not a copy of it."""
 
 from __future__ import annotations
 
-from idstation.mqtt.enrolment.errors import (
-    BrokerError,
-    BundleError,
-    CaError,
-    CsrError,
-    EnrollError,
-    IdstationError,
-    NotProvisioned,
-    ProvisioningError,
-    StateError,
-    TokenError,
-)
+from idstation.mqtt.enrolment import errors as _errors
+from idstation.mqtt.enrolment.errors import *  # noqa: F403 - the same classes under this name
 
-__all__ = [
-    "BrokerError",
-    "BundleError",
-    "CaError",
-    "CsrError",
-    "EnrollError",
-    "IdstationError",
-    "NotProvisioned",
-    "ProvisioningError",
-    "StateError",
-    "TokenError",
-]
+__all__ = list(_errors.__all__)
