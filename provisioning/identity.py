@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from idstation.hal.storage import DEFAULT_STATE_DIR
 from idstation.mqtt.enrolment.pairing import PairingCode, new_token, valid_name
+from idstation.mqtt.enrolment.session import BrokerAccess
 from idstation.provisioning import keys
 from idstation.provisioning.errors import NotProvisioned, ProvisioningError, StateError
 from idstation.provisioning.statedir import StateDir
@@ -73,6 +74,16 @@ class DeviceIdentity:
     identity_dir: Path
     cert_not_after: datetime
     binding: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def broker_access(self, client_id: str = "", *, url: str | None = None) -> BrokerAccess:
+        """How this box reaches its broker: its TLS certificate and key, trusting the fleet CA."""
+        return BrokerAccess(
+            url or self.broker_url,
+            ca_file=str(self.fleet_ca_path),
+            cert_file=str(self.tls_cert_path),
+            key_file=str(self.tls_key_path),
+            client_id=client_id,
+        )
 
 
 class InitResult:

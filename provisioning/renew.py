@@ -102,13 +102,7 @@ def renew_online(
     if not force and not renewal_due(identity, days_before):
         return RenewResult(False, "not_due", identity.cert_not_after, identity.device_id)
     csr = stage_renewal(state_dir)
-    access = access or BrokerAccess(
-        identity.broker_url,
-        ca_file=str(identity.fleet_ca_path),
-        cert_file=str(identity.tls_cert_path),
-        key_file=str(identity.tls_key_path),
-        client_id=f"{identity.device_id}-renew",
-    )
+    access = access or identity.broker_access(f"{identity.device_id}-renew")
     request = {"kind": "renew", "csr_pem": csr.decode("ascii")}
     bundle = exchange(access, identity.device_id, request, timeout=timeout)
     return finish_renewal(state_dir, bundle, probe=probe)

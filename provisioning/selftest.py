@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 from idstation.hal.errors import IdstationError
-from idstation.mqtt.enrolment.session import BrokerAccess, MqttSession
+from idstation.mqtt.enrolment.session import MqttSession
 from idstation.provisioning.identity import load_identity
 
 log = structlog.get_logger(__name__)
@@ -158,13 +158,7 @@ def check_broker(state_dir: Path, url: str | None = None, timeout: float = 10.0)
     from idstation.mqtt.topics import topic_for
 
     identity = load_identity(state_dir)
-    access = BrokerAccess(
-        url or identity.broker_url,
-        ca_file=str(identity.fleet_ca_path),
-        cert_file=str(identity.tls_cert_path),
-        key_file=str(identity.tls_key_path),
-        client_id=f"{identity.device_id}-selftest",
-    )
+    access = identity.broker_access(f"{identity.device_id}-selftest", url=url)
     builder = EventBuilder(
         identity.device_id,
         identity.site,

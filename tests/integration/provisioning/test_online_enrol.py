@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from idstation.mqtt.central.enrol_service import EnrolService
-from idstation.mqtt.enrolment.session import BrokerAccess, MqttSession
+from idstation.mqtt.enrolment.session import MqttSession
 from idstation.provisioning.enroll import enroll_online
 from idstation.provisioning.errors import BrokerError, CsrError, TokenError
 from idstation.provisioning.identity import InitResult, init_device, load_identity
@@ -38,13 +38,7 @@ def test_box_enrols_online_and_then_connects_with_its_certificate(
     identity = enroll_online(tmp_path / "box", central.access("claim"), timeout=20)
     assert identity.broker_url == central.device_url
     assert central.registry.lookup(identity.device_id) is not None
-    access = BrokerAccess(
-        identity.broker_url,
-        ca_file=str(identity.fleet_ca_path),
-        cert_file=str(identity.tls_cert_path),
-        key_file=str(identity.tls_key_path),
-    )
-    with MqttSession(access) as session:
+    with MqttSession(identity.broker_access()) as session:
         session.publish("idstation/v1/hn-bd-001/c01/heartbeat", b"x")  # PUBACK came back
 
 
@@ -115,13 +109,7 @@ def test_online_renewal_over_mtls_switches_to_a_working_certificate(
     result = renew_online(tmp_path / "box", timeout=20, force=True)
     after = load_identity(tmp_path / "box")
     assert result.renewed and after.tls_cert_path.read_bytes() != before.tls_cert_path.read_bytes()
-    access = BrokerAccess(
-        after.broker_url,
-        ca_file=str(after.fleet_ca_path),
-        cert_file=str(after.tls_cert_path),
-        key_file=str(after.tls_key_path),
-    )
-    with MqttSession(access) as session:
+    with MqttSession(after.broker_access()) as session:
         session.publish("idstation/v1/hn-bd-001/c01/heartbeat", b"x")
 
 
