@@ -31,7 +31,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def served(central: Central) -> Iterator[subprocess.Popen[bytes]]:
     """The enrolment service as the operator runs it, until the test ends."""
-    settings = {"broker_url": central.device_url, "central_public_key_pem": _central_pub(central)}
+    policy = central.enroller.policy  # the fleet settings the conftest enroller issues with
+    settings = {"broker_url": central.device_url, "central_public_key_pem": policy.central_public_key_pem}
     (central.dir / "enroll.json").write_text(json.dumps(settings))
     argv = [sys.executable, "-m", "idstation.agent.cli", "central", "enroll", "--serve", "--dir", str(central.dir)]
     argv += ["--broker", central.claim_url, "--user", "enroller", "--ca", str(central.ca.directory / "ca.crt")]
@@ -44,13 +45,6 @@ def served(central: Central) -> Iterator[subprocess.Popen[bytes]]:
         yield proc
     finally:
         stop_process(proc)
-
-
-def _central_pub(central: Central) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    public = central.central_key.public_key()
-    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def _ask(central: Central, payload: bytes, *, device_id: str = DEVICE_ID, timeout: float = 20.0) -> dict | None:
