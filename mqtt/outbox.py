@@ -13,7 +13,8 @@ Theory of operation
   by ``event_id``).
   After a reconnect or a restart every remaining row is sent again with the same bytes.
 * Lanes, in order: LIVE (identity/read_failed younger than ``live_window_s``), BACKLOG (older
-  ones, drained at a configured rate by the client), TELEMETRY (status, heartbeat).
+  ones, drained at a configured rate by the client), TELEMETRY (status, heartbeat); each read
+  through its own index (:mod:`~idstation.mqtt.outbox_lanes`).
 * A byte cap: a data event that does not fit raises :class:`OutboxFull` (never dropped
   silently; the client raises an alarm status); telemetry evicts the oldest telemetry instead.
   A new status supersedes unsent older ones.
@@ -27,13 +28,11 @@ Theory of operation
 from __future__ import annotations
 
 import contextlib
-import enum
 import errno
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from idstation.hal.storage import write_atomic
 from idstation.mqtt.errors import OutboxDiskFull, OutboxFull, PublishError
 from idstation.mqtt.events import DATA_KINDS, KINDS, BuiltEvent
 from idstation.mqtt.outbox_file import open_outbox
+from idstation.mqtt.outbox_lanes import Lane, OutboxRow, count_lanes, fetch_pending, lane_queries, rows_of
 from idstation.mqtt.outbox_receipts import ResendPolicy, delete_receipted, mark_at_broker
 from idstation.mqtt.outbox_salvage import SalvageReport
 
@@ -49,39 +49,7 @@ log = structlog.get_logger(__name__)
 
 SEQ_BLOCK = 1000
 
-# the row sets of the lanes, each read through its partial index (see outbox_file)
-_UNSENT = "INDEXED BY events_unsent WHERE data = 1 AND at_broker IS NULL"
-_WAITING = "INDEXED BY events_waiting WHERE at_broker IS NOT NULL"
-_COUNT = "SELECT COUNT(*) FROM events"
-_PENDING_SQL = (
-    "SELECT id, event_id, kind, seq, topic, retain, size, enqueued_at, frame FROM events"
-    " {where} ORDER BY enqueued_at, id LIMIT ?"
-)
-
 __all__ = ["Lane", "Outbox", "OutboxRow", "ResendPolicy"]
-
-
-class Lane(enum.IntEnum):
-    LIVE = 0
-    BACKLOG = 1
-    TELEMETRY = 2
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    event_id: str
-    kind: str
-    seq: int
-    topic: str
-    retain: bool
-    size: int
-    enqueued_at: float
-    frame: bytes
-    lane: Lane
-
-    def __repr__(self) -> str:
-        return f"OutboxRow(id={self.id}, event_id={self.event_id!r}, kind={self.kind!r}, lane={self.lane.name})"
 
 
 class Outbox:
@@ -196,44 +164,56 @@ class Outbox:
                 self.full_alarm = True
                 log.error("outbox_full_rejected", kind=kind, bytes=self._bytes, cap=self.max_bytes)
                 raise OutboxFull("the outbox is full: the event was refused")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                now = self._clock()
-                need = self._bytes + size - self.max_bytes
-                freed = self._evict_telemetry(need) if need > 0 else 0  # data never gets here over the cap
-                if freed is None:
-                    self._rollback()
-                    self.dropped_telemetry += 1
-                    log.warning("outbox_full_telemetry_dropped", kind=kind)
-                    return None
-                if kind == "status":
-                    freed += self._supersede_status()
-                cur = self._db.execute(
-                    "INSERT INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (event.event_id, kind, int(data), seq, topic, int(retain), size, now, event.frame),
-                )
-                if data:
-                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (seq,))
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                error = _write_error(exc)
-                self.disk_full = isinstance(error, OutboxDiskFull)
-                log.error("outbox_write_failed", error=str(error))
-                raise error from None
+            stored = self._insert(kind, topic, event, seq, retain=retain)
+            if stored is None:
+                return None
+            row_id, now, freed = stored
             if self.disk_full:
                 self.disk_full = False
                 log.info("outbox_disk_full_cleared")
             self._bytes += size - freed
             self._seq = seq
             lane = Lane.LIVE if data else Lane.TELEMETRY
-            row = OutboxRow(
-                int(cur.lastrowid or 0), event.event_id, kind, seq, topic, retain, size, now, event.frame, lane
-            )
+            row = OutboxRow(row_id, event.event_id, kind, seq, topic, retain, size, now, event.frame, lane)
             if on_commit is not None:
                 on_commit(row)  # still under the lock (see :attr:`lock`)
             return row
+
+    def _insert(
+        self, kind: str, topic: str, event: BuiltEvent, seq: int, *, retain: bool
+    ) -> tuple[int, float, int] | None:
+        """Store one built event in one transaction (telemetry evicted or statuses superseded to
+        make room): its row id, the time stored and the bytes freed; None when a telemetry event
+        does not fit. Caller holds the lock."""
+        data = kind in DATA_KINDS
+        size = len(event.frame)
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            now = self._clock()
+            need = self._bytes + size - self.max_bytes
+            freed = self._evict_telemetry(need) if need > 0 else 0  # data never gets here over the cap
+            if freed is None:
+                self._rollback()
+                self.dropped_telemetry += 1
+                log.warning("outbox_full_telemetry_dropped", kind=kind)
+                return None
+            if kind == "status":
+                freed += self._supersede_status()
+            cur = self._db.execute(
+                "INSERT INTO events (event_id, kind, data, seq, topic, retain, size, enqueued_at, frame)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event.event_id, kind, int(data), seq, topic, int(retain), size, now, event.frame),
+            )
+            if data:
+                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (seq,))
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            error = _write_error(exc)
+            self.disk_full = isinstance(error, OutboxDiskFull)
+            log.error("outbox_write_failed", error=str(error))
+            raise error from None
+        return int(cur.lastrowid or 0), now, freed
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -343,41 +323,19 @@ class Outbox:
             return []
         now = self._clock()
         cutoff = now - self.live_window_s
-        # each query is served by an index (outbox_file): never a scan through the frames
-        queries: list[tuple[str, tuple[float, ...]]] = []
-        if lane is Lane.LIVE:
-            queries.append((f"{_UNSENT} AND enqueued_at >= ?", (cutoff,)))
-        elif lane is Lane.BACKLOG:  # old ones never taken by the broker, and resends that are due
-            queries.append((f"{_UNSENT} AND enqueued_at < ?", (cutoff,)))
-            queries.append((f"{_WAITING} AND next_try <= ?", (now,)))
-        else:
-            queries.append(("INDEXED BY events_lane WHERE data = 0", ()))
+        queries = lane_queries(lane, now, cutoff)
         with self._lock:
             skip = set(exclude) | self._pending_acks | self._pending_marks
-            rows = [
-                r
-                for where, args in queries
-                for r in self._db.execute(_PENDING_SQL.format(where=where), (*args, limit + len(skip)))
-            ]
-        rows.sort(key=lambda r: (r[7], r[0]))  # enqueue order across both backlog queries
-        out = [
-            OutboxRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8], lane)
-            for r in rows
-            if r[0] not in skip
-        ]
-        return out[:limit]
+            rows = fetch_pending(self._db, queries, limit + len(skip))
+        return rows_of(rows, lane, skip)[:limit]
 
     def depth(self) -> dict[str, Any]:
         """Rows per lane, rows at the broker waiting for a receipt (and the age of the oldest, s),
         and bytes stored (acks not yet flushed count as sent)."""
         now = self._clock()
         cutoff = now - self.live_window_s
-        with self._lock:  # four index-only counts (outbox_file): no frame is read
-            one = self._db.execute
-            live = one(f"{_COUNT} {_UNSENT} AND enqueued_at >= ?", (cutoff,)).fetchone()[0]
-            backlog = one(f"{_COUNT} {_UNSENT} AND enqueued_at < ?", (cutoff,)).fetchone()[0]
-            telemetry = one(f"{_COUNT} INDEXED BY events_lane WHERE data = 0").fetchone()[0]
-            waiting, oldest = one(f"SELECT COUNT(*), MIN(enqueued_at) FROM events {_WAITING}").fetchone()  # noqa: S608
+        with self._lock:
+            live, backlog, telemetry, waiting, oldest = count_lanes(self._db, cutoff)
             pending = len(self._pending_acks)
         return {
             "live": int(live),
