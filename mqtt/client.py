@@ -31,14 +31,13 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from idstation.mqtt.client_config import PublisherConfig, TokenBucket
 from idstation.mqtt.client_receipts import ReceiptTracker, load_receipt_keys
 from idstation.mqtt.connection import Backoff, Connection, TlsOptions, parse_broker_url
 from idstation.mqtt.errors import OutboxDiskFull, OutboxFull, PublishError
@@ -55,57 +54,6 @@ __all__ = ["Publisher", "PublisherConfig", "TlsOptions"]
 # MQTT 5 Maximum Packet Size of the box: all it receives is acknowledgements and receipts (a few
 # KB at most), so a huge retained message on its receipt topic never reaches a 512 MB box.
 RECEIVE_CAP = 64 * 1024
-
-
-@dataclass
-class PublisherConfig:
-    broker_url: str
-    device_id: str
-    site: str
-    counter: str
-    signing_key: Ed25519PrivateKey | Path | str = field(repr=False)
-    central_public_key: X25519PublicKey | Path | str = field(repr=False)
-    outbox_path: Path | str
-    key_id: str | None = None
-    tls: TlsOptions | None = None
-    protocol: str = "auto"  # "auto" | "5" | "3.1.1"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    inflight: int = 20  # total unacknowledged PUBLISHes
-    backlog_inflight: int = 4  # of which at most this many from the backlog
-    telemetry_inflight: int = 2
-    backlog_rate_bytes: float | None = 16_000.0  # bytes/s the backlog may use (None: no limit)
-    live_window_s: float = 30.0  # data events younger than this are LIVE, older ones BACKLOG
-    max_bytes: int = 256 * 1024 * 1024
-    keepalive: int = 30
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    refused_retry_s: float = 30.0  # a PUBLISH the broker refused (MQTT 5 reason code) is retried after this
-    # The centre's receipt public keys (identity/receipt_keys.pem, or keys). None or a missing file:
-    # receipts off, data events leave the outbox at the broker's PUBACK (the old behaviour).
-    receipt_keys: Sequence[Ed25519PublicKey] | Path | str | None = field(default=None, repr=False)
-    receipt_timeout_s: float = 30.0  # at the broker this long without a receipt: sent again (backlog lane)
-    receipt_backoff_max_s: float = 3600.0  # the longest wait between two sends of one event
-    receipt_alarm_s: float = 900.0  # an alarm when the oldest event waiting for a receipt is older
-
-
-class _TokenBucket:
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self.tokens = rate or 0.0
-        self.stamp = time.monotonic()
-
-    def take(self, amount: int) -> bool:
-        if self.rate is None:
-            return True
-        now = time.monotonic()
-        burst = max(self.rate, amount)
-        self.tokens = min(burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= amount:
-            self.tokens -= amount
-            return True
-        return False
 
 
 class Publisher:
@@ -136,7 +84,7 @@ class Publisher:
         self._alarm: str | None = "outbox_corrupt" if self.outbox.set_aside else None
         self._fresh: collections.deque[OutboxRow] = collections.deque()  # stored live rows not yet sent
         self._last_pump = 0.0
-        self._bucket = _TokenBucket(c.backlog_rate_bytes)
+        self._bucket = TokenBucket(c.backlog_rate_bytes)
         self._last_flush = time.monotonic()
         self.last_ack_at: float | None = None
         self.published = 0
