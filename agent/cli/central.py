@@ -29,6 +29,26 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--broker", metavar="URL", help="mqtt://host:port or mqtts://host:port (or give --amqp)")
     p.add_argument("--registry", required=True, metavar="DIR", help="device registry directory (empty: accept nothing)")
     p.add_argument("--key", required=True, metavar="FILE", help="central X25519 private key (PKCS#8 PEM)")
+    _receipt_arguments(p)
+    p.add_argument("--group", default="idstation", metavar="NAME", help="shared-subscription group (default idstation)")
+    p.add_argument(
+        "--no-shared", action="store_true", help="plain subscription even over MQTT 5 (one listener per broker)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per accepted event")
+    p.add_argument("--full", action="store_true", help="with --json: include face, raw data groups and EF.SOD")
+    _store_arguments(p)
+    _connection_arguments(p)
+    p.add_argument("--count", type=int, metavar="N", help="exit after N accepted events")
+    p.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds")
+    p.add_argument(
+        "--connect-timeout", type=float, default=30.0, metavar="S", help="exit 9 if not subscribed within S seconds"
+    )
+    central_scale.add_arguments(p)  # --amqp, --prefetch, --metrics (H8)
+    p.set_defaults(func=_listen)
+
+
+def _receipt_arguments(p: argparse.ArgumentParser) -> None:
+    """How ``central listen`` signs receipts and how long the broker keeps its session."""
     p.add_argument(
         "--receipt-key",
         metavar="FILE",
@@ -49,12 +69,10 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
         metavar="S",
         help="MQTT 5 session expiry in seconds (default: the broker's maximum)",
     )
-    p.add_argument("--group", default="idstation", metavar="NAME", help="shared-subscription group (default idstation)")
-    p.add_argument(
-        "--no-shared", action="store_true", help="plain subscription even over MQTT 5 (one listener per broker)"
-    )
-    p.add_argument("--json", action="store_true", help="one JSON object per accepted event")
-    p.add_argument("--full", action="store_true", help="with --json: include face, raw data groups and EF.SOD")
+
+
+def _store_arguments(p: argparse.ArgumentParser) -> None:
+    """Where ``central listen`` records accepted events, and for how long."""
     p.add_argument(
         "--store",
         metavar="URL",
@@ -73,14 +91,6 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
         metavar="DAYS",
         help="purge accepted events older than DAYS every hour (default 30; 0 = never)",
     )
-    _connection_arguments(p)
-    p.add_argument("--count", type=int, metavar="N", help="exit after N accepted events")
-    p.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds")
-    p.add_argument(
-        "--connect-timeout", type=float, default=30.0, metavar="S", help="exit 9 if not subscribed within S seconds"
-    )
-    central_scale.add_arguments(p)  # --amqp, --prefetch, --metrics (H8)
-    p.set_defaults(func=_listen)
 
 
 def _connection_arguments(p: argparse.ArgumentParser) -> None:
