@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from idstation.agent.errors import ConfigError
 from idstation.hal.storage import DEFAULT_STATE_DIR
 from idstation.mqtt.connection import parse_broker_url
+from idstation.mqtt.enrolment.pairing import NAME_RULE, valid_name
 from idstation.mqtt.errors import PublishError
-from idstation.mqtt.topics import valid_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_PATH = Path("/etc/idstation/idstation.toml")
@@ -34,7 +34,6 @@ ENV_PREFIX = "IDSTATION_"
 
 MAX_DEPTH = 3  # genuine keys nest at most section → key → [array]; anything deeper is a mistake
 MAX_VALUE_CHARS = 4096  # one environment value
-NAME_RULE = "must be 1-128 of A-Z a-z 0-9 . _ - and not start with . _ - (it becomes an MQTT topic level)"
 
 
 def check_broker_url(url: str) -> None:
@@ -161,7 +160,7 @@ class Config(_Section):
     @classmethod
     def _name(cls, value: str) -> str:
         if value and not valid_name(value):
-            raise ValueError(NAME_RULE)
+            raise ValueError(f"must be {NAME_RULE}")
         return value
 
     @property

@@ -103,14 +103,14 @@ def verify_bundle(
 
 
 def _check_names(bundle: Bundle) -> None:
-    """Site and counter by the topic rules, and a broker URL the transport accepts."""
+    """Site and counter by the enrolment name rule, and a broker URL the transport accepts."""
     from idstation.mqtt.connection import parse_broker_url
-    from idstation.mqtt.enrolment.pairing import valid_name
+    from idstation.mqtt.enrolment.pairing import NAME_RULE, valid_name
     from idstation.mqtt.errors import PublishError
 
     for what, value in (("site", bundle.site), ("counter", bundle.counter)):
         if not valid_name(value):
-            raise BundleError(f"bundle {what} must be 1-64 letters, digits, '.', '_' or '-' (the topic rules)")
+            raise BundleError(f"bundle {what} must be {NAME_RULE}")
     if not bundle.broker_url.startswith(("mqtt://", "mqtts://")):
         raise BundleError("bundle broker_url must be mqtt:// or mqtts://")
     try:

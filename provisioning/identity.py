@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from idstation.hal.storage import DEFAULT_STATE_DIR
-from idstation.mqtt.enrolment.pairing import PairingCode, new_token, valid_name
+from idstation.mqtt.enrolment.pairing import NAME_RULE, PairingCode, new_token, valid_name
 from idstation.mqtt.enrolment.session import BrokerAccess
 from idstation.provisioning import keys
 from idstation.provisioning.errors import NotProvisioned, ProvisioningError, StateError
@@ -125,7 +125,7 @@ def init_device(
     """
     for what, value in (("site", site), ("counter", counter)):
         if not valid_name(value):
-            raise ProvisioningError(f"{what} must be 1-64 letters, digits, '.', '_' or '-'")
+            raise ProvisioningError(f"{what} must be {NAME_RULE}")
     pin = normalise_fingerprint(fleet_ca_fingerprint) if fleet_ca_fingerprint else None
     state = StateDir(state_dir)
     live = state.current()
@@ -227,7 +227,7 @@ def load_identity(state_dir: Path | str = DEFAULT_STATE_DIR) -> DeviceIdentity:
         raise StateError(f"{BINDING_JSON} names another device")
     for what in ("site", "counter"):  # they become topic levels: a bad one must not reach the publisher
         if not valid_name(binding.get(what, getattr(device, what))):
-            raise StateError(f"{BINDING_JSON}: {what} is not a valid name (1-128 of A-Z a-z 0-9 . _ -)")
+            raise StateError(f"{BINDING_JSON}: {what} must be {NAME_RULE}")
     store = device.store
     signing_key = store.signing_key()
     if keys.key_id_for(keys.raw_public(signing_key.public_key())) != device.key_id:

@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     """Add this family's commands to the parser."""
     prov = groups["provision"]
     p = prov.add_parser("init", help="make the device keys, CSR and a one-time pairing code (QR)")
-    p.add_argument("--site", required=True, help="site name (letters, digits, . _ -)")
-    p.add_argument("--counter", required=True, help="counter name (letters, digits, . _ -)")
+    p.add_argument("--site", required=True, help="site name: 1-64 of A-Z a-z 0-9 . _ -")
+    p.add_argument("--counter", required=True, help="counter name: 1-64 of A-Z a-z 0-9 . _ -")
     _state_dir_arg(p)
     p.add_argument("--force", action="store_true", help="make new keys even if the box is enrolled (re-enrolment)")
     p.add_argument("--no-qr", action="store_true", help="do not draw the pairing QR code")

@@ -26,10 +26,16 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DEVICE_RE = re.compile(r"^ids-[0-9a-f]{16}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{32}$")
+NAME_RULE = "1-64 of A-Z a-z 0-9 . _ - and not starting with . _ - (an MQTT topic level that fits the pairing QR code)"
 
 
 def valid_name(value: object) -> bool:
-    """Site and counter names: the topic rule (mqtt.topics.valid_name), at most 64 characters (the QR code)."""
+    """Site and counter names: the topic rule (mqtt.topics.valid_name), at most 64 characters (the QR code).
+
+    The one rule for a box's site and counter, wherever they are given: ``config check`` and ``run``
+    (the configuration), ``provision init``, the bundle of ``provision apply``/``enroll`` and the
+    binding that ``run`` loads. ``NAME_RULE`` says it in words for error messages.
+    """
     return _topic_name(value) and isinstance(value, str) and bool(NAME_RE.fullmatch(value))
 
 

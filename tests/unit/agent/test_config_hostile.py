@@ -12,7 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from idstation.agent.config import ConfigInvalid, load_config
+from idstation.agent.config import Config, ConfigInvalid, load_config
+from idstation.mqtt.enrolment.pairing import valid_name
+from pydantic import ValidationError
 
 IDSTATION = shutil.which("idstation") or "idstation"
 
@@ -72,13 +74,44 @@ def test_a_nested_environment_value_is_a_config_error(tmp_path: Path) -> None:
     assert "reader.kind.x" in problems
 
 
-def test_run_with_a_bad_site_exits_8_without_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("site", ["a/#", "s" * 65])
+def test_run_with_a_bad_site_exits_8_without_a_traceback(tmp_path: Path, site: str) -> None:
     path = tmp_path / "idstation.toml"
-    path.write_text(f'site = "a/#"\nstate_dir = "{tmp_path}"\n[reader]\nkind = "sim"\n', encoding="utf-8")
+    path.write_text(f'site = "{site}"\nstate_dir = "{tmp_path}"\n[reader]\nkind = "sim"\n', encoding="utf-8")
     done = _run(["run", "--config", str(path)])
     assert done.returncode == 8
     assert "Traceback" not in done.stderr
     assert "site" in done.stderr
+
+
+def test_a_site_too_long_for_the_pairing_code_fails_config_check_with_exit_8(tmp_path: Path) -> None:
+    """65 characters pass the topic rule (128) but could never be enrolled (the QR code's 64)."""
+    problems = _problems(tmp_path, f'site = "{"s" * 65}"\n')
+    assert list(problems) == ["site"]
+    assert problems["site"].startswith("must be 1-64 ")
+    done = _run(["config", "check", "--config", str(tmp_path / "idstation.toml")])
+    assert done.returncode == 8
+    assert done.stdout.startswith("site: must be 1-64 ") and done.stdout.rstrip().endswith("(file)")
+    problems = _problems(tmp_path, "", {"IDSTATION_COUNTER": "c" * 65})
+    assert problems["counter"].startswith("must be 1-64 ")
+
+
+def test_a_64_character_site_and_counter_pass_config_check(tmp_path: Path) -> None:
+    path = tmp_path / "idstation.toml"
+    path.write_text(f'site = "{"s" * 64}"\ncounter = "{"c" * 64}"\n', encoding="utf-8")
+    done = _run(["config", "check", "--config", str(path)])
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.startswith("ok: ")
+
+
+@pytest.mark.parametrize("name", ["a" * 64, "a" * 65, "a" * 128, "a" * 129, "hn-01", ".x", "a/b", "a b", "é"])
+def test_config_accepts_a_name_exactly_when_enrolment_does(name: str) -> None:
+    try:
+        Config(site=name, counter=name)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted is valid_name(name)
 
 
 def test_genuine_values_still_load() -> None:
@@ -89,7 +122,8 @@ def test_genuine_values_still_load() -> None:
         load_config(None, environ={"IDSTATION_COUNTER": "x\n"})
 
 
-def test_run_with_a_bad_site_in_binding_json_exits_8_not_a_crash_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("site", ["a/#", "s" * 65])
+def test_run_with_a_bad_site_in_binding_json_exits_8_not_a_crash_loop(tmp_path: Path, site: str) -> None:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from idstation.agent.sim.provision import provision_for_tests
 
@@ -98,7 +132,7 @@ def test_run_with_a_bad_site_in_binding_json_exits_8_not_a_crash_loop(tmp_path: 
     provision_for_tests(state, "hn-01", "c01", tmp_path / "ca", key, "mqtt://127.0.0.1:1")
     binding = state / "identity" / "binding.json"
     doc = json.loads(binding.read_text(encoding="utf-8"))
-    doc["site"] = "a/#"  # written by an older version, or by hand
+    doc["site"] = site  # written by an older version, or by hand
     binding.write_text(json.dumps(doc), encoding="utf-8")
     path = tmp_path / "idstation.toml"
     path.write_text(f'state_dir = "{state}"\n[reader]\nkind = "sim"\n[camera]\nkind = "sim"\n', encoding="utf-8")

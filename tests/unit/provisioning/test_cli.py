@@ -143,9 +143,11 @@ def test_missing_bundle_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 2
 
 
-def test_bad_site_name_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _ = run(capsys, "provision", "init", "--site", "a/b", "--counter", "c", "--state-dir", str(tmp_path / "b"))
+@pytest.mark.parametrize("site", ["a/b", "s" * 65])
+def test_bad_site_name_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], site: str) -> None:
+    code, _ = run(capsys, "provision", "init", "--site", site, "--counter", "c", "--state-dir", str(tmp_path / "b"))
     assert code == 2
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").rglob("*.key"))
 
 
 def test_revoke_json(tmp_path: Path, central_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
