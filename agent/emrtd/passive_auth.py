@@ -12,13 +12,15 @@
 
 Results: "ok", "failed" (with a reason), "unknown_csca" (all good but no configured CSCA issued the
 DSC), "signer_expired", "not_checked" (no SOD). Bad cryptographic data gives a verdict, never an
-exception (a SOD that does not parse at all is a "failed" verdict too).
+exception (a SOD that does not parse at all is a "failed" verdict too). The DSC's own work (parse,
+key, chain) is :mod:`.signer`'s, cached across cards by a :class:`~.signer.SignerCache` when given.
 """
 
 from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.utils import CryptographyDeprecationWarning
 from idstation.agent.emrtd.lds.sod import Sod, parse_sod
+from idstation.agent.emrtd.signer import CRYPTO_ERRORS, Signer, SignerCache
 from idstation.agent.emrtd.trust import TrustStore, load_certificate
 from idstation.agent.errors import ParseError
 
@@ -37,7 +40,6 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
     "sha384": hashes.SHA384, "sha512": hashes.SHA512,
 }  # fmt: skip
-_CRYPTO_ERRORS = (InvalidSignature, ValueError, TypeError, OverflowError, UnsupportedAlgorithm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +63,6 @@ class PassiveVerdict:
         return out
 
 
-def _describe(cert: x509.Certificate) -> dict[str, str]:
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "serial": format(cert.serial_number, "x"),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
-    }
-
-
 def _digest(name: str, data: bytes) -> bytes:
     if name not in _HASHES:
         raise ValueError("unsupported hash algorithm")
@@ -86,27 +79,28 @@ def _dg_status(sod: Sod, data_groups: dict[int, bytes]) -> dict[int, str]:
     return status
 
 
-def _signer_certificate(sod: Sod) -> x509.Certificate | None:
-    certs = []
+def _signer(sod: Sod, make: Callable[[bytes], Signer]) -> Signer | None:
+    """The SOD's signer among its certificates: by serial (issuerAndSerialNumber) or key id, else the only one."""
+    signers = []
     for der in sod.certificates:
         try:
-            certs.append(load_certificate(der))
+            signers.append(make(der))
         except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
             continue
-    for cert in certs:
-        if sod.signer_serial is not None and cert.serial_number == sod.signer_serial:
-            return cert
+    for signer in signers:
+        if sod.signer_serial is not None and signer.serial == sod.signer_serial:
+            return signer
         if sod.signer_key_id is not None:
             try:
-                ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+                ski = signer.key_id()
             except (x509.ExtensionNotFound, ValueError):
                 continue
             if ski == sod.signer_key_id:
-                return cert
-    return certs[0] if len(certs) == 1 else None
+                return signer
+    return signers[0] if len(signers) == 1 else None
 
 
-def _verify_signature(sod: Sod, cert: x509.Certificate) -> None:
+def _verify_signature(sod: Sod, key: Any) -> None:
     """Raise InvalidSignature (or ValueError/TypeError) when the SOD signature does not verify."""
     if sod.signed_attrs is None:
         signed = sod.econtent
@@ -116,7 +110,6 @@ def _verify_signature(sod: Sod, cert: x509.Certificate) -> None:
         if sod.message_digest != _digest(sod.digest_algorithm, sod.econtent):
             raise InvalidSignature("message-digest attribute differs from the eContent hash")
         signed = sod.signed_attrs
-    key = cert.public_key()
     algorithm = _HASHES[sod.signature_hash]() if sod.signature_hash in _HASHES else None
     if algorithm is None:
         raise ValueError("unsupported signature hash")
@@ -137,47 +130,21 @@ def _verify_signature(sod: Sod, cert: x509.Certificate) -> None:
         raise TypeError("signature algorithm does not match the signer's key")
 
 
-def _signing_period(csca: x509.Certificate) -> tuple[datetime | None, datetime | None]:
-    """When the CSCA's key may sign: its PrivateKeyUsagePeriod, else its validity."""
-    try:
-        usage = csca.extensions.get_extension_for_class(x509.PrivateKeyUsagePeriod).value
-    except (x509.ExtensionNotFound, AttributeError):
-        return csca.not_valid_before_utc, csca.not_valid_after_utc
-    start, end = usage.not_before, usage.not_after
-    return (
-        start.replace(tzinfo=UTC) if start and start.tzinfo is None else start,
-        end.replace(tzinfo=UTC) if end and end.tzinfo is None else end,
-    )
-
-
-def _issued_in_period(cert: x509.Certificate, csca: x509.Certificate) -> bool:
-    start, end = _signing_period(csca)
-    issued = cert.not_valid_before_utc
-    return (start is None or start <= issued) and (end is None or issued <= end)
-
-
-def _find_csca(cert: x509.Certificate, trust: TrustStore | None) -> tuple[x509.Certificate | None, str | None]:
-    """The CSCA that verifiably issued ``cert`` (one whose signing period covers it first), and why
-    none did: "signature" (a name-matching CSCA's key rejects it), "period" (a CSCA's key verifies it
-    but the DSC is dated outside that CSCA's signing period), or None (no CSCA matches by name)."""
-    why: str | None = None
-    outside: x509.Certificate | None = None
-    for csca in trust.issuers_of(cert) if trust is not None else []:
-        try:
-            cert.verify_directly_issued_by(csca)
-        except _CRYPTO_ERRORS:
-            why = why or "signature"
-            continue
-        if _issued_in_period(cert, csca):
-            return csca, None
-        outside = csca
-    return None, "period" if outside is not None else why
-
-
 def verify_passive(
-    sod: bytes | Sod | None, data_groups: dict[int, bytes], trust: TrustStore | None, now: datetime | None = None
+    sod: bytes | Sod | None,
+    data_groups: dict[int, bytes],
+    trust: TrustStore | None,
+    now: datetime | None = None,
+    *,
+    signers: SignerCache | None = None,
 ) -> PassiveVerdict:
-    """Passive Authentication of ``data_groups`` (number → file bytes) against EF.SOD and ``trust``."""
+    """Passive Authentication of ``data_groups`` (number → file bytes) against EF.SOD and ``trust``.
+
+    ``signers`` (a :class:`SignerCache` made for this ``trust``) keeps each Document Signer's parse
+    and chain for the next card it signed: same verdicts, less work (the centre's re-check).
+    """
+    if signers is not None and signers.trust is not trust:
+        raise TypeError("the signer cache was made for another trust store")
     if sod is None or sod == b"":
         return PassiveVerdict("not_checked", "no EF.SOD")
     try:
@@ -191,39 +158,40 @@ def verify_passive(
         groups = _dg_status(parsed, data_groups)
     except ValueError:
         return PassiveVerdict("failed", "unsupported hash algorithm", parsed.hash_algorithm)
+    make = signers.signer if signers is not None else (lambda der: Signer(load_certificate(der), trust))
     with warnings.catch_warnings():  # state certificates bend RFC 5280 (negative serials): not our verdict
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)  # malformed names in hostile certificates
         try:
-            return _check(parsed, groups, trust, when)
+            return _check(parsed, groups, make, when)
         except (ValueError, KeyError, TypeError, IndexError, UnsupportedAlgorithm, x509.InvalidVersion):
             # cryptography parses certificate fields lazily: a malformed DSC surfaces here
             return PassiveVerdict("failed", "document signer certificate is malformed", parsed.hash_algorithm, groups)
 
 
-def _check(sod: Sod, groups: dict[int, str], trust: TrustStore | None, now: datetime) -> PassiveVerdict:  # noqa: PLR0911
+def _check(sod: Sod, groups: dict[int, str], make: Callable[[bytes], Signer], now: datetime) -> PassiveVerdict:  # noqa: PLR0911
     def verdict(result: str, reason: str | None = None, **extra: Any) -> PassiveVerdict:
         return PassiveVerdict(result, reason, sod.hash_algorithm, groups, **extra)
 
     bad = sorted(n for n, status in groups.items() if status in ("mismatch", "not_in_sod"))
-    cert = _signer_certificate(sod)
-    if cert is None:
+    found = _signer(sod, make)
+    if found is None:
         return verdict("failed", "no document signer certificate in EF.SOD")
-    signer = _describe(cert)
+    signer = found.described()
     if bad:
         return verdict("failed", "data group hash mismatch: " + ", ".join(f"DG{n}" for n in bad), signer=signer)
     try:
-        _verify_signature(sod, cert)
-    except _CRYPTO_ERRORS:
+        _verify_signature(sod, found.public_key())
+    except CRYPTO_ERRORS:
         return verdict("failed", "EF.SOD signature does not verify", signer=signer)
-    csca, why = _find_csca(cert, trust)
+    csca, why = found.chain()
     if why == "period":
         return verdict("failed", "document signer was issued outside its CSCA's signing period", signer=signer)
     if why == "signature":
         return verdict("failed", "document signer certificate signature does not verify", signer=signer)
     if csca is None:
         return verdict("unknown_csca", "no configured CSCA issued the document signer", signer=signer)
-    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+    if not found.valid_at(now):
         return verdict("signer_expired", "document signer certificate is outside its validity", signer=signer,
-                       csca=_describe(csca))  # fmt: skip
-    return verdict("ok", signer=signer, csca=_describe(csca))
+                       csca=found.csca_described())  # fmt: skip
+    return verdict("ok", signer=signer, csca=found.csca_described())

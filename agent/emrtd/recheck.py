@@ -35,10 +35,11 @@ from typing import Any
 from idstation.agent.emrtd.active_auth import challenge_for, verify_active
 from idstation.agent.emrtd.citizen import citizen_json
 from idstation.agent.emrtd.passive_auth import verify_passive
+from idstation.agent.emrtd.signer import SignerCache
 from idstation.agent.emrtd.trust import TrustStore
 from idstation.agent.errors import ParseError, VerificationError
 
-__all__ = ["DATA_MISMATCH", "PASSIVE_FAILED", "ChipRecheckFailed", "recheck_identity"]
+__all__ = ["DATA_MISMATCH", "PASSIVE_FAILED", "ChipRecheckFailed", "SignerCache", "recheck_identity"]
 
 PASSIVE_FAILED = "passive_auth_failed"
 DATA_MISMATCH = "chip_data_mismatch"
@@ -112,15 +113,22 @@ def _presence(groups: dict[int, bytes], passive: str, signature_text: Any, event
 
 
 def recheck_identity(
-    private: Mapping[str, Any], event_id: str, trust: TrustStore, *, now: datetime | None = None
+    private: Mapping[str, Any],
+    event_id: str,
+    trust: TrustStore,
+    *,
+    now: datetime | None = None,
+    signers: SignerCache | None = None,
 ) -> dict[str, Any]:
-    """The centre's own verdict on an identity event's opened private part (see the module doc)."""
+    """The centre's own verdict on an identity event's opened private part (see the module doc).
+
+    ``signers`` (a :class:`SignerCache` for ``trust``) keeps Document Signer work across events."""
     sod_text = private.get("ef_sod")
     if private.get("source") != "chip" or not sod_text:
         return {"passive": "unverified", "data_match": None, "presence": "not_checked"}
     sod = _b64(sod_text, "EF.SOD")
     groups = _groups(private)
-    verdict = verify_passive(sod, groups, trust, now=now)
+    verdict = verify_passive(sod, groups, trust, now=now, signers=signers)
     passive = _PASSIVE.get(verdict.result)
     if passive is None:
         raise ChipRecheckFailed(PASSIVE_FAILED, f"passive authentication: {verdict.reason or verdict.result}")

@@ -14,13 +14,14 @@ Only the pure eMRTD core is imported (no reader, no session, no simulator: .impo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
-from idstation.agent.emrtd.recheck import ChipRecheckFailed, recheck_identity
+from idstation.agent.emrtd.recheck import ChipRecheckFailed, SignerCache, recheck_identity
 from idstation.agent.emrtd.trust import TrustStore
 from idstation.mqtt.errors import EventRejected
 
@@ -28,6 +29,7 @@ log = structlog.get_logger(__name__)
 
 __all__ = ["CENTRE_KEY", "ChipCheck", "load_csca"]
 
+SIGNER_CACHE = 256  # DSCs: a state has a few per year; 256 covers every one in use with room
 CENTRE_KEY = "centre_verification"  # a key no box header can carry (the header schema forbids extras)
 
 
@@ -47,6 +49,11 @@ class ChipCheck:
     check's outcome: ``passive`` (verified, unknown_csca, signer_expired, unverified, failed),
     ``data_match`` (match, mismatch, not_checked), ``presence`` (proven, not_proven, not_checked).
     ``now`` (a clock) is injected by tests.
+
+    Many cards share one Document Signer certificate: its parse, key and chain to the CSCA are kept
+    in a bounded :class:`SignerCache` (``signer_cache`` DSCs, least recently used out; a few KB
+    each) shared by every thread that calls the check. A cached DSC gives the verdict an uncached
+    one gives (the clock is compared on every event). ``signer_cache=0`` turns the cache off.
     """
 
     def __init__(
@@ -55,15 +62,17 @@ class ChipCheck:
         *,
         on_verdict: Callable[[str, str], None] | None = None,
         now: Callable[[], datetime | None] | None = None,
+        signer_cache: int = SIGNER_CACHE,
     ) -> None:
         self.trust = trust
+        self.signers = SignerCache(trust, signer_cache, lock=threading.Lock()) if signer_cache > 0 else None
         self._on_verdict = on_verdict or (lambda _check, _verdict: None)
         self._now = now or (lambda: None)
 
     def __call__(self, event_id: str, private: Mapping[str, Any]) -> dict[str, Any]:
         """The centre's verdict for one opened identity part, or :class:`EventRejected`."""
         try:
-            found = recheck_identity(private, event_id, self.trust, now=self._now())
+            found = recheck_identity(private, event_id, self.trust, now=self._now(), signers=self.signers)
         except ChipRecheckFailed as exc:
             log.warning("central_chip_rejected", event_id=event_id, reason=exc.reason, detail=str(exc))
             self._on_verdict(*_FAILED.get(exc.reason, ("chip", exc.reason)))

@@ -63,3 +63,11 @@ def test_a_forged_citizen_is_rejected_with_its_reason_and_counted(sent, tmp_path
         ChipCheck(load_csca(tmp_path), on_verdict=metrics.on_chip_verdict)(EVENT_ID, forged)
     assert caught.value.reason == "chip_data_mismatch"
     assert _count(metrics, "data_match", "mismatch") == 1
+
+
+def test_the_document_signer_is_parsed_and_chained_once_for_many_events(sent) -> None:
+    cached, uncached = ChipCheck(test_trust()), ChipCheck(test_trust(), signer_cache=0)
+    verdicts = [cached(EVENT_ID, sent) for _ in range(3)]
+    assert verdicts == [uncached(EVENT_ID, sent)] * 3
+    assert cached.signers is not None and (cached.signers.misses, cached.signers.hits) == (1, 2)
+    assert uncached.signers is None
