@@ -40,7 +40,7 @@ from idstation.mqtt.enrolment.bundle import (
 )
 from idstation.provisioning import identity as ident
 from idstation.provisioning.errors import BundleError
-from idstation.provisioning.keys import FileKeyStore, spki_fingerprint
+from idstation.provisioning.keys import SIGNING_KEY_FILE, TLS_KEY_FILE, FileKeyStore, spki_fingerprint
 from idstation.provisioning.statedir import Generation, StateDir, StepHook
 
 log = structlog.get_logger(__name__)
@@ -190,11 +190,11 @@ def _write_generation(
     new_tls_key_pem: bytes | None,
 ) -> None:
     """Fill a new identity generation: keys carried (or the renewal TLS key), the bundle's files, the binding."""
-    gen.carry(device.identity_dir, [ident.keys.SIGNING_KEY_FILE, ident.CSR_FILE])
+    gen.carry(device.identity_dir, [SIGNING_KEY_FILE, ident.CSR_FILE])
     if new_tls_key_pem is not None:
-        gen.write(ident.keys.TLS_KEY_FILE, new_tls_key_pem)
+        gen.write(TLS_KEY_FILE, new_tls_key_pem)
     else:
-        gen.carry(device.identity_dir, [ident.keys.TLS_KEY_FILE])
+        gen.carry(device.identity_dir, [TLS_KEY_FILE])
     device_doc = json.loads((device.identity_dir / ident.DEVICE_JSON).read_text(encoding="utf-8"))
     device_doc.update(site=bundle.site, counter=bundle.counter, tls_fingerprint=spki_fingerprint(tls_public))
     device_doc["fleet_ca_sha256"] = bundle.fleet_ca().fingerprint(hashes.SHA256()).hex()

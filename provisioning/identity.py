@@ -135,7 +135,8 @@ def init_device(
     if existing and not force:
         if enrolled:
             raise ProvisioningError("this box is already enrolled; use --force to make new keys (re-enrolment)")
-        if same_place and (live / PAIRING_JSON).exists() and pin in (None, existing.get("fleet_ca_sha256")):
+        fresh_pairing = live is not None and (live / PAIRING_JSON).exists()
+        if same_place and fresh_pairing and pin in (None, existing.get("fleet_ca_sha256")):
             device = load_device(state_dir)
             return InitResult(device, pairing_code(device), created=False)
     pin = pin or _kept_pin(live, existing)

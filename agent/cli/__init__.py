@@ -18,9 +18,9 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from idstation.agent.cli.exitcodes import Exit
+from idstation.agent.cli.parser import Parser, SubParsers
 
 # (module, groups it adds commands to). Order is the order in --help.
 COMMAND_MODULES = (
@@ -42,22 +42,8 @@ GROUPS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one addition: a usage error of a ``--json`` command line also prints the error object."""
-
-    json_wanted = False  # set by main() from the raw arguments, before parsing
-
-    def error(self, message: str) -> NoReturn:
-        if _Parser.json_wanted:
-            from idstation.agent.cli.common import print_json
-
-            print_json({"ok": False, "error": "bad_input", "message": message, "exit_code": int(Exit.USAGE)})
-            sys.stdout.flush()
-        super().error(message)  # usage on stderr, exit 2
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="idstation",
         description="Counter reader box for Vietnamese chip ID cards.",
     )
@@ -67,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="debug, info, warning, error (default: info; env IDSTATION_LOG_LEVEL); debug also shows tracebacks",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    groups: dict[str, SubParsers] = {}
     for name, help_text in GROUPS.items():
         group_parser = sub.add_parser(name, help=help_text)
         groups[name] = group_parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
@@ -92,7 +78,7 @@ def _debug(args: argparse.Namespace) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    _Parser.json_wanted = "--json" in (sys.argv[1:] if argv is None else list(argv))
+    Parser.json_wanted = "--json" in (sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -13,9 +13,13 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idstation.agent.cli.exitcodes import Exit, UsageError
+from idstation.agent.cli.parser import SubParsers
+
+if TYPE_CHECKING:
+    from idstation.agent.emrtd.trust import TrustStore
 
 FAULT_FLAGS = (
     ("--bac-only", "bac_only", "no EF.CardAccess / PACE: BAC only"),
@@ -27,7 +31,7 @@ FAULT_FLAGS = (
 )
 
 
-def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     """Add read-card and the card group's commands."""
     read = sub.add_parser("read-card", help="read and verify a citizen ID card's chip")
     _reader_args(read)
@@ -119,7 +123,7 @@ def _candidates(args: argparse.Namespace) -> list[Any]:
 VIRTUAL_READER_PREFIX = "Virtual PCD"  # vsmartcard's vpcd: test machines only, never on a box
 
 
-def _trust(args: argparse.Namespace, virtual: bool) -> object:
+def _trust(args: argparse.Namespace, virtual: bool) -> TrustStore:
     """--csca DIR, else the box's CSCA directory (IDSTATION_CSCA_DIR or /etc/idstation/csca) if any.
 
     The built-in test CSCA is trusted with --trust-test-csca, or by default when the card sits on a

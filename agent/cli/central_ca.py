@@ -11,6 +11,7 @@ from typing import Any
 
 from idstation.agent.cli.common import DEFAULT_CENTRAL_DIR, ERROR_STYLE, central_dir, print_json, read_secret
 from idstation.agent.cli.exitcodes import Exit, UsageError
+from idstation.agent.cli.parser import SubParsers
 
 
 def _central_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def _central_dir_arg(p: argparse.ArgumentParser) -> None:
     p.set_defaults(**{ERROR_STYLE: "class"})
 
 
-def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     """Add ``central init-ca | enroll | receipt-key | revoke``."""
     central = groups["central"]
     p = central.add_parser("init-ca", help="create the fleet CA, registry and enrolment settings")

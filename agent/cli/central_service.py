@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 
 from idstation.agent.cli.exitcodes import Exit, UsageError
+from idstation.agent.cli.parser import SubParsers
 
 STORE_HELP = "sqlite:///path or postgresql://user@host:port/database"
 
 
-def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     central = groups["central"]
     p = central.add_parser(
         "serve",

@@ -13,11 +13,12 @@ import threading
 
 from idstation.agent.cli.common import print_json
 from idstation.agent.cli.exitcodes import Exit, UsageError
+from idstation.agent.cli.parser import SubParsers
 
 STORE_HELP = "sqlite:///path or postgresql://user@host:port/database"
 
 
-def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     central = groups["central"]
     p = central.add_parser("migrate", help="create or upgrade the central store's schema")
     p.add_argument("--store", required=True, metavar="URL", help=STORE_HELP)

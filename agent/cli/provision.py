@@ -13,6 +13,7 @@ from typing import Any
 
 from idstation.agent.cli.common import DEFAULT_STATE_DIR, ERROR_STYLE, print_json, read_secret, state_dir
 from idstation.agent.cli.exitcodes import Exit
+from idstation.agent.cli.parser import SubParsers
 from idstation.hal.errors import IdstationError
 
 
@@ -30,7 +31,7 @@ def _fleet_ca_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     """Add this family's commands to the parser."""
     prov = groups["provision"]
     p = prov.add_parser("init", help="make the device keys, CSR and a one-time pairing code (QR)")
@@ -81,7 +82,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     _register_selftest(sub)
 
 
-def _register_selftest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_selftest(sub: SubParsers) -> None:
     p = sub.add_parser("selftest", help="check reader, camera, broker, clock, disk and outbox: pass/fail table")
     _state_dir_arg(p)
     p.add_argument("--reader", default=None, help="sim | pcsc | pcsc:NAME | none (default: from config, else pcsc)")
@@ -280,7 +281,7 @@ def _config_defaults(path: str | None) -> dict[str, Any]:
     except (ImportError, IdstationError, OSError):
         return {}
     reader = cfg.reader.kind + (f":{cfg.reader.name}" if cfg.reader.kind == "pcsc" and cfg.reader.name else "")
-    camera = cfg.camera.kind
+    camera: str = cfg.camera.kind
     if camera == "replay" and cfg.camera.replay_dir:
         camera = f"replay:{cfg.camera.replay_dir}"
     elif camera == "replay":

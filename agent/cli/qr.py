@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from idstation.agent.cli.exitcodes import Exit, UsageError
+from idstation.agent.cli.parser import SubParsers
 
 __all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     """Add decode-qr and camera-test to the parser."""
     p = sub.add_parser("decode-qr", help="decode the QR code in image files and parse citizen-card payloads")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (png, jpg, webp, ...)")

@@ -10,9 +10,10 @@ import json
 import sys
 
 from idstation.agent.cli.exitcodes import Exit, UsageError
+from idstation.agent.cli.parser import SubParsers
 
 
-def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
+def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     """Add this family's commands to the parser."""
     run = sub.add_parser("run", help="the daemon: read cards, publish events (systemd Type=notify)")
     run.add_argument("--config", default=None, help="TOML file (default /etc/idstation/idstation.toml)")

@@ -1,7 +1,8 @@
-"""The pure cores (eMRTD, QR) type-check under mypy --strict.
+"""The pure cores (eMRTD, QR), provisioning and the box's command line type-check under mypy --strict.
 
 mypy cannot follow setuptools' editable-install mapping of agent/ → idstation.agent, so the test
-builds a throwaway tree of symlinks named like the installed package and checks that.
+builds a throwaway tree of symlinks named like the installed package and checks that. The package
+lists match pyproject.toml's ``[[tool.mypy.overrides]] strict = true``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("agent", "hal", "mqtt", "provisioning", "firmware_cfg")
 STRICT_PACKAGES = ("idstation.agent.emrtd", "idstation.agent.qr")
+# The wiring that turns a blank box into a counter box and the command line over everything. The
+# modules they import are analysed for their types but reported only by their own packages' checks
+# (--follow-imports=silent). agent/cli/central.py (central listen) is left out while it is reworked
+# (session 4, issue 13); it type-checks clean at the commit that added this list.
+STRICT_WIRING = ("idstation.provisioning", "idstation.agent.cli")
+WIRING_EXCLUDE = r"agent/cli/central\.py$"
 
 
-@pytest.mark.slow
-def test_the_pure_cores_are_mypy_strict_clean(tmp_path: Path) -> None:
+def _mypy(tmp_path: Path, packages: tuple[str, ...], *extra: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("mypy") is None:
         pytest.skip("mypy is not installed (pip install -e '.[dev]')")
     package = tmp_path / "idstation"
@@ -28,7 +34,20 @@ def test_the_pure_cores_are_mypy_strict_clean(tmp_path: Path) -> None:
         (package / folder).symlink_to(ROOT / folder, target_is_directory=True)
     command = [sys.executable, "-m", "mypy", "--strict", "--python-version", "3.11", "--ignore-missing-imports"]
     command += ["--namespace-packages", "--explicit-package-bases", "--cache-dir", str(tmp_path / ".mypy_cache")]
-    for name in STRICT_PACKAGES:
+    command += extra
+    for name in packages:
         command += ["-p", name]
-    result = subprocess.run(command, check=False, cwd=tmp_path, capture_output=True, text=True)
+    return subprocess.run(command, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_the_pure_cores_are_mypy_strict_clean(tmp_path: Path) -> None:
+    result = _mypy(tmp_path, STRICT_PACKAGES)
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+@pytest.mark.slow
+def test_provisioning_and_the_command_line_are_mypy_strict_clean(tmp_path: Path) -> None:
+    result = _mypy(tmp_path, STRICT_WIRING, "--follow-imports=silent", "--exclude", WIRING_EXCLUDE)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "no issues found" in result.stdout
