@@ -201,7 +201,7 @@ class CentralProcessor:
                 raise EventRejected("revoked_device", "the device is revoked")
             raise EventRejected("unknown_device", "no enrolled device holds this key")
         try:
-            verify_frame(frame, record.public_key)
+            verify_frame(frame, record.public_raw)
         except SealError:
             raise EventRejected("bad_signature", "bad signature") from None
         try:

@@ -34,13 +34,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from idstation.hal.storage import write_atomic
 from idstation.mqtt.central.registry_snapshot import MAX_RECORD, Loader, Snapshot, read_small_file
 from idstation.mqtt.errors import RegistryError
-from idstation.mqtt.seal import SealError, key_id_for, load_verify_key, loads_bounded
+from idstation.mqtt.seal import SealError, ed25519_raw, key_id_for, load_verify_key, loads_bounded
 from idstation.mqtt.topics import valid_name
 
 log = structlog.get_logger(__name__)
 
 __all__ = ["DeviceRecord", "Registry", "valid_name"]
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +54,10 @@ class DeviceRecord:
     public_key_pem: str = field(repr=False)
     certificate_pem: str | None = field(default=None, repr=False)
     enrolled_at: str = ""
+    public_raw: bytes = field(init=False, repr=False, compare=False)  # the key's 32 bytes, for the verifier
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public_raw", ed25519_raw(self.public_key))  # once per record, not per event
 
     def to_json(self) -> dict[str, Any]:
         return {
