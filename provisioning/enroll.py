@@ -69,5 +69,3 @@ def enroll_online(
     identity = apply_bundle(state_dir, bundle, fleet_ca_fingerprint=fleet_ca_fingerprint)
     log.info("enrolled_online", device_id=identity.device_id, site=identity.site, counter=identity.counter)
     return identity
-
-
