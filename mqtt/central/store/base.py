@@ -12,6 +12,10 @@ never moves a stream. Every accepted event gets a *cursor*: strictly increasing 
 so a reader that resumes after cursor C misses nothing and sees nothing twice
 (:meth:`Store.events_after`). The broker is acknowledged, receipts published and events delivered
 only after ``record`` returns (the caller's job).
+
+Each outcome of a data event (accepted, duplicate or replay) carries its stream's receipt state
+as the batch committed it (:attr:`Outcome.receipt`: ``(upto, above)``, :func:`receipt_of`), so
+the receipts need no store query of their own.
 """
 
 from __future__ import annotations
@@ -21,17 +25,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from idstation.mqtt.receipt import receipt_range
+
 __all__ = [
     "Incoming",
     "Outcome",
+    "ReceiptState",
     "Store",
     "StoredEvent",
     "StreamState",
     "Verdict",
     "abandon_below",
     "classify",
+    "receipt_of",
     "seq_floor",
+    "with_receipts",
 ]
+
+ReceiptState = tuple[int, tuple[int, ...]]  # (upto, above) of one stream: what a receipt says
 
 
 class Verdict(enum.Enum):
@@ -75,6 +86,8 @@ class Outcome:
     cursor: int | None = None
     # DUPLICATE of a held event (same frame) that was never marked delivered: deliver it again
     redeliver: bool = False
+    # the stream's (upto, above) as this batch committed it; set for data events (any verdict)
+    receipt: ReceiptState | None = None
 
     @property
     def accepted(self) -> bool:
@@ -120,6 +133,27 @@ def classify(state: StreamState, seq: int) -> Outcome:
             state.dirty = True
             return Outcome(Verdict.FILLED)
     return Outcome(Verdict.REPLAY, expected=state.max_seq + 1)
+
+
+def receipt_of(state: StreamState) -> ReceiptState:
+    """A stream's receipt state: ``upto`` and the held numbers above it (at most MAX_ABOVE)."""
+    if not state.gaps:
+        return state.max_seq, ()
+    upto, above = receipt_range(state.max_seq, state.gaps)
+    return upto, tuple(above)
+
+
+def with_receipts(
+    batch: Sequence[Incoming], outcomes: list[Outcome], streams: dict[tuple[str, str], StreamState]
+) -> list[Outcome]:
+    """``outcomes`` with each data event's stream receipt state (the streams as committed)."""
+    receipts = {key: receipt_of(state) for key, state in streams.items()}
+    for i, e in enumerate(batch):
+        receipt = receipts.get((e.device_id, e.key_id)) if e.data else None
+        if receipt is not None:
+            o = outcomes[i]
+            outcomes[i] = Outcome(o.verdict, o.missing, o.expected, o.cursor, o.redeliver, receipt)
+    return outcomes
 
 
 def seq_floor(header: dict[str, Any]) -> int | None:

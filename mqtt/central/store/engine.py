@@ -26,6 +26,7 @@ from idstation.mqtt.central.store.base import (
     abandon_below,
     classify,
     seq_floor,
+    with_receipts,
 )
 from idstation.mqtt.receipt import receipt_range
 
@@ -181,7 +182,7 @@ class SqlStore:
             outcomes = [self._record_one(x, event, streams, fresh) for event in batch]
             self._save_streams(x, streams)
             self._save_devices(x, batch, outcomes)
-        return outcomes
+        return with_receipts(batch, outcomes, streams)
 
     def _record_one(
         self, x: Exec, e: Incoming, streams: dict[tuple[str, str], StreamState], fresh: set[str]
@@ -189,7 +190,10 @@ class SqlStore:
         reason = e.header.get("reason") if e.kind == "read_failed" else None
         params = (e.event_id, e.device_id, e.key_id, e.seq, e.kind, e.site, e.counter, reason, e.created_at)
         row = x(_INSERT_EVENT, (*params, e.received_at, self._json_in(e.header), e.frame)).fetchone()
+        key = (e.device_id, e.key_id)
         if row is None:
+            if e.data and key not in streams:  # its receipt state (the box may lack a receipt)
+                streams[key] = self._load_stream(x, *key)
             if e.event_id in fresh:
                 return Outcome(Verdict.DUPLICATE)
             held = x("SELECT cursor, delivered, frame FROM events WHERE event_id = ?", (e.event_id,)).fetchone()
@@ -197,7 +201,6 @@ class SqlStore:
             return duplicate(held, e.frame)
         fresh.add(e.event_id)
         cursor = int(row[0])
-        key = (e.device_id, e.key_id)
         if not e.data:
             floor = seq_floor(e.header)
             if floor is not None:

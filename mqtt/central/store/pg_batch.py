@@ -1,23 +1,28 @@
-"""PostgreSQL: one batch in a fixed number of statements (arrays through ``unnest``), not one per event.
+"""PostgreSQL: one batch in two round trips (three with duplicates), whatever its size.
 
-A round trip to the server costs 0.1-0.5 ms (more on a busy host); per-event statements would
-make a batch of 200 cost 200+ round trips. Here a batch costs about ten, whatever its size:
+A round trip to the server costs 0.1-0.5 ms (more on a busy host) and every one of them is taken
+while the batch lock is held, so they are few: the statements are *pipelined* (psycopg's pipeline
+mode: sent together, their results read in order) and each takes the whole batch as arrays
+through ``unnest``, bound in binary (psycopg's text format escapes every array element with a
+regular expression: it was most of the client's CPU per event).
 
-1. insert every event (``ON CONFLICT (event_id) DO NOTHING RETURNING cursor, event_id``), in batch
-   order (``WITH ORDINALITY ... ORDER BY``), so cursors follow the batch;
-2. create the batch's streams if new, lock them (``SELECT ... FOR UPDATE``) and read their gaps;
+1. take the batch lock (:data:`~.postgres.BATCH_LOCK`); insert every event (``ON CONFLICT
+   (event_id) DO NOTHING RETURNING cursor, event_id``) in batch order (``WITH ORDINALITY ...
+   ORDER BY``), so cursors follow the batch; create the batch's streams if new (every data event's,
+   and a telemetry event's that carries ``seq_floor``), lock them (``SELECT ... FOR UPDATE``) and
+   read their gaps — one round trip;
+2. (only when the batch holds duplicates) read the held copies: cursor, delivered, frame;
 3. classify in memory (:func:`~.base.classify`, the same machine as the generic path);
 4. delete the replays just inserted; write the changed streams and gap differences; upsert the
-   device rows.
+   device rows; commit — one round trip.
 
-The caller holds the batch advisory lock (:data:`~.postgres.BATCH_LOCK`) and the transaction.
+The caller holds the transaction, in pipeline mode.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from idstation.mqtt.central.store.base import (
@@ -28,11 +33,11 @@ from idstation.mqtt.central.store.base import (
     abandon_below,
     classify,
     seq_floor,
+    with_receipts,
 )
 from idstation.mqtt.central.store.engine import (
     _NEWER,
     _UPSERT_DEVICE,
-    Exec,
     device_rows,
     duplicate,
     log_abandoned,
@@ -40,43 +45,52 @@ from idstation.mqtt.central.store.engine import (
 
 __all__ = ["record_batch"]
 
+_LOCK = "SELECT pg_advisory_xact_lock(%b)"
 _INSERT = """
 INSERT INTO events
     (event_id, device_id, key_id, seq, kind, site, counter, reason, created_at, received_at, header, frame)
 SELECT e, d, k, s, kd, si, c, r, ca, ra, h::jsonb, f
-FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
-            ?::float8[], ?::text[], ?::bytea[]) WITH ORDINALITY AS u(e, d, k, s, kd, si, c, r, ca, ra, h, f, n)
+FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],
+            %b::text[], %b::float8[], %b::text[], %b::bytea[])
+     WITH ORDINALITY AS u(e, d, k, s, kd, si, c, r, ca, ra, h, f, n)
 ORDER BY n
 ON CONFLICT (event_id) DO NOTHING RETURNING cursor, event_id
 """
 _NEW_STREAMS = (
-    "INSERT INTO streams (device_id, key_id, max_seq) SELECT d, k, 0 FROM unnest(?::text[], ?::text[]) AS u(d, k)"
+    "INSERT INTO streams (device_id, key_id, max_seq) SELECT d, k, 0 FROM unnest(%b::text[], %b::text[]) AS u(d, k)"
     " ON CONFLICT DO NOTHING"
 )
 _LOCK_STREAMS = (
     "SELECT device_id, key_id, max_seq FROM streams WHERE (device_id, key_id) IN"
-    " (SELECT d, k FROM unnest(?::text[], ?::text[]) AS u(d, k)) ORDER BY device_id, key_id FOR UPDATE"
+    " (SELECT d, k FROM unnest(%b::text[], %b::text[]) AS u(d, k)) ORDER BY device_id, key_id FOR UPDATE"
 )
 _GAPS = (
     "SELECT device_id, key_id, lo, hi FROM gaps WHERE (device_id, key_id) IN"
-    " (SELECT d, k FROM unnest(?::text[], ?::text[]) AS u(d, k)) ORDER BY device_id, key_id, lo"
+    " (SELECT d, k FROM unnest(%b::text[], %b::text[]) AS u(d, k)) ORDER BY device_id, key_id, lo"
 )
+_HELD = "SELECT event_id, cursor, delivered, frame FROM events WHERE event_id = ANY(%b::text[])"
+_DROP_REPLAYS = "DELETE FROM events WHERE cursor = ANY(%b::bigint[])"
 _SET_MAX = (
-    "UPDATE streams SET max_seq = u.m FROM unnest(?::text[], ?::text[], ?::bigint[]) AS u(d, k, m)"
+    "UPDATE streams SET max_seq = u.m FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS u(d, k, m)"
     " WHERE streams.device_id = u.d AND streams.key_id = u.k"
 )
 _DROP_GAPS = (
-    "DELETE FROM gaps USING unnest(?::text[], ?::text[], ?::bigint[]) AS u(d, k, lo)"
+    "DELETE FROM gaps USING unnest(%b::text[], %b::text[], %b::bigint[]) AS u(d, k, lo)"
     " WHERE gaps.device_id = u.d AND gaps.key_id = u.k AND gaps.lo = u.lo"
 )
 _ADD_GAPS = (
-    "INSERT INTO gaps (device_id, key_id, lo, hi) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[])"
+    "INSERT INTO gaps (device_id, key_id, lo, hi)"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[])"
 )
-_DEVICES = _UPSERT_DEVICE.replace(
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    "SELECT d, si, c, ls, st, i::jsonb, sa, le FROM unnest(?::text[], ?::text[], ?::text[], ?::float8[], ?::text[],"
-    " ?::text[], ?::text[], ?::float8[]) AS u(d, si, c, ls, st, i, sa, le)",
-).format(greatest="GREATEST", newer=_NEWER)
+_DEVICES = (
+    _UPSERT_DEVICE.replace(
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "SELECT d, si, c, ls, st, i::jsonb, sa, le FROM unnest(?::text[], ?::text[], ?::text[], ?::float8[],"
+        " ?::text[], ?::text[], ?::text[], ?::float8[]) AS u(d, si, c, ls, st, i, sa, le)",
+    )
+    .format(greatest="GREATEST", newer=_NEWER)
+    .replace("?", "%b")
+)
 
 
 def _text(value: Any) -> Any:
@@ -92,26 +106,62 @@ def _text(value: Any) -> Any:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(_text(value), ensure_ascii=False, separators=(",", ":"))
+    """JSON text for a jsonb column. json.dumps writes a NUL as ``\\u0000`` (which jsonb refuses):
+    only a text that holds that spelling is cleaned (:func:`_text`) and written again."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if "\\u0000" in text:
+        text = json.dumps(_text(value), ensure_ascii=False, separators=(",", ":"))
+    return text
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
-def record_batch(x: Exec, batch: Sequence[Incoming]) -> list[Outcome]:
-    rows = [
-        (e.event_id, e.device_id, e.key_id, e.seq, e.kind, e.site, e.counter,
-         _text(e.header.get("reason")) if e.kind == "read_failed" else None, e.created_at, e.received_at,
-         _json(e.header), e.frame)
-        for e in batch
+def _event_columns(batch: Sequence[Incoming]) -> list[list[Any]]:
+    """The batch as the 12 arrays of :data:`_INSERT`."""
+    reasons = [_text(e.header.get("reason")) if e.kind == "read_failed" else None for e in batch]
+    return [
+        [e.event_id for e in batch], [e.device_id for e in batch], [e.key_id for e in batch],
+        [e.seq for e in batch], [e.kind for e in batch], [e.site for e in batch], [e.counter for e in batch],
+        reasons, [e.created_at for e in batch], [e.received_at for e in batch],
+        [_json(e.header) for e in batch], [e.frame for e in batch],
     ]  # fmt: skip
-    inserted = {event_id: int(cursor) for cursor, event_id in x(_INSERT, _columns(rows, 12)).fetchall()}
-    floors = {e.event_id: seq_floor(e.header) for e in batch if not e.data and e.event_id in inserted}
-    wanted = {(e.device_id, e.key_id) for e in batch if e.event_id in inserted and (e.data or floors.get(e.event_id))}
-    streams = _lock_streams(x, wanted)
+
+
+def record_batch(conn: Any, batch: Sequence[Incoming], lock_key: int) -> list[Outcome]:
+    """Record ``batch`` on ``conn`` (in a transaction, in pipeline mode); the outcomes carry receipts."""
+
+    def x(sql: str, params: Any) -> Any:
+        return conn.execute(sql, params, binary=True)
+
+    x(_LOCK, (lock_key,))
+    insert = x(_INSERT, _event_columns(batch))
+    keys = sorted({(e.device_id, e.key_id) for e in batch if e.data or seq_floor(e.header)})
+    locked = _lock_streams(x, keys)  # pipelined behind the insert: one round trip for all
+    inserted = {event_id: cursor for cursor, event_id in insert.fetchall()}
+    streams = locked()
     held = _held(x, [e.event_id for e in batch if e.event_id not in inserted])
-    outcomes, replays, taken = [], [], set()
+    outcomes, replays = _classify(batch, inserted, held, streams)
+    if replays:
+        x(_DROP_REPLAYS, (replays,))
+    _save_streams(x, streams)
+    devices = device_rows(batch, outcomes, _json)
+    if devices:
+        x(_DEVICES, _columns(devices, 8))
+    return with_receipts(batch, outcomes, streams)
+
+
+def _classify(
+    batch: Sequence[Incoming],
+    inserted: dict[str, int],
+    held: dict[str, tuple[Any, ...]],
+    streams: dict[tuple[str, str], StreamState],
+) -> tuple[list[Outcome], list[int]]:
+    """Each event's outcome, and the cursors of the replays to take out again."""
+    outcomes: list[Outcome] = []
+    replays: list[int] = []
+    taken: set[str] = set()
     for e in batch:
         cursor = inserted.get(e.event_id)
         if cursor is None:
@@ -123,48 +173,47 @@ def record_batch(x: Exec, batch: Sequence[Incoming]) -> list[Outcome]:
             continue
         taken.add(e.event_id)
         if not e.data:
-            floor = floors.get(e.event_id)
+            floor = seq_floor(e.header)
             if floor is not None:
                 log_abandoned(e.device_id, abandon_below(streams[(e.device_id, e.key_id)], floor))
             outcomes.append(Outcome(Verdict.NEW, cursor=cursor))
             continue
-        outcome = classify(streams[(e.device_id, e.key_id)], e.seq)
-        if outcome.verdict is Verdict.REPLAY:
+        o = classify(streams[(e.device_id, e.key_id)], e.seq)
+        if o.verdict is Verdict.REPLAY:
             replays.append(cursor)
-            outcomes.append(outcome)
+            outcomes.append(o)
         else:
-            outcomes.append(replace(outcome, cursor=cursor))
-    if replays:
-        x("DELETE FROM events WHERE cursor = ANY(?::bigint[])", (replays,))
-    _save_streams(x, streams)
-    devices = device_rows(batch, outcomes, _json)
-    if devices:
-        x(_DEVICES, _columns(devices, 8))
-    return outcomes
+            outcomes.append(Outcome(o.verdict, o.missing, o.expected, cursor))
+    return outcomes, replays
 
 
-def _held(x: Exec, event_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+def _held(x: Any, event_ids: list[str]) -> dict[str, tuple[Any, ...]]:
     """``event_id -> (cursor, delivered, frame)`` of the batch's duplicates."""
     if not event_ids:
         return {}
-    sql = "SELECT event_id, cursor, delivered, frame FROM events WHERE event_id = ANY(?::text[])"
-    return {r[0]: (r[1], r[2], r[3]) for r in x(sql, (event_ids,)).fetchall()}
+    return {r[0]: (r[1], r[2], r[3]) for r in x(_HELD, (event_ids,)).fetchall()}
 
 
-def _lock_streams(x: Exec, keys: set[tuple[str, str]]) -> dict[tuple[str, str], StreamState]:
+def _lock_streams(x: Any, keys: list[tuple[str, str]]) -> Any:
+    """Send: create the streams if new, lock them, read their gaps. Returns ``read() -> states``."""
     if not keys:
-        return {}
-    columns = _columns(sorted(keys), 2)
+        return dict
+    columns = _columns(keys, 2)
     x(_NEW_STREAMS, columns)
-    states = {(d, k): StreamState(int(m)) for d, k, m in x(_LOCK_STREAMS, columns).fetchall()}
-    for d, k, lo, hi in x(_GAPS, columns).fetchall():
-        states[(d, k)].gaps.append((int(lo), int(hi)))
-    for state in states.values():
-        state.loaded = frozenset(state.gaps)
-    return states
+    locked, gaps = x(_LOCK_STREAMS, columns), x(_GAPS, columns)
+
+    def read() -> dict[tuple[str, str], StreamState]:
+        states = {(d, k): StreamState(m) for d, k, m in locked.fetchall()}
+        for d, k, lo, hi in gaps.fetchall():
+            states[(d, k)].gaps.append((lo, hi))
+        for state in states.values():
+            state.loaded = frozenset(state.gaps)
+        return states
+
+    return read
 
 
-def _save_streams(x: Exec, streams: dict[tuple[str, str], StreamState]) -> None:
+def _save_streams(x: Any, streams: dict[tuple[str, str], StreamState]) -> None:
     changed = [(key, s) for key, s in streams.items() if s.dirty]
     if not changed:
         return

@@ -133,12 +133,11 @@ class PostgresStore(SqlStore):
             yield self._executor(conn)
 
     def record(self, batch: Sequence[Incoming]) -> list[Outcome]:
-        """One transaction, about ten statements whatever the batch size (:mod:`.pg_batch`)."""
+        """One transaction in two round trips whatever the batch size (:mod:`.pg_batch`)."""
         if not batch:
             return []
-        with self._write() as x:
-            self._begin_batch(x)
-            return record_batch(x, batch)
+        with self._connection() as conn, conn.pipeline(), conn.transaction():
+            return record_batch(conn, batch, BATCH_LOCK)
 
     def mark_delivered(self, cursors: Sequence[int]) -> None:
         """One statement, committed without waiting for the disk: a lost mark only means the
