@@ -23,7 +23,7 @@ from idstation.mqtt.enrolment.pairing import NAME_RULE, PairingCode, new_token, 
 from idstation.mqtt.enrolment.session import BrokerAccess
 from idstation.provisioning import keys
 from idstation.provisioning.errors import NotProvisioned, ProvisioningError, StateError
-from idstation.provisioning.statedir import StateDir
+from idstation.provisioning.statedir import Generation, StateDir
 
 log = structlog.get_logger(__name__)
 
@@ -167,7 +167,7 @@ def _kept_pin(live: Path | None, existing: dict[str, Any] | None) -> str:
     return ""
 
 
-def _write_device(gen: Any, site: str, counter: str, pin: str) -> None:
+def _write_device(gen: Generation, site: str, counter: str, pin: str) -> None:
     store = keys.FileKeyStore(gen.path)
     public_raw = store.signing_public_raw()
     if not (gen.path / CSR_FILE).exists():

@@ -27,12 +27,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from idstation.hal.errors import IdstationError
 from idstation.mqtt.enrolment.session import MqttSession
 from idstation.provisioning.identity import load_identity
+from idstation.provisioning.selftest_devices import ReaderFactory
+
+if TYPE_CHECKING:
+    from idstation.hal.ports import Camera, CardReader
 
 log = structlog.get_logger(__name__)
 
@@ -97,10 +101,10 @@ def check_identity(state_dir: Path, now: datetime | None = None) -> Check:
     return Check("identity", True, detail)
 
 
-def check_reader(make_reader: Callable[[], Any], timeout: float = 5.0) -> Check:
+def check_reader(make_reader: Callable[[], CardReader], timeout: float = 5.0) -> Check:
     reader = make_reader()
     try:
-        missing = _missing_reader(reader, getattr(make_reader, "wanted", None))
+        missing = _missing_reader(reader, make_reader.wanted if isinstance(make_reader, ReaderFactory) else None)
         if missing:
             return Check("reader", False, missing)
         conn = reader.wait_for_card(timeout)
@@ -117,7 +121,7 @@ def check_reader(make_reader: Callable[[], Any], timeout: float = 5.0) -> Check:
     return Check("reader", True, f"{reader.name}: card answers (SELECT eMRTD 9000)")
 
 
-def _missing_reader(reader: Any, wanted: str | None) -> str:
+def _missing_reader(reader: CardReader, wanted: str | None) -> str:
     """A reason when a PC/SC reader is not there ('' when present or not listable)."""
     list_readers = getattr(reader, "readers", None)
     if not callable(list_readers):
@@ -130,7 +134,7 @@ def _missing_reader(reader: Any, wanted: str | None) -> str:
     return f"no PC/SC reader{f' matching {wanted!r}' if wanted else ''} (readers: {found})"
 
 
-def check_camera(make_camera: Callable[[], Any], expect: str | None = None, timeout: float = 10.0) -> Check:
+def check_camera(make_camera: Callable[[], Camera], expect: str | None = None, timeout: float = 10.0) -> Check:
     from idstation.agent.qr.decode import QrDecoder
 
     camera, decoder = make_camera(), QrDecoder()
@@ -236,8 +240,8 @@ class SelftestPlan:
     """What to check and with which hardware (None: the check is skipped)."""
 
     state_dir: Path
-    reader: Callable[[], Any] | None = None
-    camera: Callable[[], Any] | None = None
+    reader: Callable[[], CardReader] | None = None
+    camera: Callable[[], Camera] | None = None
     camera_expect: str | None = None
     broker_url: str | None = None
     outbox: Path | None = None

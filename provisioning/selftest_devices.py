@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from idstation.hal.errors import IdstationError
 from idstation.hal.sources import SourceError, open_camera, open_reader, parse_camera, parse_reader
+
+if TYPE_CHECKING:
+    from idstation.hal.ports import Camera, CardReader
 
 SELFTEST_QR = "IDSTATION-SELFTEST-CARD-1"
 
@@ -36,7 +39,22 @@ class Simulator(Protocol):
 
     def test_card(self) -> TestCard | None: ...
 
-    def camera(self, payload: Callable[[], str | None], fps: float) -> Any: ...
+    def camera(self, payload: Callable[[], str | None], fps: float) -> Camera: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderFactory:
+    """Opens the reader a ``--reader`` spec names, when the check runs.
+
+    ``wanted`` is the PC/SC name filter of ``pcsc:NAME``: the self-test names it when no such reader
+    is present.
+    """
+
+    make: Callable[[], CardReader]
+    wanted: str | None = None
+
+    def __call__(self) -> CardReader:
+        return self.make()
 
 
 def _minimal_chip(apdu: bytes) -> bytes:
@@ -58,30 +76,32 @@ def test_card(simulator: Simulator | None = None) -> TestCard:
 test_card.__test__ = False  # type: ignore[attr-defined]
 
 
-def reader_factory(spec: str, simulator: Simulator | None = None) -> Callable[[], Any] | None:
+def reader_factory(spec: str, simulator: Simulator | None = None) -> ReaderFactory | None:
     """A factory of the reader ``spec`` names (``hal.sources`` grammar), None for ``none``."""
     source = parse_reader(spec)
     if source.kind == "none":
         return None
     if source.kind == "sim":
 
-        def make_sim() -> Any:
+        def make_sim() -> CardReader:
             from idstation.hal.reader_sim import SimReader
 
             reader = SimReader("Simulated Reader 00")
             reader.insert(test_card(simulator).handler)
             return reader
 
-        return make_sim
+        return ReaderFactory(make_sim)
 
-    def make_pcsc() -> Any:
-        return open_reader(source)
+    def make_pcsc() -> CardReader:
+        reader = open_reader(source)
+        if reader is None:  # only "none" opens nothing, and it was answered above
+            raise SourceError(f"--reader {spec!r} names no reader")
+        return reader
 
-    make_pcsc.wanted = source.arg or None  # type: ignore[attr-defined]  # selftest names a missing reader
-    return make_pcsc
+    return ReaderFactory(make_pcsc, wanted=source.arg or None)
 
 
-def camera_factory(spec: str, simulator: Simulator | None = None) -> tuple[Callable[[], Any] | None, str | None]:
+def camera_factory(spec: str, simulator: Simulator | None = None) -> tuple[Callable[[], Camera] | None, str | None]:
     """(factory, QR text the test card must decode to, or None for any QR); ``hal.sources`` grammar."""
     source = parse_camera(spec)
     if source.kind == "none":
@@ -89,6 +109,13 @@ def camera_factory(spec: str, simulator: Simulator | None = None) -> tuple[Calla
     if source.kind == "sim":
         if simulator is None:
             raise SourceError("--camera sim needs the simulator (idstation selftest provides it)")
-        qr = test_card(simulator).qr
-        return (lambda: simulator.camera(lambda: qr, 20.0)), qr
-    return (lambda: open_camera(source)), None
+        sim, qr = simulator, test_card(simulator).qr
+        return (lambda: sim.camera(lambda: qr, 20.0)), qr
+
+    def make_camera() -> Camera:
+        camera = open_camera(source)
+        if camera is None:  # only "none" opens nothing, and it was answered above
+            raise SourceError(f"--camera {spec!r} names no camera")
+        return camera
+
+    return make_camera, None

@@ -19,7 +19,13 @@ from idstation.agent.cli.exitcodes import Exit, UsageError
 from idstation.agent.cli.parser import SubParsers
 
 if TYPE_CHECKING:
+    from idstation.agent.emrtd.keys import CanKey, MrzKey
     from idstation.agent.emrtd.trust import TrustStore
+    from idstation.hal.ports import CardConnection, CardReader
+    from idstation.hal.sources import Source
+
+    # the work a card command does once the card answers: (connection, access keys, virtual reader)
+    CardWork = Callable[[CardConnection, list[CanKey | MrzKey], bool], int]
 
 FAULT_FLAGS = (
     ("--bac-only", "bac_only", "no EF.CardAccess / PACE: BAC only"),
@@ -103,7 +109,7 @@ def _print_json(data: dict[str, Any]) -> None:
 
 
 # --- inputs ------------------------------------------------------------------------------------
-def _candidates(args: argparse.Namespace) -> list[Any]:
+def _candidates(args: argparse.Namespace) -> list[CanKey | MrzKey]:
     from idstation.agent.access import candidates_for
     from idstation.agent.errors import ParseError
 
@@ -149,7 +155,7 @@ def _trust(args: argparse.Namespace, virtual: bool) -> TrustStore:
         raise UsageError(f"cannot load the CSCA directory: {type(exc).__name__}") from exc
 
 
-def _open_reader(spec: str, short_apdus: bool) -> tuple[Any, bool]:
+def _open_reader(spec: str, short_apdus: bool) -> tuple[CardReader, bool]:
     """A CardReader for ``--reader`` (``hal.sources`` grammar: pcsc, pcsc:NAME, sim:PROFILE) and whether
     it is simulated."""
     from idstation.hal.sources import open_reader, parse_reader
@@ -158,7 +164,7 @@ def _open_reader(spec: str, short_apdus: bool) -> tuple[Any, bool]:
     if source.kind == "none" or (source.kind == "sim" and not source.arg):
         raise UsageError("--reader must be pcsc, pcsc:NAME or sim:PROFILE")
 
-    def simulated(src: Any) -> Any:
+    def simulated(src: Source) -> CardReader:
         from idstation.agent.emrtd.virtual_card.chip import VirtualChip
         from idstation.hal.reader_sim import SimReader
 
@@ -171,6 +177,8 @@ def _open_reader(spec: str, short_apdus: bool) -> tuple[Any, bool]:
 
     max_response = 256 if short_apdus else 65536
     reader = open_reader(source, extended_length=not short_apdus, max_response=max_response, simulated=simulated)
+    if reader is None:  # "none" was refused above
+        raise UsageError("--reader must be pcsc, pcsc:NAME or sim:PROFILE")
     return reader, source.kind == "sim"
 
 
@@ -211,7 +219,7 @@ def _image(
         raise UsageError(f"cannot build the virtual card: {exc}") from exc
 
 
-def _with_card(args: argparse.Namespace, work: Callable[[Any, list[Any], bool], int]) -> int:
+def _with_card(args: argparse.Namespace, work: CardWork) -> int:
     """Parse keys, open the reader, wait for a card, run ``work(conn, candidates, sim)``; map errors."""
     from idstation.hal.errors import NoCard
 
@@ -234,7 +242,7 @@ def _with_card(args: argparse.Namespace, work: Callable[[Any, list[Any], bool], 
 
 # --- commands ----------------------------------------------------------------------------------
 def _cmd_read_card(args: argparse.Namespace) -> int:
-    def work(conn: Any, candidates: list[Any], virtual: bool) -> int:
+    def work(conn: CardConnection, candidates: list[CanKey | MrzKey], virtual: bool) -> int:
         from idstation.agent.emrtd.read import ReadPolicy, read_document
 
         trust = _trust(args, virtual)
@@ -262,7 +270,7 @@ def _print_summary(data: dict[str, Any], verified: bool) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    def work(conn: Any, candidates: list[Any], _sim: bool) -> int:
+    def work(conn: CardConnection, candidates: list[CanKey | MrzKey], _sim: bool) -> int:
         from idstation.agent.emrtd.inspect import inspect_card, render_text
 
         report = inspect_card(conn, candidates)

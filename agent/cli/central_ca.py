@@ -7,11 +7,15 @@ Thin: each handler parses, calls the central library (``mqtt.central.ca_setup``,
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from idstation.agent.cli.common import DEFAULT_CENTRAL_DIR, ERROR_STYLE, central_dir, print_json, read_secret
 from idstation.agent.cli.exitcodes import Exit, UsageError
 from idstation.agent.cli.parser import SubParsers
+
+if TYPE_CHECKING:
+    from idstation.mqtt.central.enroller import Enroller
 
 
 def _central_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -38,8 +42,8 @@ def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     _central_dir_arg(p)
     p.add_argument("--pairing-code", default=None, help="the text of the box's pairing QR code")
     p.add_argument("--csr", default=None, help="offline: the box's device.csr")
-    p.add_argument("--site", default=None, help="offline without a pairing code: the site")
-    p.add_argument("--counter", default=None, help="offline without a pairing code: the counter")
+    p.add_argument("--site", default=None, help="offline, no pairing code: the site (1-64 of A-Z a-z 0-9 . _ -)")
+    p.add_argument("--counter", default=None, help="offline, no pairing code: the counter (1-64 of A-Z a-z 0-9 . _ -)")
     p.add_argument("--renew", action="store_true", help="offline renewal: --csr is a renewal CSR of an enrolled box")
     p.add_argument("--bundle-out", "--out", dest="bundle_out", default=None, help="where to write the bundle (offline)")
     p.add_argument("--broker-url", default=None, help="override the broker URL put into bundles")
@@ -70,9 +74,7 @@ def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     p.set_defaults(func=_revoke)
 
 
-def _registry_dir(args: argparse.Namespace) -> Any:
-    from pathlib import Path
-
+def _registry_dir(args: argparse.Namespace) -> Path | None:
     return Path(args.registry) if args.registry else None
 
 
@@ -97,7 +99,7 @@ def _init_ca(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _enroller(args: argparse.Namespace) -> Any:
+def _enroller(args: argparse.Namespace) -> Enroller:
     from idstation.mqtt.central.ca_setup import open_enroller
 
     return open_enroller(
@@ -109,8 +111,6 @@ def _enroller(args: argparse.Namespace) -> Any:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from idstation.mqtt.enrolment.pairing import PairingCode
     from idstation.provisioning.errors import CaError
     from idstation.provisioning.files import write_atomic
@@ -155,7 +155,7 @@ def _enroll(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _serve(args: argparse.Namespace, enroller: Any) -> int:
+def _serve(args: argparse.Namespace, enroller: Enroller) -> int:
     from idstation.mqtt.central.enrol_service import EnrolService
     from idstation.mqtt.enrolment.session import BrokerAccess
 

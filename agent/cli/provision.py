@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idstation.agent.cli.common import DEFAULT_STATE_DIR, ERROR_STYLE, print_json, read_secret, state_dir
 from idstation.agent.cli.exitcodes import Exit
 from idstation.agent.cli.parser import SubParsers
 from idstation.hal.errors import IdstationError
+
+if TYPE_CHECKING:
+    from idstation.provisioning.identity import DeviceIdentity
 
 
 def _state_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -138,7 +141,7 @@ def _init(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _identity_doc(identity: Any) -> dict[str, Any]:
+def _identity_doc(identity: DeviceIdentity) -> dict[str, Any]:
     return {
         "ok": True,
         "device_id": identity.device_id,
@@ -159,7 +162,7 @@ def _apply(args: argparse.Namespace) -> int:
     return _report_identity(args, identity, "applied")
 
 
-def _report_identity(args: argparse.Namespace, identity: Any, verb: str) -> int:
+def _report_identity(args: argparse.Namespace, identity: DeviceIdentity, verb: str) -> int:
     doc = _identity_doc(identity)
     if args.json:
         print_json(doc)

@@ -13,10 +13,14 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idstation.agent.cli.exitcodes import Exit, UsageError
 from idstation.agent.cli.parser import SubParsers
+
+if TYPE_CHECKING:
+    from idstation.agent.qr.decode import QrDecoder
+    from idstation.hal.ports import Camera
 
 __all__ = ["register"]
 
@@ -40,7 +44,7 @@ def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
 # --- decode-qr ------------------------------------------------------------------------------------
 
 
-def decode_image(path: Path, decoder: Any) -> dict[str, Any]:
+def decode_image(path: Path, decoder: QrDecoder) -> dict[str, Any]:
     """One decode-qr result object: path, ok, text, citizen, error, ms."""
     from idstation.agent.errors import QrError
     from idstation.agent.qr.cccd import parse_cccd
@@ -140,7 +144,7 @@ def _camera_test(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _run(camera: Any, decoder: Any, seconds: float) -> dict[str, Any]:
+def _run(camera: Camera, decoder: QrDecoder, seconds: float) -> dict[str, Any]:
     from idstation.hal.camera_change import ChangeDetector
 
     change = ChangeDetector()

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from idstation.hal.storage import make_private_dir, write_atomic
 from idstation.mqtt.enrolment.errors import CaError, ProvisioningError
+
+if TYPE_CHECKING:
+    from idstation.mqtt.central.enroller import Enroller
 
 __all__ = ["ENROLL_JSON", "central_public_pem", "init_central", "open_enroller"]
 
@@ -113,7 +116,7 @@ def open_enroller(
     registry_dir: Path | None = None,
     broker_url: str | None = None,
     central_key: str | Path | None = None,
-) -> Any:
+) -> Enroller:
     """An ``Enroller`` over ``root``'s fleet CA and registry; ``broker_url``/``central_key`` override enroll.json."""
     from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
     from idstation.mqtt.central.fleet_ca import FleetCA
