@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from asn1crypto import algos, cms, core
 from idstation.agent.emrtd import tlv
+from idstation.agent.emrtd.lds.sod_der import parse_fast
 from idstation.agent.errors import ParseError
 
 TAG_SOD = 0x77
@@ -124,10 +125,13 @@ def _econtent(signed: cms.SignedData) -> tuple[str, bytes]:
 MAX_DEPTH = 32  # a genuine EF.SOD (CMS with its certificate) nests about 12 levels
 
 
-def _parse(data: bytes) -> Sod:
+def _parse(data: bytes, fast: bool) -> Sod:
     tlv.check_depth(bytes(data), MAX_DEPTH)
     outer = tlv.decode(bytes(data), TAG_SOD)
-    info = cms.ContentInfo.load(outer.value, strict=True)
+    fields = parse_fast(outer.value) if fast else None  # the usual shape in strict DER, or None
+    if fields is not None:
+        return Sod(*fields)
+    info = cms.ContentInfo.load(outer.value, strict=True)  # asn1crypto decides everything else
     if info["content_type"].native != "signed_data":
         raise ParseError("EF.SOD does not hold SignedData")
     signed = info["content"]
@@ -157,10 +161,14 @@ def _parse(data: bytes) -> Sod:
     )  # fmt: skip
 
 
-def parse_sod(data: bytes) -> Sod:
-    """Parse EF.SOD; any structural problem is a ``ParseError`` (never an asn1crypto exception)."""
+def parse_sod(data: bytes, *, fast: bool = True) -> Sod:
+    """Parse EF.SOD; any structural problem is a ``ParseError`` (never an asn1crypto exception).
+
+    The usual shape is read by :mod:`.sod_der` (same result, a fraction of the time); ``fast=False``
+    makes asn1crypto read every EF.SOD (the tests and the benchmark compare both).
+    """
     try:
-        return _parse(data)
+        return _parse(data, fast)
     except ParseError:
         raise
     except _ASN1_ERRORS as exc:
