@@ -21,7 +21,7 @@ from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.store import Incoming, Outcome, Store, Verdict
 from idstation.mqtt.errors import EventRejected, SealError
 from idstation.mqtt.events import parse_header, parse_private
-from idstation.mqtt.seal import decode_frame, open_private, verify_frame
+from idstation.mqtt.seal import Verify, decode_frame, open_private, verify_frame, verify_signature
 from idstation.mqtt.topics import parse_topic
 
 log = structlog.get_logger(__name__)
@@ -121,14 +121,18 @@ class CentralProcessor:
         central_key: X25519PrivateKey,
         store: Store,
         chip_check: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+        *,
+        verify: Verify | None = None,
     ) -> None:
         """``chip_check(event_id, private) -> verdict`` re-verifies an identity event's chip data
         (the CLI's ``--csca``, :class:`.chip_check.ChipCheck`: passive authentication, the citizen
         against DG1/DG13, presence by the chip's AA signature over the event's challenge) and
         raises EventRejected (``passive_auth_failed`` / ``chip_data_mismatch``) for data that does
         not hold; its verdict is kept beside the box's as the stored header's (and the JSON
-        line's) ``centre_verification``."""
+        line's) ``centre_verification``. ``verify`` is the Ed25519 verifier (default
+        :data:`~idstation.mqtt.seal.verify_signature`: libsodium where PyNaCl is installed)."""
         self.registry, self.central_key, self.store, self.chip_check = registry, central_key, store, chip_check
+        self.verify = verify or verify_signature
         self.counts: Counter[str] = Counter()
 
     def check(self, topic: str, payload: bytes, received_at: float | None = None) -> Checked:
@@ -201,7 +205,7 @@ class CentralProcessor:
                 raise EventRejected("revoked_device", "the device is revoked")
             raise EventRejected("unknown_device", "no enrolled device holds this key")
         try:
-            verify_frame(frame, record.public_raw)
+            verify_frame(frame, record.public_raw, self.verify)
         except SealError:
             raise EventRejected("bad_signature", "bad signature") from None
         try:
