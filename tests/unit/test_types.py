@@ -1,4 +1,4 @@
-"""The pure cores (eMRTD, QR), provisioning and the box's command line type-check under mypy --strict.
+"""The pure cores (eMRTD, QR), provisioning, the box's command line and configuration type-check under mypy --strict.
 
 mypy cannot follow setuptools' editable-install mapping of agent/ → idstation.agent, so the test
 builds a throwaway tree of symlinks named like the installed package and checks that. The package
@@ -22,7 +22,10 @@ STRICT_PACKAGES = ("idstation.agent.emrtd", "idstation.agent.qr")
 # (--follow-imports=silent). agent/cli/central.py (central listen) is left out while it is reworked
 # (session 4, issue 13); it type-checks clean at the commit that added this list.
 STRICT_WIRING = ("idstation.provisioning", "idstation.agent.cli")
+STRICT_WIRING_MODULES = ("idstation.agent.config",)
 WIRING_EXCLUDE = r"agent/cli/central\.py$"
+# pydantic's plugin gives the configuration's models their real __init__ signatures (pyproject.toml has it too)
+MYPY_INI = "[mypy]\nplugins = pydantic.mypy\n"
 
 
 def _mypy(tmp_path: Path, packages: tuple[str, ...], *extra: str) -> subprocess.CompletedProcess[str]:
@@ -47,7 +50,11 @@ def test_the_pure_cores_are_mypy_strict_clean(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_provisioning_and_the_command_line_are_mypy_strict_clean(tmp_path: Path) -> None:
-    result = _mypy(tmp_path, STRICT_WIRING, "--follow-imports=silent", "--exclude", WIRING_EXCLUDE)
+def test_provisioning_the_command_line_and_the_configuration_are_mypy_strict_clean(tmp_path: Path) -> None:
+    (tmp_path / "mypy.ini").write_text(MYPY_INI, encoding="utf-8")
+    extra = ["--config-file", str(tmp_path / "mypy.ini"), "--follow-imports=silent", "--exclude", WIRING_EXCLUDE]
+    for name in STRICT_WIRING_MODULES:
+        extra += ["-m", name]
+    result = _mypy(tmp_path, STRICT_WIRING, *extra)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "no issues found" in result.stdout
