@@ -115,25 +115,43 @@ def check_depth(data: bytes | memoryview, limit: int) -> None:
     Generic ASN.1 libraries recurse once per nesting level; a chip's file can nest thousands of
     SEQUENCEs in a few kilobytes. Checked before such a library sees the bytes. Malformed
     structure below the top level is left to the parser (only the nesting is bounded here).
+    The walk reads tags and lengths as :func:`read_tag` and :func:`read_length` do, inlined: it
+    runs on every EF.SOD the centre re-checks (issue 13).
     """
-    ends = [len(data)]  # end offsets of the constructed TLVs we are inside
+    size = len(data)
+    ends = [size]  # end offsets of the constructed TLVs we are inside
+    top = size
     pos = 0
-    while pos < len(data):
-        while len(ends) > 1 and pos >= ends[-1]:
+    while pos < size:
+        while pos >= top and len(ends) > 1:
             ends.pop()
-        try:
-            _tag, after_tag = read_tag(data, pos)
-            length, start = read_length(data, after_tag)
-        except TlvError:
-            return
+            top = ends[-1]
         first = data[pos]
-        if first & 0x20 and start + length <= ends[-1]:
-            ends.append(start + length)
+        at = pos + 1
+        if first & 0x1F == 0x1F:  # a multi-byte tag (rare): as read_tag
+            try:
+                _tag, at = read_tag(data, pos)
+            except TlvError:
+                return
+        if at >= size:
+            return
+        length = data[at]
+        at += 1
+        if length >= 0x80:
+            count = length & 0x7F
+            if count == 0 or count > MAX_LENGTH_BYTES or at + count > size:
+                return
+            length = int.from_bytes(data[at : at + count], "big")
+            at += count
+        end = at + length
+        if first & 0x20 and end <= top:
+            ends.append(end)
+            top = end
             if len(ends) - 1 > limit:
                 raise TlvError(f"TLV nesting deeper than {limit} levels")
-            pos = start
+            pos = at
         else:
-            pos = start + length
+            pos = end
 
 
 def total_length(header: bytes) -> int:
