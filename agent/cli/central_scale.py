@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idstation.agent.cli.exitcodes import UsageError
+
+if TYPE_CHECKING:
+    from idstation.mqtt.central.chip_check import ChipCheck
+    from idstation.mqtt.central.listener import AcceptedEvent, CentralListener
+    from idstation.mqtt.central.metrics import ListenerMetrics, MetricsServer
 
 __all__ = ["add_arguments", "amqp_urls", "listener_options", "observed", "start_metrics"]
 
@@ -56,7 +61,7 @@ def amqp_urls(args: argparse.Namespace) -> list[str]:
     return urls
 
 
-def listener_options(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+def listener_options(args: argparse.Namespace) -> tuple[dict[str, Any], ListenerMetrics | None]:
     """Keyword arguments for CentralListener, and the metrics (None without ``--metrics``)."""
     options: dict[str, Any] = {}
     urls = amqp_urls(args)
@@ -83,26 +88,30 @@ def listener_options(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     return options, metrics
 
 
-def chip_check(csca_dir: str, metrics: Any) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+def chip_check(csca_dir: str, metrics: ListenerMetrics | None) -> ChipCheck:
     """The centre's re-verification of identity events (mqtt.central.chip_check) with ``--csca DIR``."""
     from idstation.mqtt.central.chip_check import ChipCheck, load_csca
 
     return ChipCheck(load_csca(csca_dir), on_verdict=metrics.on_chip_verdict if metrics is not None else None)
 
 
-def observed(on_event: Callable[[Any], None], metrics: Any) -> Callable[[Any], None]:
+def observed(
+    on_event: Callable[[AcceptedEvent], None], metrics: ListenerMetrics | None
+) -> Callable[[AcceptedEvent], None]:
     """``on_event`` that also counts the event in ``metrics`` (unchanged without metrics)."""
     if metrics is None:
         return on_event
 
-    def both(event: Any) -> None:
+    def both(event: AcceptedEvent) -> None:
         metrics.on_event(event)
         on_event(event)
 
     return both
 
 
-def start_metrics(args: argparse.Namespace, listener: Any, metrics: Any) -> Any:
+def start_metrics(
+    args: argparse.Namespace, listener: CentralListener, metrics: ListenerMetrics | None
+) -> MetricsServer | None:
     """Serve the metrics with readiness = the store answers and the broker is connected."""
     if metrics is None:
         return None
