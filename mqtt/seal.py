@@ -246,6 +246,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
+# one decoder for every call (json.loads with arguments builds a new one each time)
+_STRICT_JSON = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+
+
 def loads_bounded(data: bytes, *, max_bytes: int, max_depth: int, what: str) -> Any:
     """Parse untrusted JSON with a size and a nesting cap checked before the parser runs.
 
@@ -259,7 +263,7 @@ def loads_bounded(data: bytes, *, max_bytes: int, max_depth: int, what: str) -> 
     if data.count(b"{") + data.count(b"[") > max_depth and json_depth(data) > max_depth:
         raise SealError(f"{what} nested too deeply")
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        return _STRICT_JSON.decode(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise SealError(f"{what} is not valid JSON") from None
 
