@@ -16,7 +16,7 @@ from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.store import open_store
 from idstation.mqtt.errors import EventRejected, ReceiptRejected
 from idstation.mqtt.receipt import parse_receipt
-from idstation.mqtt.seal import Signer, encode_frame, key_id_for
+from idstation.mqtt.seal import Signer, encode_frame, key_id_for, verify_openssl, verify_signature
 
 VECTORS = Path(__file__).resolve().parents[3] / "docs" / "vectors" / "wire"
 KEYS = json.loads((VECTORS / "keys.json").read_text(encoding="utf-8"))
@@ -50,6 +50,26 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     results["_receipt_state"] = store.receipt_state(device["device_id"], device["key_id"])
     store.close()
     return results
+
+
+@pytest.mark.parametrize("verify", [verify_signature, verify_openssl], ids=["default", "openssl"])
+def test_both_ed25519_verifiers_give_every_vector_its_verdict(verify: Any, tmp_path: Path) -> None:
+    # the checks before the store (steps 1-8b): libsodium (the centre) and OpenSSL (the box) alike
+    registry = Registry(tmp_path / "registry", create=True)
+    for name in ("device", "revoked_device"):
+        entry = KEYS[name]
+        registry.add_device(entry["device_id"], entry["site"], entry["counter"], _ed(entry).public_key())
+    registry.revoke(KEYS["revoked_device"]["device_id"])
+    central = X25519PrivateKey.from_private_bytes(bytes.fromhex(KEYS["central"]["private_hex"]))
+    processor = CentralProcessor(registry, central, None, verify=verify)  # type: ignore[arg-type]
+    for case in CASES:
+        expected = case["expect"].get("reason")
+        try:
+            processor.check(case["topic"], bytes.fromhex(case["frame_hex"]))
+            verdict = None
+        except EventRejected as exc:
+            verdict = exc.reason
+        assert verdict == (None if expected in (None, "duplicate", "replay") else expected), case["name"]
 
 
 def test_the_vector_keys_have_the_stated_key_ids() -> None:
