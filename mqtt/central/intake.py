@@ -13,7 +13,8 @@ than a batch) — and for it:
 2. records every checked event in ONE store transaction (:meth:`Store.record`);
 3. acknowledges every delivery of the batch, in delivery order (rejected ones too: a rejection
    is final) — only now may the broker forget them;
-4. tells the receipts (H7's :class:`ReceiptBatcher`) which streams owe a receipt;
+4. tells the receipts (H7's :class:`ReceiptBatcher`) which streams owe a receipt, with each
+   stream's state as this commit left it (``Outcome.receipt``: the receipts read no store);
 5. delivers accepted events (``on_event``) and reports rejections (``on_reject``), then marks
    the delivered events in the store (``mark_delivered``, not waited for on disk).
 
@@ -191,7 +192,7 @@ class Intake:
         self.transport.ack(batch)
         by_checked = dict(zip(map(id, checked), outcomes, strict=True))
         results = [(d, c, self._result(c, by_checked)) for d, c in items]
-        self._note_receipts(results)
+        self._note_receipts(results, by_checked)
         self._deliver(results)
 
     def _check(self, delivery: Delivery) -> _Item:
@@ -253,15 +254,22 @@ class Intake:
                 return self.processor.redelivered(checked, outcome)
             return exc
 
-    def _note_receipts(self, results: Sequence[tuple[Delivery, Any, Any]]) -> None:
-        """Streams with a committed (or already held: the box had no receipt) data event owe a receipt."""
+    def _note_receipts(self, results: Sequence[tuple[Delivery, Any, Any]], outcomes: dict[int, Outcome | None]) -> None:
+        """Streams with a committed (or already held: the box had no receipt) data event owe a
+        receipt, which says the stream's state as the store's commit left it (no store query);
+        so do streams whose gaps a telemetry event's ``seq_floor`` closed."""
         if self.receipts is None:
             return
         for delivery, checked, result in results:
-            if checked is None or isinstance(checked, EventRejected) or not checked.incoming.data:
+            if checked is None or isinstance(checked, EventRejected):
                 continue
-            if not isinstance(result, EventRejected) or result.reason == "duplicate":
-                self.receipts.note_header(delivery.topic, checked.header)
+            outcome = outcomes.get(id(checked))
+            state = outcome.receipt if outcome is not None else None
+            if not checked.incoming.data:  # telemetry: only when its seq_floor moved the stream
+                if state is not None and not isinstance(result, EventRejected):
+                    self.receipts.note_header(delivery.topic, {**checked.header, "seq": None}, state)
+            elif not isinstance(result, EventRejected) or result.reason == "duplicate":
+                self.receipts.note_header(delivery.topic, checked.header, state)
 
     def _deliver(self, results: Sequence[tuple[Delivery, Any, Any]]) -> None:
         delivered: list[int] = []

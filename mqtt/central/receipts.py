@@ -4,18 +4,24 @@ Theory of operation
 -------------------
 The listener calls :meth:`ReceiptBatcher.note` for every data event (identity, read_failed) the
 store has *committed*, and for every duplicate (a box that had no receipt sent an event again:
-it gets one now). ``note`` only marks the stream ``(device_id, key_id)`` as owing a receipt; it
-never does I/O, so it is cheap on the commit path.
+it gets one now), with the stream's state as that commit left it (``(upto, above)``: the store's
+:attr:`Outcome.receipt <idstation.mqtt.central.store.Outcome>`). ``note`` only marks the stream
+``(device_id, key_id)`` as owing a receipt and keeps the latest state; it never does I/O, so it
+is cheap on the commit path.
 
 :meth:`ReceiptBatcher.publish_due` runs on the MQTT connection thread (the listener's idle hook):
-for each stream whose receipt is due it reads the stream's state from the store *at that moment*
-(``receipt_state(device_id, key_id) -> (upto, above)``), signs a receipt
+for each stream whose receipt is due it takes the latest state noted, signs a receipt
 (:func:`idstation.mqtt.receipt.build_receipt`) and publishes it QoS 1, retained, on
-``idstation/v1/{site}/{counter}/receipt``. A stream gets at most one receipt per ``interval``
-(default 0.2 s): a box sending 100 events/s gets 5 receipts/s, each covering everything
-committed so far. The first receipt after a quiet period goes out at once. Under load (more than
-``busy_streams`` streams due at once) the interval grows in proportion, up to ``max_interval``
-(0.5 s), and the states of all due streams are read in one store round (``receipt_states``).
+``idstation/v1/{site}/{counter}/receipt``. No store query: the commit already read the stream
+(a note without a state — a caller that has none — is answered from the store, all such streams
+in one round, ``receipt_states``). A state noted by this listener may be older than what another
+listener committed since; the receipt is still true (it never covers an event not committed), at
+worst the box resends one event and that listener receipts the duplicate with its newer state.
+
+A stream gets at most one receipt per ``interval`` (default 0.2 s): a box sending 100 events/s
+gets 5 receipts/s, each covering everything committed so far. The first receipt after a quiet
+period goes out at once. Under load (more than ``busy_streams`` streams due at once) the
+interval grows in proportion, up to ``max_interval`` (0.5 s).
 
 What a receipt lists above ``upto``: first every number noted since the stream's last receipt
 (the events just committed or sent again: exactly what the box is waiting for), then the lowest
@@ -37,7 +43,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,8 +72,12 @@ __all__ = [
 ]
 
 
+State = tuple[int, Sequence[int]]  # (upto, above) of one stream, as committed
+
+
 class ReceiptState(Protocol):
-    """What the store tells a receipt: ``(upto, above)`` of one stream, as committed."""
+    """What the store tells a receipt: ``(upto, above)`` of one stream, as committed (only for
+    notes that carry no state)."""
 
     def receipt_state(self, device_id: str, key_id: str) -> tuple[int, list[int]]: ...
 
@@ -86,7 +96,7 @@ class ReceiptBatcher:
     def __init__(
         self,
         signer: Signer,
-        state: ReceiptState,
+        state: ReceiptState | None = None,
         *,
         interval: float = DEFAULT_INTERVAL,
         max_interval: float = MAX_INTERVAL,
@@ -103,14 +113,29 @@ class ReceiptBatcher:
         self._lock = threading.Lock()
         self._due: dict[_Stream, float] = {}  # stream -> when its receipt may go out
         self._seqs: dict[_Stream, set[int]] = {}  # stream -> numbers noted since its last receipt
+        self._states: dict[_Stream, State] = {}  # stream -> (upto, above) of its latest noted commit
         self._last: dict[_Stream, float] = {}  # stream -> when its last receipt went out
         self.sent = 0
         self.failed = 0
 
-    def note(self, site: str, counter: str, device_id: str, key_id: str, seq: int | None = None) -> None:
-        """The store committed (or already held) data event ``seq`` of this stream: a receipt is owed."""
+    def note(
+        self,
+        site: str,
+        counter: str,
+        device_id: str,
+        key_id: str,
+        seq: int | None = None,
+        *,
+        state: State | None = None,
+    ) -> None:
+        """The store committed (or already held) data event ``seq`` of this stream, leaving the
+        stream at ``state`` (``(upto, above)``; None: ask the store when the receipt is due)."""
         stream = _Stream(site, counter, device_id, key_id)
         with self._lock:
+            if state is not None:
+                self._states[stream] = state
+            else:
+                self._states.pop(stream, None)
             noted = self._seqs.setdefault(stream, set())  # present = a receipt is owed
             if type(seq) is int and 0 < seq <= MAX_SEQ and len(noted) < MAX_ABOVE:
                 noted.add(seq)
@@ -119,12 +144,12 @@ class ReceiptBatcher:
                 now = self.clock()
                 self._due[stream] = now if last is None else max(now, last + self._interval_now)
 
-    def note_header(self, topic: str, header: dict[str, Any]) -> None:
+    def note_header(self, topic: str, header: dict[str, Any], state: State | None = None) -> None:
         """:meth:`note` from a verified event's topic and header (a duplicate's, for instance)."""
         parts = topic.split("/")
         device_id, key_id, seq = header.get("device_id"), header.get("key_id"), header.get("seq")
         if len(parts) == 5 and isinstance(device_id, str) and isinstance(key_id, str):
-            self.note(parts[2], parts[3], device_id, key_id, seq if isinstance(seq, int) else None)
+            self.note(parts[2], parts[3], device_id, key_id, seq if isinstance(seq, int) else None, state=state)
 
     def pending(self) -> int:
         with self._lock:
@@ -138,44 +163,36 @@ class ReceiptBatcher:
     def publish_due(self, publish: Callable[[str, bytes], bool]) -> int:
         """Build and publish every receipt that is due; ``publish(topic, payload) -> handed over``.
 
-        Returns how many went out. A receipt not handed over stays due; a store failure too. The
-        states of all due streams come from the store in one round (``receipt_states`` when the
-        store has it). Under load the interval grows with the number of streams due at once
-        (:meth:`current_interval`, at most ``max_interval``), so receipts stay a small share of
-        the centre's work while every stream still gets one at least every ``max_interval``.
+        Returns how many went out. A receipt not handed over stays due; a store failure too. Each
+        receipt says the latest state noted for its stream (streams noted without one are read
+        from the store, all in one round). Under load the interval grows with the number of
+        streams due at once (:meth:`current_interval`, at most ``max_interval``), so receipts stay
+        a small share of the centre's work while every stream still gets one at least every
+        ``max_interval``.
         """
         now = self.clock()
         with self._lock:
             due = [s for s, at in self._due.items() if at <= now]
             noted = {s: self._seqs.pop(s, set()) for s in due}
+            known = {s: self._states.pop(s) for s in due if s in self._states}
         if not due:
             return 0
         self._interval_now = self.current_interval(len(due))
         try:
-            states = self._states(due)
+            states = self._read_missing(due, known)
         except (sqlite3.Error, OSError, IdstationError) as exc:  # the store is unavailable: try again later
             log.warning("central_receipt_state_failed", streams=len(due), error=type(exc).__name__)
             self.failed += 1
-            self._owe_again(noted)
+            self._owe_again(noted, known)
             return 0
         sent = 0
         for i, stream in enumerate(due):
-            upto, held = states.get((stream.device_id, stream.key_id), (0, []))
-            try:
-                above = _above(upto, noted[stream], held)
-                payload = build_receipt(stream.device_id, stream.key_id, upto, above, self.signer)
-                ok = publish(receipt_topic(stream.site, stream.counter), payload)
-            except (OSError, IdstationError) as exc:
-                log.warning("central_receipt_publish_failed", device_id=stream.device_id, error=type(exc).__name__)
-                ok = False
-            except TypeError as exc:  # a state no receipt can say (a store bug): never retried in a loop
-                log.error("central_receipt_impossible", device_id=stream.device_id, error=str(exc))
-                with self._lock:
-                    self._due.pop(stream, None)
+            ok = self._publish_one(stream, states.get(stream, (0, ())), noted[stream], publish)
+            if ok is None:  # impossible: dropped
                 continue
             if not ok:
                 self.failed += 1
-                self._owe_again({s: noted[s] for s in due[i:]})
+                self._owe_again({s: noted[s] for s in due[i:]}, {s: states[s] for s in due[i:] if s in states})
                 break  # no connection: the rest waits too
             with self._lock:
                 self._last[stream] = now
@@ -185,10 +202,29 @@ class ReceiptBatcher:
                     self._due.pop(stream, None)
             sent += 1
             self.sent += 1
-            if self._on_sent:
-                self._on_sent(stream.device_id, stream.key_id, upto, len(above))
         self._forget_quiet(now)
         return sent
+
+    def _publish_one(
+        self, stream: _Stream, state: State, noted: set[int], publish: Callable[[str, bytes], bool]
+    ) -> bool | None:
+        """Sign and hand over one receipt: True, False (not handed over) or None (impossible)."""
+        upto, held = state
+        try:
+            above = _above(upto, noted, held)
+            payload = build_receipt(stream.device_id, stream.key_id, upto, above, self.signer)
+            ok = publish(receipt_topic(stream.site, stream.counter), payload)
+        except (OSError, IdstationError) as exc:
+            log.warning("central_receipt_publish_failed", device_id=stream.device_id, error=type(exc).__name__)
+            return False
+        except TypeError as exc:  # a state no receipt can say (a store bug): never retried in a loop
+            log.error("central_receipt_impossible", device_id=stream.device_id, error=str(exc))
+            with self._lock:
+                self._due.pop(stream, None)
+            return None
+        if ok and self._on_sent:
+            self._on_sent(stream.device_id, stream.key_id, upto, len(above))
+        return ok
 
     def current_interval(self, due: int) -> float:
         """The interval for ``due`` streams owing a receipt at once: ``interval`` up to
@@ -196,18 +232,24 @@ class ReceiptBatcher:
         grown = self.interval * due / self.busy_streams
         return max(self.interval, min(self.max_interval, grown))
 
-    def _states(self, due: list[_Stream]) -> dict[tuple[str, str], tuple[int, list[int]]]:
-        keys = [(s.device_id, s.key_id) for s in due]
+    def _read_missing(self, due: list[_Stream], known: dict[_Stream, State]) -> dict[_Stream, State]:
+        """``known``, plus the store's state of every due stream noted without one (one round)."""
+        missing = [s for s in due if s not in known]
+        if not missing or self.state is None:
+            return known
+        keys = [(s.device_id, s.key_id) for s in missing]
         many = getattr(self.state, "receipt_states", None)
-        if many is not None:
-            return dict(many(keys))
-        return {key: self.state.receipt_state(*key) for key in keys}
+        read = dict(many(keys)) if many is not None else {key: self.state.receipt_state(*key) for key in keys}
+        return {**known, **{s: read.get((s.device_id, s.key_id), (0, [])) for s in missing}}
 
-    def _owe_again(self, noted: dict[_Stream, set[int]]) -> None:
-        """Still owed (no store, no connection), with the numbers each receipt was to carry."""
+    def _owe_again(self, noted: dict[_Stream, set[int]], states: dict[_Stream, State]) -> None:
+        """Still owed (no store, no connection), with the numbers each receipt was to carry and
+        its state (unless a newer one was noted meanwhile)."""
         with self._lock:
             for stream, seqs in noted.items():
                 self._seqs.setdefault(stream, set()).update(seqs)
+            for stream, state in states.items():
+                self._states.setdefault(stream, state)
 
     def _forget_quiet(self, now: float) -> None:
         """Drop the send times of streams quiet for a while (they would be due at once anyway)."""
@@ -218,7 +260,7 @@ class ReceiptBatcher:
                 del self._last[stream]
 
 
-def _above(upto: int, noted: set[int], held: list[int]) -> list[int]:
+def _above(upto: int, noted: set[int], held: Sequence[int]) -> list[int]:
     """The numbers just noted (held: committed or already held), then the lowest other held ones."""
     first = sorted(s for s in noted if s > upto)[:MAX_ABOVE]
     rest = [s for s in held if s > upto and s not in noted][: MAX_ABOVE - len(first)]

@@ -15,7 +15,8 @@ only after ``record`` returns (the caller's job).
 
 Each outcome of a data event (accepted, duplicate or replay) carries its stream's receipt state
 as the batch committed it (:attr:`Outcome.receipt`: ``(upto, above)``, :func:`receipt_of`), so
-the receipts need no store query of their own.
+the receipts need no store query of their own; so does a telemetry event whose ``seq_floor``
+closed gaps (the stream's ``upto`` moved: the box is owed a receipt).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 from idstation.mqtt.receipt import receipt_range
 
 __all__ = [
+    "RECEIPT_OWED",
     "Incoming",
     "Outcome",
     "ReceiptState",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 ReceiptState = tuple[int, tuple[int, ...]]  # (upto, above) of one stream: what a receipt says
+RECEIPT_OWED: ReceiptState = (0, ())  # a telemetry outcome's mark until with_receipts fills it in
 
 
 class Verdict(enum.Enum):
@@ -86,7 +89,8 @@ class Outcome:
     cursor: int | None = None
     # DUPLICATE of a held event (same frame) that was never marked delivered: deliver it again
     redeliver: bool = False
-    # the stream's (upto, above) as this batch committed it; set for data events (any verdict)
+    # the stream's (upto, above) as this batch committed it; set for data events (any verdict) and
+    # for telemetry whose seq_floor closed gaps
     receipt: ReceiptState | None = None
 
     @property
@@ -146,10 +150,12 @@ def receipt_of(state: StreamState) -> ReceiptState:
 def with_receipts(
     batch: Sequence[Incoming], outcomes: list[Outcome], streams: dict[tuple[str, str], StreamState]
 ) -> list[Outcome]:
-    """``outcomes`` with each data event's stream receipt state (the streams as committed)."""
+    """``outcomes`` with each data event's stream receipt state (the streams as committed), and
+    each telemetry event's marked :data:`RECEIPT_OWED` (its ``seq_floor`` closed gaps)."""
     receipts = {key: receipt_of(state) for key, state in streams.items()}
     for i, e in enumerate(batch):
-        receipt = receipts.get((e.device_id, e.key_id)) if e.data else None
+        owed = e.data or outcomes[i].receipt is not None
+        receipt = receipts.get((e.device_id, e.key_id)) if owed else None
         if receipt is not None:
             o = outcomes[i]
             outcomes[i] = Outcome(o.verdict, o.missing, o.expected, o.cursor, o.redeliver, receipt)

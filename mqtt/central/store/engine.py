@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from idstation.mqtt.central.store.base import (
+    RECEIPT_OWED,
     Incoming,
     Outcome,
     StoredEvent,
@@ -82,9 +83,16 @@ def _arrival(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1_000_000) % 1_000_000:06d}Z"
 
 
-def log_abandoned(device_id: str, ranges: Sequence[tuple[int, int]]) -> None:
-    for lo, hi in ranges:
-        log.warning("central_seq_gap_abandoned", device_id=device_id, missing_from=lo, missing_to=hi)
+def telemetry_outcome(e: Incoming, state: StreamState | None, cursor: int) -> Outcome:
+    """A recorded status or heartbeat: its ``seq_floor`` closes the stream's gaps below it (logged);
+    when it closed any, the stream's receipt is owed (:data:`~.base.RECEIPT_OWED`)."""
+    floor = seq_floor(e.header)
+    if floor is None or state is None:
+        return Outcome(Verdict.NEW, cursor=cursor)
+    abandoned = abandon_below(state, floor)
+    for lo, hi in abandoned:
+        log.warning("central_seq_gap_abandoned", device_id=e.device_id, missing_from=lo, missing_to=hi)
+    return Outcome(Verdict.NEW, cursor=cursor, receipt=RECEIPT_OWED if abandoned else None)
 
 
 def duplicate(held: Sequence[Any] | None, frame: bytes) -> Outcome:
@@ -202,11 +210,9 @@ class SqlStore:
         fresh.add(e.event_id)
         cursor = int(row[0])
         if not e.data:
-            floor = seq_floor(e.header)
-            if floor is not None:
-                state = streams.get(key) or streams.setdefault(key, self._load_stream(x, *key))
-                log_abandoned(e.device_id, abandon_below(state, floor))
-            return Outcome(Verdict.NEW, cursor=cursor)
+            if seq_floor(e.header) is not None and key not in streams:
+                streams[key] = self._load_stream(x, *key)
+            return telemetry_outcome(e, streams.get(key), cursor)
         state = streams.get(key)
         if state is None:
             state = streams[key] = self._load_stream(x, *key)

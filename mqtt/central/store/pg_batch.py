@@ -30,7 +30,6 @@ from idstation.mqtt.central.store.base import (
     Outcome,
     StreamState,
     Verdict,
-    abandon_below,
     classify,
     seq_floor,
     with_receipts,
@@ -40,7 +39,7 @@ from idstation.mqtt.central.store.engine import (
     _UPSERT_DEVICE,
     device_rows,
     duplicate,
-    log_abandoned,
+    telemetry_outcome,
 )
 
 __all__ = ["record_batch"]
@@ -173,10 +172,7 @@ def _classify(
             continue
         taken.add(e.event_id)
         if not e.data:
-            floor = seq_floor(e.header)
-            if floor is not None:
-                log_abandoned(e.device_id, abandon_below(streams[(e.device_id, e.key_id)], floor))
-            outcomes.append(Outcome(Verdict.NEW, cursor=cursor))
+            outcomes.append(telemetry_outcome(e, streams.get((e.device_id, e.key_id)), cursor))
             continue
         o = classify(streams[(e.device_id, e.key_id)], e.seq)
         if o.verdict is Verdict.REPLAY:

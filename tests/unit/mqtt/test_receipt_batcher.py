@@ -179,3 +179,47 @@ def test_the_states_of_all_due_streams_come_from_one_store_round() -> None:
     assert batcher.publish_due(wire) == 30
     assert state.rounds == 1
     assert {r.upto for r in wire.receipts()} == {3}
+
+
+class CountingState(State):
+    """A store whose receipt reads are counted (the commit's state should make them unneeded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def receipt_state(self, device_id: str, key_id: str) -> tuple[int, list[int]]:
+        self.reads += 1
+        return super().receipt_state(device_id, key_id)
+
+
+def test_a_receipt_says_the_state_the_commit_noted_without_reading_the_store() -> None:
+    state, clock, wire = CountingState(), Clock(), Wire()
+    batcher = ReceiptBatcher(Signer(KEY), state, clock=clock)
+    state.upto = 99  # what a store query would say: never asked
+    batcher.note("hn-01", "c01", "box-1", STREAM, 5, state=(3, (5,)))
+    batcher.note("hn-01", "c01", "box-1", STREAM, 6, state=(3, (5, 6)))  # a later commit of the same stream
+    assert batcher.publish_due(wire) == 1
+    [receipt] = wire.receipts()
+    assert (receipt.upto, sorted(receipt.above), state.reads) == (3, [5, 6], 0)
+
+
+def test_a_noted_state_survives_a_broker_that_takes_no_receipt() -> None:
+    batcher, state, _clock, wire = _batcher()
+    state.down = True  # a store query would fail: the noted state is enough
+    wire.up = False
+    batcher.note("hn-01", "c01", "box-1", STREAM, 4, state=(4, ()))
+    assert batcher.publish_due(wire) == 0
+    wire.up = True
+    assert batcher.publish_due(wire) == 1
+    assert wire.receipts()[0].upto == 4
+
+
+def test_a_note_without_a_state_is_answered_from_the_store() -> None:
+    state, clock, wire = CountingState(), Clock(), Wire()
+    batcher = ReceiptBatcher(Signer(KEY), state, clock=clock)
+    state.upto = 7
+    batcher.note("hn-01", "c01", "box-1", STREAM, 6, state=(6, ()))
+    batcher.note("hn-01", "c01", "box-1", STREAM, 7)  # a caller with no state: the store is the truth
+    batcher.publish_due(wire)
+    assert (wire.receipts()[0].upto, state.reads) == (7, 1)

@@ -1,4 +1,4 @@
-"""The intake over a real PostgreSQL: a signed event with a NUL character in its header (which
+"""The intake over a real store. On PostgreSQL: a signed event with a NUL character in its header (which
 PostgreSQL's text and jsonb cannot hold) is stored all the same — its frame byte for byte — and
 its batch is recorded, acknowledged and delivered."""
 
@@ -70,3 +70,35 @@ def test_a_header_postgresql_cannot_hold_as_text_still_stores_its_event_and_batc
     assert sorted(accepted) == sorted(e.event_id for e in everything) and rejected == []
     assert [stored[e.event_id].frame for e in everything] == [e.frame for e in everything]
     assert stored[odd.event_id].header["info"]["note"] == "a\ufffdb"  # the copy; the frame keeps the original
+
+
+def test_receipts_say_the_committed_state_without_a_store_of_their_own(tmp_path, store_url) -> None:
+    from idstation.mqtt.central.receipts import ReceiptBatcher
+    from idstation.mqtt.receipt import parse_receipt
+
+    central, key, signer_key = X25519PrivateKey.generate(), Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    registry = Registry(tmp_path / "registry", create=True)
+    registry.add_device("box-1", "hn-01", "c01", key.public_key())
+    box = EventBuilder("box-1", "hn-01", "c01", Signer(key), central.public_key(), boot_id="b")
+    events = [box.build("read_failed", seq, reason="timeout") for seq in (1, 2, 5)]  # a gap: 3-4
+    store = open_store(store_url, migrate=True)
+    transport = QueueTransport()
+    receipts = ReceiptBatcher(Signer(signer_key), None, interval=0.0)  # no store: only what record() returned
+    intake = Intake(CentralProcessor(registry, central, store), transport, receipts=receipts, on_event=lambda e: None)
+    intake.start()
+    try:
+        for event in [*events, events[1]]:  # and a duplicate
+            intake.on_message(Delivery(topic_for("hn-01", "c01", "read_failed"), event.frame, time.time()))
+        assert wait_for(lambda: len(transport.acked) == 4, 30)
+    finally:
+        intake.stop()
+    sent: list[bytes] = []
+
+    def publish(_topic: str, payload: bytes) -> bool:
+        sent.append(payload)
+        return True
+
+    receipts.publish_due(publish)
+    receipt = parse_receipt(sent[-1], [signer_key.public_key()])
+    assert (receipt.upto, list(receipt.above)) == (2, [5]) == store.receipt_state("box-1", Signer(key).key_id)
+    store.close()

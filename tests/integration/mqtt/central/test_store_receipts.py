@@ -47,3 +47,12 @@ def test_the_receipt_lists_at_most_512_numbers_above_upto(store: Store) -> None:
     outcomes = store.record(batch)
     upto, above = outcomes[-1].receipt or (0, ())
     assert (upto, len(above), above[0], above[-1]) == (1, 512, 3, 514)
+
+
+def test_a_heartbeat_whose_floor_closes_gaps_carries_the_moved_state_others_none(store: Store) -> None:
+    store.record([incoming(1), incoming(5)])
+    quiet, closing = store.record(
+        [incoming(0, kind="heartbeat", info={"seq_floor": 2}), incoming(0, kind="heartbeat", info={"seq_floor": 5})]
+    )
+    assert quiet.receipt is None  # nothing below 2 was open
+    assert closing.receipt == (5, ())
