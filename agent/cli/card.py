@@ -21,6 +21,7 @@ from idstation.agent.cli.parser import SubParsers
 if TYPE_CHECKING:
     from idstation.agent.emrtd.keys import CanKey, MrzKey
     from idstation.agent.emrtd.trust import TrustStore
+    from idstation.agent.emrtd.virtual_card.image import ChipImage
     from idstation.hal.ports import CardConnection, CardReader
     from idstation.hal.sources import Source
 
@@ -189,7 +190,7 @@ def _image(
     tamper_dg: int | None = None,
     expired_signer: bool = False,
     unknown_csca: bool = False,
-) -> Any:
+) -> ChipImage:
     """The chip image of a built-in profile, ``seed:N`` or a profile directory, with fault switches.
 
     Adapter over B's profiles module: ``image_for`` takes no PKI, so the profile is resolved here
@@ -351,7 +352,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return int(Exit.OK)
 
 
-def _without_removal(image: Any) -> Any:
+def _without_removal(image: ChipImage) -> ChipImage:
     """The same card held still: the image without the ``remove_after`` fault."""
     import dataclasses
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from idstation.agent.emrtd.keys import LIFELONG_FILLERS, card_expiry
-from idstation.agent.emrtd.virtual_card.image import Faults
+from idstation.agent.emrtd.virtual_card.image import ChipImage, Faults
 from idstation.agent.sim.profile_data.faces import face_jpeg
 from idstation.agent.sim.profile_data.pki import TestPki, default_pki, derive_key, test_csca_pem
 
@@ -257,7 +257,7 @@ def build_chip_image(
     *,
     tamper_dg: int | None = None,
     expired_signer: bool = False,
-) -> Any:
+) -> ChipImage:
     """The ``ChipImage`` of ``profile``: all files, EF.SOD over them by the DSC of ``pki``.
 
     ``tamper_dg`` changes that data group AFTER signing (passive authentication must fail);
@@ -265,7 +265,7 @@ def build_chip_image(
     profile's own) switch the chip's misbehaviours.
     """
     from idstation.agent.emrtd.lds import build
-    from idstation.agent.emrtd.virtual_card.image import FID_CARD_ACCESS, FID_COM, FID_DG, FID_SOD, ChipImage
+    from idstation.agent.emrtd.virtual_card.image import FID_CARD_ACCESS, FID_COM, FID_DG, FID_SOD
 
     if pki is None or (expired_signer and not pki.expired):
         pki = default_pki(pki.seed if pki else 0, expired=expired_signer)
