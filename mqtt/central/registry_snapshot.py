@@ -224,6 +224,12 @@ class Loader:
     def _read_journal(self) -> None:
         """Re-read the records named by the journal's new lines (from the start if it is new)."""
         try:
+            st = os.stat(self.journal)
+        except OSError:
+            return
+        if (st.st_ino, st.st_size) == self._journal_at:
+            return  # nothing appended since the last read: one stat, not an open and a read
+        try:
             with open(self.journal, "rb") as f:
                 st = os.fstat(f.fileno())
                 inode, offset = self._journal_at
