@@ -27,6 +27,7 @@ from idstation.mqtt.errors import PublishError
 log = structlog.get_logger(__name__)
 
 PROTOCOLS = ("auto", "5", "3.1.1")
+_READS_PER_TURN = 256  # packets read from the client's buffer per loop turn
 
 __all__ = ["PROTOCOLS", "Backoff", "BrokerUrl", "Connection", "TlsOptions", "parse_broker_url"]
 
@@ -126,6 +127,7 @@ class Connection:
         connack_timeout: float = 5.0,
         manual_ack: bool = False,
         max_packet_size: int | None = None,
+        receive_maximum: int | None = None,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise TypeError(f"protocol must be one of {PROTOCOLS}")
@@ -142,6 +144,9 @@ class Connection:
         # MQTT 5 Maximum Packet Size (CONNECT): the broker never sends a larger packet to this client.
         # MQTT 3.1.1 has no such field: there the broker's own max_packet_size is the only cap.
         self.max_packet_size = max_packet_size
+        # MQTT 5 Receive Maximum (CONNECT): how many QoS 1/2 PUBLISHes the broker may have in flight
+        # to this client before PUBACKs come back (None: the protocol's default, 65,535).
+        self.receive_maximum = receive_maximum
         self.negotiated: str | None = None  # "5" or "3.1.1" once connected
         self.connected = threading.Event()
         self._stop = threading.Event()
@@ -176,6 +181,7 @@ class Connection:
 
     def _new_client(self, v5: bool) -> Any:
         import paho.mqtt.client as mqtt
+        from idstation.mqtt.paho_client import BufferedClient
 
         proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
         kwargs: dict[str, Any] = {
@@ -186,7 +192,7 @@ class Connection:
         }
         if not v5:
             kwargs["clean_session"] = self.clean_start
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
         if self._ssl_ctx is not None:
             client.tls_set_context(self._ssl_ctx)
         if self.username:
@@ -214,6 +220,8 @@ class Connection:
             props.SessionExpiryInterval = self.session_expiry
             if self.max_packet_size:
                 props.MaximumPacketSize = self.max_packet_size
+            if self.receive_maximum:
+                props.ReceiveMaximum = self.receive_maximum
             kwargs["clean_start"] = self.clean_start
             kwargs["properties"] = props
         try:
@@ -276,19 +284,25 @@ class Connection:
         sock = client.socket()
         if sock is None:
             return mqtt.MQTT_ERR_NO_CONN
+        buffered = client.buffered()  # whole packets may wait in the client's read buffer
         try:
             readable, writable, _ = select.select(
-                [sock, self._wake_r], [sock] if client.want_write() else [], [], self.idle_s
+                [sock, self._wake_r], [sock] if client.want_write() else [], [], 0 if buffered else self.idle_s
             )
         except (OSError, ValueError):
             return mqtt.MQTT_ERR_CONN_LOST
         if self._wake_r in readable:
             with contextlib.suppress(BlockingIOError, OSError):
                 os.read(self._wake_r, 4096)
-        if sock in readable:
-            rc = client.loop_read()
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                return rc
+        if sock in readable or buffered:
+            # paho handles one packet per loop_read() when it has nothing outgoing: go on while
+            # the buffer holds more (bounded, so on_idle — acknowledgements — runs between)
+            for _ in range(_READS_PER_TURN):
+                rc = client.loop_read()
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    return rc
+                if not client.buffered():
+                    break
         if sock in writable or client.want_write():
             rc = client.loop_write()
             if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
