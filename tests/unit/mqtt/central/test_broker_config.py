@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from idstation.mqtt.central.broker_config import MAX_PACKET_SIZE, claim_acl, mosquitto_conf, registry_acl
+from idstation.mqtt.central.broker_config import (
+    MAX_INFLIGHT_MESSAGES,
+    MAX_PACKET_SIZE,
+    MAX_QUEUED_BYTES,
+    MAX_QUEUED_MESSAGES,
+    claim_acl,
+    mosquitto_conf,
+    registry_acl,
+)
 from idstation.mqtt.central.registry import Registry
 
 
@@ -54,3 +62,11 @@ def test_the_shipped_configuration_caps_the_packet_size(tmp_path: Path) -> None:
     conf = mosquitto_conf(tmp_path, tmp_path / "crl.pem")
     assert f"max_packet_size {MAX_PACKET_SIZE}" in conf.splitlines()
     assert MAX_PACKET_SIZE == 4 * 1024 * 1024 + 64 * 1024
+
+
+def test_the_shipped_configuration_lets_the_centres_session_hold_a_large_backlog(tmp_path: Path) -> None:
+    lines = mosquitto_conf(tmp_path, tmp_path / "crl.pem").splitlines()
+    assert f"max_queued_messages {MAX_QUEUED_MESSAGES}" in lines  # mosquitto's default: 1,000
+    assert f"max_queued_bytes {MAX_QUEUED_BYTES}" in lines
+    assert f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}" in lines  # mosquitto's default: 20
+    assert MAX_QUEUED_MESSAGES >= 1_000_000 and MAX_INFLIGHT_MESSAGES >= 1000
