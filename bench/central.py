@@ -1,20 +1,34 @@
-"""Central benchmark, all in one run on this machine: a 3-node RabbitMQ cluster, PostgreSQL 15
-(durable commits: fsync on), listener processes started with ``idstation central listen``.
+"""Central benchmark, all in one run on this machine: the broker (a 3-node RabbitMQ cluster, and/or a
+site or province mosquitto), PostgreSQL 15 (durable commits: fsync on), listener processes started
+with ``idstation central listen``.
 
 1. the registry at scale: 50,000 devices, a watching registry; max and p99 lookup latency on the
    message thread while revocations and enrolments land, and the time until each is enforced;
-2. raw consumption: the same N messages (already in the shared quorum queue) consumed and
-   acknowledged by a bare pika consumer with the same prefetch (the broker's ceiling);
-3. end to end: broker -> verify -> decrypt -> PostgreSQL commit -> ack -> receipt, with 1 and 2
-   listener processes, and the SQLite store with 1 (ratio to raw);
-4. a burst (default 100,000 events) drained by the listeners; their peak memory (VmHWM) with
-   the prefetch bounding what each holds.
+2. per broker, raw consumption: the same N messages consumed and acknowledged by a bare client
+   (RabbitMQ: a pika consumer of the quorum queue with the same prefetch, one ``multiple`` ack per
+   200 as a listener's batch, and beside it one ack per message; mosquitto: a paho consumer of its
+   persistent session with the listener's Receive Maximum), with the broker's and the consumer's
+   CPU per message: the transport's ceiling;
+3. per broker, end to end: broker -> verify -> decrypt -> PostgreSQL commit -> ack -> receipt,
+   with 1 and 2 listener processes, and the SQLite store with 1 (ratio to raw). The queue is full
+   before the listeners start (mosquitto: the listeners' persistent sessions subscribed, went
+   offline, the boxes filled them); the rate runs from the first commit to the last. Each run
+   reports the CPU seconds of the broker, PostgreSQL and the listeners (per thread) over that
+   window, and the CPU per event of each;
+4. a burst (default 100,000 events) drained by 2 listeners; their peak memory (VmHWM) with the
+   prefetch (RabbitMQ) or the intake queue (mosquitto) bounding what each holds;
+5. ``--profile``: one more 1-listener PostgreSQL drain per broker with py-spy on the listener
+   (``--native --threads``); the shares per thread and the top frames by self time go into the
+   output (``profile``); needs ``pip install py-spy``.
 
 The same frames (genuinely signed; every 5th an HPKE-sealed identity) are used for every run,
-each time into a fresh database, so every run does the same work.
+each time into a fresh database, so every run does the same work. The machine's load average
+is recorded at the start and the end (a shared machine: compare ratios, not absolute figures).
 
-usage: python bench/central.py [--events 20000] [--burst 100000] [--boxes 200] [--prefetch 500]
-                               [--registry-devices 50000] [--skip-burst] [--json]
+usage: python bench/central.py [--broker mosquitto|rabbitmq|both] [--events 20000] [--burst 100000]
+                               [--boxes 200] [--prefetch 500] [--max-batch N]
+                               [--registry-devices 50000] [--skip-registry] [--skip-burst]
+                               [--profile] [--keep] [--json]
 """
 
 from __future__ import annotations
@@ -36,18 +50,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pika
 import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from idstation.mqtt.central.amqp import EVENT_QUEUE, declare_topology
 from idstation.mqtt.central.registry import Registry
 
+from bench.central_brokers import MosquittoBench, RabbitBench
+from bench.central_profile import CpuMeter, Spy, named_thread_split, session_cpu_s, thread_cpu, thread_names
 from tests.fixtures.postgres import PostgresServer
-from tests.fixtures.rabbitmq import RabbitCluster
-from tests.integration.central.boxes import Frame, build_frames, interleave, run_gateways
+from tests.integration.central.boxes import build_frames, interleave
 from tests.integration.central.fleet import write_devices
+
+RUNS = (  # name, listener processes, store
+    ("postgresql_1_listener", 1, "postgresql"),
+    ("postgresql_2_listeners", 2, "postgresql"),
+    ("sqlite_1_listener", 1, "sqlite"),
+)
 
 
 def registry_latency(path: Path, devices: list[Any], changes: int = 20, *, spare: int = 0) -> dict[str, float]:
@@ -98,46 +117,6 @@ def registry_latency(path: Path, devices: list[Any], changes: int = 20, *, spare
     }
 
 
-def preload(cluster: RabbitCluster, frames: list[Frame], gateways: int = 8) -> float:
-    """Publish every frame over MQTT (spread over the nodes) into the queue; events/s."""
-    start = time.perf_counter()
-    gws = run_gateways(cluster.mqtt_urls, frames, gateways)
-    for gw in gws:
-        gw.join(900)
-    elapsed = time.perf_counter() - start
-    deadline = time.monotonic() + 120
-    while queue_depth(cluster) < len(frames) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return len(frames) / elapsed
-
-
-def queue_depth(cluster: RabbitCluster) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(cluster.amqp_urls[0]))
-    try:
-        return int(conn.channel().queue_declare(EVENT_QUEUE, passive=True).method.message_count)
-    finally:
-        conn.close()
-
-
-def raw_consume(cluster: RabbitCluster, count: int, prefetch: int) -> float:
-    conn = pika.BlockingConnection(pika.URLParameters(cluster.amqp_urls[0]))
-    channel = conn.channel()
-    channel.basic_qos(prefetch_count=prefetch)
-    got = 0
-    start = time.perf_counter()
-    for method, _props, _body in channel.consume(EVENT_QUEUE, inactivity_timeout=30):
-        if method is None:
-            break
-        channel.basic_ack(method.delivery_tag)
-        got += 1
-        if got >= count:
-            break
-    elapsed = time.perf_counter() - start
-    channel.cancel()
-    conn.close()
-    return got / elapsed
-
-
 def stored(url: str) -> int:
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite://")) as db:
@@ -156,30 +135,75 @@ def _peak_rss_kb(pid: int) -> int:
     return 0
 
 
-def listeners(n: int, store: str, ctx: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
+def listeners(run: str, n: int, store: str, ctx: dict[str, Any]) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """``n`` ``central listen`` processes on ``ctx["broker"]``, each with its log file."""
     exe = shutil.which("idstation") or "idstation"
-    procs = []
+    started = []
     for i in range(n):
-        argv = [exe, "central", "listen", "--store", store, "--amqp", ",".join(ctx["cluster"].amqp_urls)]
-        argv += ["--registry", str(ctx["registry"]), "--key", str(ctx["key"]), "--prefetch", str(ctx["prefetch"])]
-        out = open(ctx["logs"] / f"listener-{i}.log", "ab")  # noqa: SIM115 - the child's
-        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=out, start_new_session=True))
+        argv = [exe, "central", "listen", "--store", store, *ctx["broker"].listener_args(run, i, n)]
+        argv += ["--registry", str(ctx["registry"]), "--key", str(ctx["key"]), "--retention-days", "0"]
+        if ctx["max_batch"]:
+            argv += ["--max-batch", str(ctx["max_batch"])]
+        log = ctx["logs"] / f"{ctx['broker'].name}-{run}-{i}.log"
+        out = open(log, "ab")  # noqa: SIM115 - the child's
+        started.append((subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=out, start_new_session=True), log))
         out.close()
-    return procs
+    return started
 
 
-def drain(n: int, store: str, count: int, ctx: dict[str, Any]) -> dict[str, Any]:
+class Window:
+    """CPU of the broker, PostgreSQL and the listeners (per thread) from the first commit to the last."""
+
+    def __init__(self, procs: list[subprocess.Popen[bytes]], ctx: dict[str, Any], spy: Path | None) -> None:
+        self.procs = procs
+        pg, broker = ctx["pg"], ctx["broker"]
+        pids = [p.pid for p in procs]
+        self.meter = CpuMeter(
+            {
+                "broker": broker.cpu,
+                "postgresql": lambda: session_cpu_s(pg.proc.pid),
+                "listeners": lambda: sum(session_cpu_s(pid) for pid in pids),
+            }
+        )
+        self.spy_path, self.spy = spy, None
+        self.names: dict[int, str] = {}
+        self.threads: list[dict[int, float]] = []
+
+    def open(self) -> None:
+        self.meter.start()
+        self.threads = [thread_cpu(p.pid) for p in self.procs]
+        if self.spy_path is not None:
+            self.spy = Spy(self.procs[0].pid, self.spy_path)
+
+    def close(self, events: int) -> dict[str, Any]:
+        out = self.meter.stop()
+        if self.spy is not None:  # before py-spy dump below: one tracer at a time
+            out["profile"] = self.spy.stop()
+        split: dict[str, float] = {}
+        for p, before in zip(self.procs, self.threads, strict=True):
+            names = {p.pid: "MainThread", **thread_names(p.pid)}
+            for name, cpu in named_thread_split(before, thread_cpu(p.pid), names).items():
+                split[name] = round(split.get(name, 0.0) + cpu, 2)
+        out["listener_threads_cpu_s"] = split
+        out["cpu_us_per_event"] = {k: round(v * 1e6 / max(events, 1)) for k, v in out["cpu_s"].items()}
+        return out
+
+
+def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, profile: bool = False) -> dict[str, Any]:
     """Start ``n`` listeners on a full queue; events/s from the first commit to the last."""
-    procs = listeners(n, store, ctx)
+    procs = [p for p, _log in listeners(run, n, store, ctx)]
     peak = [0] * n
+    window = Window(procs, ctx, ctx["logs"] / f"{ctx['broker'].name}-{run}.pyspy" if profile else None)
+    first: float | None = None
+    first_count = 0
     try:
         deadline = time.monotonic() + 900
-        first = None
         while time.monotonic() < deadline:
             have = stored(store)
             now = time.perf_counter()
             if have and first is None:
                 first, first_count = now, have
+                window.open()
             for i, p in enumerate(procs):
                 peak[i] = max(peak[i], _peak_rss_kb(p.pid))
             if have >= count:
@@ -188,17 +212,24 @@ def drain(n: int, store: str, count: int, ctx: dict[str, Any]) -> dict[str, Any]
                 raise RuntimeError(f"a listener exited; see {ctx['logs']}")
             time.sleep(0.05)
         done = time.perf_counter()
+        if first is None:
+            raise RuntimeError(f"nothing was stored; see {ctx['logs']}")
+        usage = window.close(count - first_count)
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    assert first is not None
+        _stop(procs)
     rate = (count - first_count) / max(done - first, 1e-6)
-    return {"listeners": n, "events": count, "events_s": round(rate), "peak_rss_mb": [round(k / 1024) for k in peak]}
+    result = {"listeners": n, "events": count, "events_s": round(rate), "peak_rss_mb": [round(k / 1024) for k in peak]}
+    return {**result, **usage}
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def _migrate(url: str) -> str:
@@ -207,22 +238,66 @@ def _migrate(url: str) -> str:
     return url
 
 
-def fresh_pg(pg: PostgresServer) -> str:
-    return _migrate(pg.create_database())
+def fresh_store(kind: str, ctx: dict[str, Any]) -> str:
+    if kind == "sqlite":
+        return _migrate(f"sqlite:///{ctx['root']}/central-{time.time_ns()}.db")
+    return _migrate(ctx["pg"].create_database())
 
 
-def fresh_sqlite(root: Path) -> str:
-    return _migrate(f"sqlite:///{root}/central-{time.time_ns()}.db")
+def run_once(name: str, n: int, kind: str, frames: list[Any], ctx: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """A fresh store, the listeners' sessions (mosquitto), the queue filled, then drained."""
+    broker, url = ctx["broker"], fresh_store(kind, ctx)
+    broker.prepare(name, n, lambda: listeners(name, n, url, ctx))
+    fill = broker.fill(frames)
+    try:
+        result = drain(name, n, url, len(frames), ctx, **kw)
+    finally:
+        broker.forget(name, n)
+    result["queue_fill_events_s"] = round(fill)
+    return result
+
+
+def broker_runs(opts: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Everything measured on one broker (the broker started and stopped here)."""
+    devices, central = ctx["devices"], ctx["central"]
+    frames = interleave(build_frames(devices[: opts.boxes], max(1, opts.events // opts.boxes), central.public_key()))
+    out: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+    out["raw_consume"] = ctx["broker"].raw(frames)
+    raw = out["raw_consume_events_s"] = out["raw_consume"]["events_s"]
+    print(json.dumps({ctx["broker"].name: {"raw_consume": out["raw_consume"]}}), flush=True)
+    for name, n, kind in RUNS:
+        out[name] = run_once(name, n, kind, frames, ctx)
+        out[name]["ratio_to_raw"] = round(out[name]["events_s"] / raw, 3)
+        print(json.dumps({ctx["broker"].name: {name: _brief(out[name])}}), flush=True)
+    out["mqtt_publish_events_s"] = out["postgresql_1_listener"]["queue_fill_events_s"]
+    if opts.profile:
+        out["profile_postgresql_1_listener"] = run_once("profile", 1, "postgresql", frames, ctx, profile=True)
+    if not opts.skip_burst:
+        burst = interleave(build_frames(devices[: opts.boxes], max(1, opts.burst // opts.boxes), central.public_key()))
+        out["burst_2_listeners"] = run_once("burst", 2, "postgresql", burst, ctx)
+        out["burst_queue_fill_events_s"] = out["burst_2_listeners"]["queue_fill_events_s"]
+    out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
+def _brief(run: dict[str, Any]) -> dict[str, Any]:
+    keys = ("listeners", "events_s", "ratio_to_raw", "cpu_us_per_event", "listener_threads_cpu_s", "peak_rss_mb")
+    return {k: run[k] for k in keys if k in run}
 
 
 def _options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--broker", choices=("mosquitto", "rabbitmq", "both"), default="both")
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--burst", type=int, default=100_000)
     parser.add_argument("--boxes", type=int, default=200)
     parser.add_argument("--prefetch", type=int, default=500)
+    parser.add_argument("--max-batch", type=int, default=None, help="passed to central listen when it has it")
     parser.add_argument("--registry-devices", type=int, default=50_000)
+    parser.add_argument("--skip-registry", action="store_true", help="no latency test (the devices are still made)")
     parser.add_argument("--skip-burst", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="one more drain per broker with py-spy")
+    parser.add_argument("--keep", action="store_true", help="keep the run's directory (logs, py-spy stacks)")
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
@@ -236,62 +311,62 @@ def _central_key(path: Path) -> X25519PrivateKey:
     return central
 
 
-def _services(root: Path, ctx: dict[str, Any]) -> None:
+def _postgres(root: Path) -> PostgresServer:
     pg_root = root / "pg"
     pg_root.mkdir()
     shutil.chown(pg_root, "postgres", "postgres")
-    ctx["pg"] = PostgresServer(pg_root, durable=True)
-    ctx["pg"].start()
-    ctx["cluster"] = RabbitCluster(root / "mq")
-    ctx["cluster"].start_all()
-    conn = pika.BlockingConnection(pika.URLParameters(ctx["cluster"].amqp_urls[0]))
-    declare_topology(conn.channel())
-    conn.close()
+    pg = PostgresServer(pg_root, durable=True)
+    pg.start()
+    return pg
 
 
-def _runs(opts: argparse.Namespace, root: Path, ctx: dict[str, Any], results: dict[str, Any]) -> None:
-    cluster, devices, central = ctx["cluster"], ctx["devices"], ctx["central"]
-    frames = interleave(build_frames(devices[: opts.boxes], max(1, opts.events // opts.boxes), central.public_key()))
-    count = len(frames)
-    results["mqtt_publish_events_s"] = round(preload(cluster, frames))
-    raw = results["raw_consume_events_s"] = round(raw_consume(cluster, count, opts.prefetch))
-    for name, n, store in (
-        ("postgresql_1_listener", 1, None),
-        ("postgresql_2_listeners", 2, None),
-        ("sqlite_1_listener", 1, "sqlite"),
-    ):
-        url = fresh_sqlite(root) if store == "sqlite" else fresh_pg(ctx["pg"])
-        preload(cluster, frames)
-        results[name] = drain(n, url, count, ctx)
-        results[name]["ratio_to_raw"] = round(results[name]["events_s"] / raw, 3)
-        print(json.dumps({name: results[name]}), flush=True)
-    if not opts.skip_burst:
-        burst = interleave(build_frames(devices[: opts.boxes], max(1, opts.burst // opts.boxes), central.public_key()))
-        results["burst_queue_fill_events_s"] = round(preload(cluster, burst))
-        results["burst_2_listeners"] = drain(2, fresh_pg(ctx["pg"]), len(burst), ctx)
+def _has_max_batch() -> bool:
+    exe = shutil.which("idstation") or "idstation"
+    done = subprocess.run([exe, "central", "listen", "--help"], capture_output=True, text=True, check=False)
+    return "--max-batch" in done.stdout
+
+
+def _brokers(opts: argparse.Namespace, root: Path) -> list[Any]:
+    names = ("rabbitmq", "mosquitto") if opts.broker == "both" else (opts.broker,)
+    return [
+        (lambda: RabbitBench(root, opts.prefetch))
+        if name == "rabbitmq"
+        else (lambda: MosquittoBench(root, max(opts.events, opts.burst) + 1000))
+        for name in names
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = _options(argv)
     root = Path(tempfile.mkdtemp(prefix="idstation-bench-central-", dir="/tmp"))
     os.chmod(root, 0o755)
-    results: dict[str, Any] = {"machine_cores": os.cpu_count()}
-    ctx: dict[str, Any] = {"prefetch": opts.prefetch, "logs": root / "logs", "registry": root / "registry"}
+    results: dict[str, Any] = {"machine_cores": os.cpu_count(), "load_avg_start": list(os.getloadavg())}
+    ctx: dict[str, Any] = {"root": root, "logs": root / "logs", "registry": root / "registry"}
+    ctx["max_batch"] = opts.max_batch if opts.max_batch and _has_max_batch() else None
     ctx["logs"].mkdir()
     try:
         ctx["devices"] = write_devices(ctx["registry"], opts.registry_devices)
-        results["registry"] = registry_latency(ctx["registry"], ctx["devices"], spare=opts.boxes)
-        print(json.dumps({"registry": results["registry"]}), flush=True)
+        if not opts.skip_registry:
+            results["registry"] = registry_latency(ctx["registry"], ctx["devices"], spare=opts.boxes)
+            print(json.dumps({"registry": results["registry"]}), flush=True)
         ctx["key"] = root / "central_key.pem"
         ctx["central"] = _central_key(ctx["key"])
-        _services(root, ctx)
-        _runs(opts, root, ctx, results)
+        ctx["pg"] = _postgres(root)
+        for make in _brokers(opts, root):
+            ctx["broker"] = make()
+            try:
+                out = results[ctx["broker"].name] = broker_runs(opts, ctx)
+            finally:
+                ctx["broker"].stop()
+            if ctx["broker"].name == "rabbitmq":  # the shape of earlier runs: RabbitMQ's figures on top
+                results.update({k: v for k, v in out.items() if not k.startswith("load_avg")})
     finally:
-        if ctx.get("cluster") is not None:
-            ctx["cluster"].stop()
         if ctx.get("pg") is not None:
             ctx["pg"].stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if not opts.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    results["run_dir"] = str(root) if opts.keep else None
+    results["load_avg_end"] = list(os.getloadavg())
     print(json.dumps(results, indent=None if opts.json else 2))
     return 0
 
