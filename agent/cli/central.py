@@ -17,6 +17,11 @@ from typing import Any
 from idstation.agent.cli import central_scale
 from idstation.agent.cli.exitcodes import Exit, UsageError
 
+# batching (docs/cli/central.md, "The store"; bench/intake_batch.py and bench/store_record.py measure it)
+DEFAULT_MAX_BATCH = 200
+DEFAULT_MAX_WAIT = 0.05
+MAX_BATCH_LIMIT = 10_000
+
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:  # type: ignore[type-arg]
     """Add the central group's commands."""
@@ -37,6 +42,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--json", action="store_true", help="one JSON object per accepted event")
     p.add_argument("--full", action="store_true", help="with --json: include face, raw data groups and EF.SOD")
     _store_arguments(p)
+    _batch_arguments(p)
     _connection_arguments(p)
     p.add_argument("--count", type=int, metavar="N", help="exit after N accepted events")
     p.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds")
@@ -90,6 +96,25 @@ def _store_arguments(p: argparse.ArgumentParser) -> None:
         default=30.0,
         metavar="DAYS",
         help="purge accepted events older than DAYS every hour (default 30; 0 = never)",
+    )
+
+
+def _batch_arguments(p: argparse.ArgumentParser) -> None:
+    """How many deliveries ``central listen`` records per store transaction, and how long it waits to fill one."""
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH,
+        metavar="N",
+        help=f"at most N messages per store transaction (default {DEFAULT_MAX_BATCH}; 1-{MAX_BATCH_LIMIT}; "
+        "with --amqp keep it at most half of --prefetch, so checking the next batch overlaps this one's commit)",
+    )
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=DEFAULT_MAX_WAIT,
+        metavar="S",
+        help=f"commit a batch at most S seconds after its first message (default {DEFAULT_MAX_WAIT:g}; 0-10)",
     )
 
 
@@ -163,6 +188,10 @@ def _check_listen_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--session-expiry is 0-4294967295 seconds")
     if not 0 <= args.receipt_interval <= 60:
         raise UsageError("--receipt-interval is 0-60 seconds")
+    if not 1 <= args.max_batch <= MAX_BATCH_LIMIT:
+        raise UsageError(f"--max-batch is 1-{MAX_BATCH_LIMIT}")
+    if not 0 <= args.max_wait <= 10:
+        raise UsageError("--max-wait is 0-10 seconds")
 
 
 def _listener(
@@ -185,6 +214,8 @@ def _listener(
         state_path=args.state,
         store=args.store,
         retention_days=args.retention_days or None,
+        max_batch=args.max_batch,
+        max_wait=args.max_wait,
         tls=tls,
         protocol=args.protocol,
         client_id=args.client_id,

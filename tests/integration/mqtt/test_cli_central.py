@@ -96,3 +96,53 @@ def test_an_unreachable_broker_is_a_broker_error(registry, central_key, tmp_path
         "--connect-timeout", "1", "--state", str(tmp_path / "s.sqlite"),
     )  # fmt: skip
     assert result.returncode == 9
+
+
+def _metric(body: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith(name + " "))
+
+
+def test_max_batch_bounds_the_events_of_each_store_transaction(
+    mosquitto, registry, central_key, enrol, tmp_path
+) -> None:
+    import socket
+
+    import httpx
+
+    from .helpers import wait_for
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    device = enrol()
+    proc = _start(
+        "--broker", mosquitto.url, "--registry", str(registry.path), "--key", str(central_key.path), "--json",
+        "--timeout", "60", "--state", str(tmp_path / "state.sqlite"), "--metrics", str(port),
+        "--max-batch", "1", "--max-wait", "1.5",
+    )  # fmt: skip
+    _wait_subscribed(proc)
+    pub = make_publisher(mosquitto.url, device, central_key.public, tmp_path / "ob.sqlite")
+    for _ in range(6):  # queued in the outbox first: published back to back once connected
+        pub.submit_read_failed("timeout", "no card")
+    pub.start()
+    try:
+        assert pub.drain(20)
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert wait_for(lambda: _metric(httpx.get(url, timeout=5).text, "idstation_batch_events_sum") >= 6, 20)
+        body = httpx.get(url, timeout=5).text
+    finally:
+        pub.stop()
+        proc.terminate()  # SIGTERM: a clean exit
+        out, _err = proc.communicate(timeout=60)
+    assert sum('"read_failed"' in line for line in out.splitlines()) == 6
+    count, total = _metric(body, "idstation_batch_events_count"), _metric(body, "idstation_batch_events_sum")
+    assert count == total >= 6  # every transaction held one event
+
+
+@pytest.mark.parametrize("option", [("--max-batch", "0"), ("--max-batch", "10001"), ("--max-wait", "-1")])
+def test_a_batch_option_out_of_range_is_a_usage_error(registry, central_key, option) -> None:
+    result = _listen(
+        "--broker", "mqtt://127.0.0.1:1", "--registry", str(registry.path), "--key", str(central_key.path), *option
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert option[0] in result.stderr
