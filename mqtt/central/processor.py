@@ -21,7 +21,7 @@ from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.store import Incoming, Outcome, Store, Verdict
 from idstation.mqtt.errors import EventRejected, SealError
 from idstation.mqtt.events import parse_header, parse_private
-from idstation.mqtt.seal import Verify, decode_frame, open_private, verify_frame, verify_signature
+from idstation.mqtt.seal import ED25519_BACKEND, Verify, decode_frame, open_private, verify_frame, verify_signature
 from idstation.mqtt.topics import parse_topic
 
 log = structlog.get_logger(__name__)
@@ -133,6 +133,8 @@ class CentralProcessor:
         :data:`~idstation.mqtt.seal.verify_signature`: libsodium where PyNaCl is installed)."""
         self.registry, self.central_key, self.store, self.chip_check = registry, central_key, store, chip_check
         self.verify = verify or verify_signature
+        if verify is None and ED25519_BACKEND != "libsodium":  # ~2x the verify CPU per event: say so
+            log.warning("central_ed25519_without_libsodium", backend=ED25519_BACKEND, install="idstation[central]")
         self.counts: Counter[str] = Counter()
 
     def check(self, topic: str, payload: bytes, received_at: float | None = None) -> Checked:
