@@ -75,6 +75,35 @@ def _add_attribute(signed: Any) -> None:
     signer["signed_attrs"] = cms.CMSAttributes([*signer["signed_attrs"], extra])
 
 
+def _replace(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data`` (TLVs) with the TLV ``old`` replaced by ``new`` and every enclosing length fixed."""
+    out = b""
+    for item in tlv.iter_tlv(data):
+        raw = item.encode()
+        if raw == old:
+            out += new
+        elif item.constructed:
+            out += tlv.encode(item.tag, _replace(item.value, old, new))
+        else:
+            out += raw
+    return out
+
+
+def _with_signing_time(sod: bytes, text: str) -> bytes:
+    """The signing time's UTCTime text replaced as is (asn1crypto would refuse to build a bad one)."""
+    signer = _signer(cms.ContentInfo.load(tlv.decode(sod, 0x77).value)["content"])
+    [old] = [a["values"][0].chosen.dump() for a in signer["signed_attrs"] if a["type"].native == "signing_time"]
+    return _replace(sod, old, tlv.encode(0x17, text.encode("latin-1")))
+
+
+SIGNING_TIMES = {  # valid, impossible, and forms only asn1crypto reads
+    "time_leap_day": "240229120000Z", "time_not_leap": "230229120000Z", "time_month_13": "241301000000Z",
+    "time_hour_24": "240101240000Z", "time_1950": "500101000000Z", "time_2049": "491231235959Z",
+    "time_offset": "240101120000+0700", "time_no_seconds": "2401011200Z", "time_letters": "24O101120000Z",
+    "time_newline": "240101120000Z\n",
+}  # fmt: skip
+
+
 def _shapes() -> dict[str, bytes]:
     genuine = _genuine()
     shapes = {"genuine_ecdsa": genuine, "rsa_pkcs1v15": _rsa_sod("rsassa_pkcs1v15"), "rsa_pss": _rsa_sod("rsassa_pss")}
@@ -98,6 +127,8 @@ def _shapes() -> dict[str, bytes]:
     shapes["no_signing_time"] = _edit(genuine, lambda s: _drop_attribute(s, "signing_time"))
     shapes["no_message_digest"] = _edit(genuine, lambda s: _drop_attribute(s, "message_digest"))
     shapes["extra_attribute"] = _edit(genuine, _add_attribute)
+    for name, text in SIGNING_TIMES.items():
+        shapes[name] = _with_signing_time(genuine, text)
     return shapes
 
 

@@ -1,5 +1,6 @@
-"""tlv.check_depth, inlined for speed (issue 13), answers exactly as the plain walk over read_tag and
-read_length did: the same None or the same TlvError, on genuine files, deep nests and garbage."""
+"""tlv's hot paths, inlined for speed (issue 13), answer exactly as the plain code did: check_depth
+as the walk over read_tag and read_length (the same None or TlvError), decode_one and encode as
+read_tag + read_length and encode_tag + encode_length, on genuine files, deep nests and garbage."""
 
 from __future__ import annotations
 
@@ -74,3 +75,52 @@ def test_mutated_sods_get_the_same_answer() -> None:
 @given(st.binary(max_size=300), st.integers(min_value=0, max_value=6))
 def test_garbage_gets_the_same_answer(data: bytes, limit: int) -> None:
     assert _answer(tlv.check_depth, data, limit) == _answer(_reference, data, limit)
+
+
+def _decode_reference(data: bytes, pos: int) -> tuple[tlv.Tlv, int]:
+    tag, pos = tlv.read_tag(data, pos)
+    length, pos = tlv.read_length(data, pos)
+    end = pos + length
+    if end > len(data):
+        raise TlvError(f"TLV {tag:X} claims {length} bytes, {len(data) - pos} present")
+    return tlv.Tlv(tag, bytes(data[pos:end])), end
+
+
+def _decoded(decode, data: bytes, pos: int) -> object:  # type: ignore[no-untyped-def]
+    try:
+        return decode(data, pos)
+    except TlvError as exc:
+        return str(exc)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.binary(max_size=40), st.integers(min_value=0, max_value=45))
+def test_decode_one_answers_as_read_tag_and_read_length(data: bytes, pos: int) -> None:
+    assert _decoded(tlv.decode_one, data, pos) == _decoded(_decode_reference, data, pos)
+    assert _decoded(tlv.decode_one, memoryview(data), pos) == _decoded(_decode_reference, data, pos)
+
+
+@given(st.integers(min_value=0, max_value=0xFFFFFF), st.binary(max_size=300))
+def test_encode_is_encode_tag_and_encode_length(tag: int, value: bytes) -> None:
+    assert tlv.encode(tag, value) == tlv.encode_tag(tag) + tlv.encode_length(len(value)) + value
+
+
+def _all(decode, data: bytes) -> object:  # type: ignore[no-untyped-def]
+    try:
+        return decode(data)
+    except TlvError as exc:
+        return str(exc)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.binary(max_size=60))
+def test_decode_all_answers_as_iter_tlv(data: bytes) -> None:
+    assert _all(tlv.decode_all, data) == _all(lambda d: list(tlv.iter_tlv(d)), data)
+    assert _all(tlv.decode_all, memoryview(data)) == _all(lambda d: list(tlv.iter_tlv(d)), data)
+
+
+def test_decode_all_reads_a_dg13_as_iter_tlv_does() -> None:
+    dg13 = bytes(build_chip_image(builtin_profiles()["an"]).files[0x010D])
+    value = tlv.decode(dg13).value
+    assert tlv.decode_all(value) == list(tlv.iter_tlv(value))
+    assert _all(tlv.decode_all, value[:-3]) == _all(lambda d: list(tlv.iter_tlv(d)), value[:-3])
