@@ -121,3 +121,26 @@ def test_the_shipped_cluster_definitions_agree_with_what_the_listener_declares(c
             box.disconnect()
         assert wait_for(lambda: collector.payloads() == [b"hb"], 20)
         assert collector.transport.connected
+
+
+def test_every_node_runs_without_scheduler_busy_wait_as_the_shipped_recipe_says(cluster) -> None:
+    """firmware_cfg/central/rabbitmq/rabbitmq-env.conf switches off Erlang's scheduler busy-wait;
+    the test cluster runs the same flags, and they reach each node's Erlang VM."""
+    import shlex
+    from pathlib import Path
+
+    import idstation.firmware_cfg
+
+    from tests.fixtures.rabbitmq import ERL_ARGS
+
+    env_conf = Path(idstation.firmware_cfg.__file__).parent / "central" / "rabbitmq" / "rabbitmq-env.conf"
+    shipped = dict(
+        line.split("=", 1) for line in env_conf.read_text().splitlines() if line and not line.startswith("#")
+    )
+    (value,) = shlex.split(shipped["SERVER_ADDITIONAL_ERL_ARGS"])  # the shell word, quotes removed
+    assert value.split() == ERL_ARGS.split()
+    for node in cluster.nodes:
+        argv = Path(f"/proc/{node.pid()}/cmdline").read_bytes().decode().split("\0")
+        for flag in ("sbwt", "sbwtdcpu", "sbwtdio"):  # erlexec hands "+flag" to the VM as "-flag"
+            given = [argv[i + 1] for i in range(len(argv) - 1) if argv[i] in (f"+{flag}", f"-{flag}")]
+            assert given and given[-1] == "none", flag  # the last one given is the one in force
