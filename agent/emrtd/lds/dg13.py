@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from idstation.agent.emrtd import tlv
+from idstation.agent.emrtd.lds.der import Item, NotUsual, der_items
 from idstation.agent.errors import ParseError, TlvError
 
 TAG_DG13 = 0x6D
@@ -90,8 +91,14 @@ def _entries(outer: tlv.Tlv) -> tuple[list[tlv.Tlv], int | None]:
     return entry_set.children(), version
 
 
-def parse_dg13(data: bytes) -> Dg13:
-    """Parse Vietnamese EF.DG13 into field number → value."""
+def parse_dg13(data: bytes, *, fast: bool = True) -> Dg13:
+    """Parse Vietnamese EF.DG13 into field number → value.
+
+    The usual shape is read by :func:`_usual` (the same Dg13, a fraction of the time); ``fast=False``
+    reads every DG13 with the TLV objects below (the tests compare both)."""
+    usual = _usual(bytes(data)) if fast else None
+    if usual is not None:
+        return usual
     outer = tlv.decode(bytes(data), TAG_DG13)
     entries, version = _entries(outer)
     fields: dict[int, Value] = {}
@@ -141,3 +148,45 @@ def encode_dg13(fields: dict[int, Value] | list[tuple[int, Value]]) -> bytes:
     )
     body = tlv.encode(0x02, b"\x01") + tlv.encode(0x06, UTF8_OID) + tlv.encode(0x31, entries)
     return tlv.encode(TAG_DG13, tlv.encode(0x30, body))
+
+
+def _usual(data: bytes) -> Dg13 | None:
+    """DG13 of the usual shape (``6D { 30 { 02 v, 06 oid, 31 { 30 { 02 n, value } ... } } }``, strict
+    DER, each value a UTF8String or a SEQUENCE of them, no number twice) read by offsets, without
+    TLV objects: the :class:`Dg13` :func:`parse_dg13` would build. None for anything else.
+    The centre parses DG13 for every identity event it re-checks (issue 13)."""
+    try:
+        [outer] = der_items(data, 0, len(data))
+        [sequence] = _inside(data, outer, TAG_DG13)
+        version_item, _oid, entry_set = _inside(data, sequence, 0x30)
+        if version_item[0] != 0x02 or _oid[0] != 0x06 or not 0 < version_item[3] - version_item[2] <= 4:
+            return None
+        fields: dict[int, Value] = {}
+        raw: dict[int, bytes] = {}
+        for entry in _inside(data, entry_set, 0x31):
+            number_item, *values = _inside(data, entry, 0x30)
+            if number_item[0] != 0x02 or not 0 < number_item[3] - number_item[2] <= 4 or len(values) > 1:
+                return None
+            number = int.from_bytes(data[number_item[2] : number_item[3]], "big")
+            if number in fields:
+                return None
+            fields[number] = _usual_value(data, values[0]) if values else ""
+            raw[number] = data[values[0][1] : values[0][3]] if values else b""
+    except (NotUsual, ValueError, UnicodeDecodeError):  # ValueError: not the number of items unpacked
+        return None
+    return Dg13(fields, raw, int.from_bytes(data[version_item[2] : version_item[3]], "big"))
+
+
+def _inside(data: bytes, item: Item, tag: int) -> list[Item]:
+    if item[0] != tag:
+        raise NotUsual
+    return der_items(data, item[2], item[3])
+
+
+def _usual_value(data: bytes, item: Item) -> Value:
+    if item[0] == 0x0C:
+        return data[item[2] : item[3]].decode("utf-8")
+    parts = _inside(data, item, 0x30)
+    if any(part[0] != 0x0C for part in parts):
+        raise NotUsual
+    return tuple(data[part[2] : part[3]].decode("utf-8") for part in parts)

@@ -19,16 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from asn1crypto import algos, core
+from idstation.agent.emrtd.lds.der import Item, NotUsual, der_items
 
 __all__ = ["parse_fast"]
 
-Item = tuple[int, int, int, int]  # tag byte, TLV start, value start, value end
 Fields = tuple[Any, ...]  # Sod's fields, in order (sod.py makes the Sod: no import cycle)
 OID_LDS_SECURITY_OBJECT = "2.23.136.1.1.1"  # as sod.py
-
-
-class _Decline(Exception):
-    """Not the usual shape: asn1crypto decides (never an error of ours)."""
 
 
 def _oid(dotted: str) -> bytes:
@@ -50,52 +46,22 @@ _SIGNING_TIME = _oid("1.2.840.113549.1.9.5")
 _NO_PARAMS = (None, b"\x05\x00")
 
 
-def _items(data: bytes, start: int, end: int) -> list[Item]:
-    """The DER TLVs filling ``data[start:end]``: (tag byte, TLV start, value start, value end)."""
-    out = []
-    pos = start
-    while pos < end:
-        if pos + 2 > end:
-            raise _Decline
-        tag, first = data[pos], data[pos + 1]
-        if tag & 0x1F == 0x1F:
-            raise _Decline  # multi-byte tags: none in the usual shape
-        head = pos + 2
-        if first < 0x80:
-            length = first
-        elif first in (0x81, 0x82, 0x83):
-            count = first - 0x80
-            if head + count > end:
-                raise _Decline
-            length = int.from_bytes(data[head : head + count], "big")
-            if length < (0x80 if count == 1 else 1 << (8 * (count - 1))):
-                raise _Decline  # not the minimal length: DER only
-            head += count
-        else:
-            raise _Decline
-        if head + length > end:
-            raise _Decline
-        out.append((tag, pos, head, head + length))
-        pos = head + length
-    return out
-
-
 def _expect(data: bytes, item: Item, tag: int) -> list[Item]:
     if item[0] != tag:
-        raise _Decline
-    return _items(data, item[2], item[3])
+        raise NotUsual
+    return der_items(data, item[2], item[3])
 
 
 def _value(data: bytes, item: Item, tag: int) -> bytes:
     if item[0] != tag:
-        raise _Decline
+        raise NotUsual
     return data[item[2] : item[3]]
 
 
 def _integer(data: bytes, item: Item) -> int:
     raw = _value(data, item, 0x02)
     if not raw or (len(raw) > 1 and (raw[0], raw[1] & 0x80) in ((0x00, 0), (0xFF, 0x80))):
-        raise _Decline  # empty or not minimal
+        raise NotUsual  # empty or not minimal
     return int.from_bytes(raw, "big", signed=True)
 
 
@@ -103,26 +69,26 @@ def _algorithm(data: bytes, item: Item) -> bytes:
     """The OID of an AlgorithmIdentifier with absent or NULL parameters."""
     parts = _expect(data, item, 0x30)
     if len(parts) not in (1, 2) or (len(parts) == 2 and data[parts[1][1] : parts[1][3]] not in _NO_PARAMS):
-        raise _Decline
+        raise NotUsual
     return _value(data, parts[0], 0x06)
 
 
 def _single_value(data: bytes, attr: Item, tag: int) -> bytes:
     values = _expect(data, attr, 0x31)
     if len(values) != 1:
-        raise _Decline
+        raise NotUsual
     return _value(data, values[0], tag)
 
 
 def _utc_time(raw: bytes) -> None:
     """A UTCTime ``YYMMDDhhmmssZ`` that names a real instant (asn1crypto makes it a datetime; so do we)."""
     if len(raw) != 13 or raw[12] != 0x5A or not raw[:12].isdigit():
-        raise _Decline  # other forms (offsets, no seconds) are asn1crypto's to judge
+        raise NotUsual  # other forms (offsets, no seconds) are asn1crypto's to judge
     year, month, day, hour, minute, second = (int(raw[i : i + 2]) for i in range(0, 12, 2))
     try:
         datetime(year + (2000 if year < 50 else 1900), month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
-        raise _Decline from None
+        raise NotUsual from None
 
 
 def _attributes(data: bytes, item: Item) -> tuple[bytes, bytes, str]:
@@ -132,48 +98,48 @@ def _attributes(data: bytes, item: Item) -> tuple[bytes, bytes, str]:
     for attr in _expect(data, item, 0xA0):
         parts = _expect(data, attr, 0x30)
         if len(parts) != 2:
-            raise _Decline
+            raise NotUsual
         kind = _value(data, parts[0], 0x06)
         if kind in seen:
-            raise _Decline
+            raise NotUsual
         seen.add(kind)
         if kind == _MESSAGE_DIGEST:
             digest = _single_value(data, parts[1], 0x04)
         elif kind == _CONTENT_TYPE:
             if _single_value(data, parts[1], 0x06) != _LDS:
-                raise _Decline
+                raise NotUsual
             content_type = OID_LDS_SECURITY_OBJECT
         elif kind == _SIGNING_TIME:
             _utc_time(_single_value(data, parts[1], 0x17))
         else:
-            raise _Decline
+            raise NotUsual
     if digest is None or content_type is None:
-        raise _Decline
+        raise NotUsual
     return b"\x31" + data[item[1] + 1 : item[3]], digest, content_type
 
 
 def _lds_security_object(econtent: bytes) -> tuple[str, dict[int, bytes], str | None]:
-    top = _items(econtent, 0, len(econtent))
+    top = der_items(econtent, 0, len(econtent))
     if len(top) != 1:
-        raise _Decline
+        raise NotUsual
     fields = _expect(econtent, top[0], 0x30)
     if len(fields) not in (3, 4):
-        raise _Decline
+        raise NotUsual
     _integer(econtent, fields[0])
     hash_name = _DIGESTS.get(_algorithm(econtent, fields[1]))
     if hash_name is None:
-        raise _Decline
+        raise NotUsual
     dg_hashes: dict[int, bytes] = {}
     for entry in _expect(econtent, fields[2], 0x30):
         number, value = _pair(econtent, entry)
         if number in dg_hashes:
-            raise _Decline
+            raise NotUsual
         dg_hashes[number] = value
     lds_version = None
     if len(fields) == 4:
         texts = [_value(econtent, part, 0x13) for part in _expect(econtent, fields[3], 0x30)]
         if len(texts) != 2 or not all(text.isascii() for text in texts):
-            raise _Decline
+            raise NotUsual
         lds_version = texts[0].decode("ascii")
     return hash_name, dg_hashes, lds_version
 
@@ -181,7 +147,7 @@ def _lds_security_object(econtent: bytes) -> tuple[str, dict[int, bytes], str | 
 def _pair(data: bytes, entry: Item) -> tuple[int, bytes]:
     parts = _expect(data, entry, 0x30)
     if len(parts) != 2:
-        raise _Decline
+        raise NotUsual
     return _integer(data, parts[0]), _value(data, parts[1], 0x04)
 
 
@@ -190,54 +156,54 @@ def _signer_id(data: bytes, sid: Item) -> tuple[bytes | None, int | None, bytes 
         return None, None, data[sid[2] : sid[3]]
     parts = _expect(data, sid, 0x30)
     if len(parts) != 2 or parts[0][0] != 0x30:
-        raise _Decline
+        raise NotUsual
     return data[parts[0][1] : parts[0][3]], _integer(data, parts[1]), None
 
 
 def _signed_data(data: bytes) -> Fields:
-    top = _items(data, 0, len(data))
+    top = der_items(data, 0, len(data))
     if len(top) != 1:
-        raise _Decline
+        raise NotUsual
     info = _expect(data, top[0], 0x30)
     if len(info) != 2 or _value(data, info[0], 0x06) != _SIGNED_DATA:
-        raise _Decline
+        raise NotUsual
     wrapped = _expect(data, info[1], 0xA0)
     if len(wrapped) != 1:
-        raise _Decline
+        raise NotUsual
     fields = _expect(data, wrapped[0], 0x30)
     if len(fields) != 5 or fields[3][0] != 0xA0:
-        raise _Decline  # version, digest algorithms, eContent, certificates, signer infos; no CRLs
+        raise NotUsual  # version, digest algorithms, eContent, certificates, signer infos; no CRLs
     _integer(data, fields[0])
     for algorithm in _expect(data, fields[1], 0x31):
         _algorithm(data, algorithm)
     encap = _expect(data, fields[2], 0x30)
     if len(encap) != 2 or _value(data, encap[0], 0x06) != _LDS:
-        raise _Decline
+        raise NotUsual
     content = _expect(data, encap[1], 0xA0)
     if len(content) != 1:
-        raise _Decline
+        raise NotUsual
     econtent = bytes(_value(data, content[0], 0x04))  # nests 3 deep when it parses below: within MAX_DEPTH
     certificates = tuple(bytes(data[c[1] : c[3]]) for c in _expect(data, fields[3], 0xA0) if c[0] == 0x30 or _no())
     signers = _expect(data, fields[4], 0x31)
     if len(signers) != 1:
-        raise _Decline
+        raise NotUsual
     return _assemble(data, econtent, certificates, _expect(data, signers[0], 0x30))
 
 
 def _no() -> bool:
-    raise _Decline
+    raise NotUsual
 
 
 def _assemble(data: bytes, econtent: bytes, certificates: tuple[bytes, ...], signer: list[Item]) -> Fields:
     if len(signer) != 6:
-        raise _Decline  # version, sid, digest algorithm, signed attributes, signature algorithm, signature
+        raise NotUsual  # version, sid, digest algorithm, signed attributes, signature algorithm, signature
     _integer(data, signer[0])
     issuer, serial, key_id = _signer_id(data, signer[1])
     digest = _DIGESTS.get(_algorithm(data, signer[2]))
     signed_attrs, message_digest, content_type = _attributes(data, signer[3])
     scheme = _SIGNATURES.get(_algorithm(data, signer[4]))
     if digest is None or scheme is None:
-        raise _Decline
+        raise NotUsual
     signature = bytes(_value(data, signer[5], 0x04))
     hash_name, dg_hashes, lds_version = _lds_security_object(econtent)
     return (
@@ -251,5 +217,5 @@ def parse_fast(content_info: bytes) -> Fields | None:
     """The :class:`~.sod.Sod` fields of the ContentInfo inside ``77``, when it has the usual shape; else None."""
     try:
         return _signed_data(bytes(content_info))
-    except _Decline:
+    except NotUsual:
         return None
