@@ -13,8 +13,10 @@ machine hits both alike:
 
 CPU is the process's CPU time (``time.process_time``); the best round of each is reported with
 the ratio, and the machine's load (a shared machine is noisy: compare ratios, not absolutes).
-Goal (issue 13's throughput plan): <= 110 us per event with libsodium. Timings are reported,
-never asserted. Run: ``python bench/check_path.py [--devices 200] [--per-device 50] [--rounds 5]``.
+``--instructions`` also counts the instructions per event of each verifier under valgrind's
+cachegrind (a run over N events minus a run over none: independent of the machine's load; a few
+minutes). Goal (issue 13's throughput plan): <= 110 us per event with libsodium. Timings are
+reported, never asserted. Run: ``python bench/check_path.py [--rounds 5] [--instructions]``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -96,14 +102,88 @@ def run(devices: int, per_device: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def _child(spec: str, verifier: str, count: int) -> None:
+    """Under cachegrind: check ``count`` events (after 50 to warm up) with one verifier."""
+    with open(spec, "rb") as f:
+        data = pickle.load(f)  # written by _instructions a moment ago
+    registry = Registry(data["registry"])
+    registry.refresh()
+    central = X25519PrivateKey.from_private_bytes(data["central"])
+    verify = verify_openssl if verifier == "openssl" else verify_signature
+    processor = CentralProcessor(registry, central, store=None, verify=verify)  # type: ignore[arg-type]
+    registry.watch(interval=3600.0, full_scan_s=3600.0)  # lookups read the snapshot, as in central listen
+    frames = data["frames"]
+    for topic, payload in frames[: 50 + count]:
+        processor.check(topic, payload)
+    registry.close()
+
+
+def _instructions(devices: int, count: int) -> dict[str, Any]:
+    """Instructions per event of each verifier: cachegrind over ``count`` events minus over none."""
+    if shutil.which("valgrind") is None:
+        return {"error": "valgrind is not installed"}
+    root = Path(tempfile.mkdtemp(prefix="idstation-check-path-cg-"))
+    sims = write_devices(root / "registry", devices)
+    central = X25519PrivateKey.generate()
+    frames = interleave(build_frames(sims, max(1, (count + 50) // devices + 1), central.public_key()))
+    spec = root / "frames.pickle"
+    spec.write_bytes(
+        pickle.dumps(
+            {
+                "registry": str(root / "registry"),
+                "central": central.private_bytes_raw(),
+                "frames": [(f.topic, f.payload) for f in frames],
+            }
+        )
+    )
+    python = os.path.realpath(sys.executable)
+    refs: dict[str, int] = {}
+    for verifier in ("openssl", "libsodium"):
+        for n in (0, count):
+            out = subprocess.run(
+                [
+                    "valgrind",
+                    "--tool=cachegrind",
+                    "--cache-sim=no",
+                    "--cachegrind-out-file=/dev/null",
+                    python,
+                    __file__,
+                    "--child",
+                    str(spec),
+                    verifier,
+                    str(n),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stderr
+            match = re.search(r"I\s+refs:\s+([\d,]+)", out)
+            assert match is not None, out[-2000:]
+            refs[f"{verifier}/{n}"] = int(match.group(1).replace(",", ""))
+    per = {v: (refs[f"{v}/{count}"] - refs[f"{v}/0"]) / count for v in ("openssl", "libsodium")}
+    return {
+        "events": count,
+        "instructions_per_event": {v: round(x) for v, x in per.items()},
+        "ratio_libsodium_to_openssl": round(per["libsodium"] / per["openssl"], 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--per-device", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--instructions", type=int, nargs="?", const=800, default=0, metavar="EVENTS")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))  # warnings and up
-    print(json.dumps(run(args.devices, args.per_device, args.rounds), indent=2))
+    if args.child:
+        _child(args.child[0], args.child[1], int(args.child[2]))
+        return
+    report = run(args.devices, args.per_device, args.rounds)
+    if args.instructions:
+        report["cachegrind"] = _instructions(args.devices, args.instructions)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -328,12 +328,7 @@ def _edge_rejected(public_raw: bytes, signature: bytes) -> bool:
     ``S`` >= L, a public key encoded with y >= p or of small order, an ``R`` of small order."""
     a_y = int.from_bytes(public_raw, "little") & _Y_MASK
     r_y = int.from_bytes(signature[:32], "little") & _Y_MASK
-    return (
-        int.from_bytes(signature[32:], "little") >= _L
-        or a_y >= _P
-        or a_y in _SMALL_ORDER_Y
-        or r_y in _SMALL_ORDER_Y
-    )
+    return int.from_bytes(signature[32:], "little") >= _L or a_y >= _P or a_y in _SMALL_ORDER_Y or r_y in _SMALL_ORDER_Y
 
 
 @functools.lru_cache(maxsize=65536)
