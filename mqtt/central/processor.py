@@ -134,7 +134,7 @@ class CentralProcessor:
         self.registry, self.central_key, self.store, self.chip_check = registry, central_key, store, chip_check
         self.verify = verify or verify_signature
         if verify is None and ED25519_BACKEND != "libsodium":  # ~2x the verify CPU per event: say so
-            log.warning("central_ed25519_without_libsodium", backend=ED25519_BACKEND, install="idstation[central]")
+            log.info("central_ed25519_without_libsodium", backend=ED25519_BACKEND, install="idstation[central]")
         self.counts: Counter[str] = Counter()
 
     def check(self, topic: str, payload: bytes, received_at: float | None = None) -> Checked:
