@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -184,3 +186,16 @@ def test_wrong_lengths_are_rejected_by_both() -> None:
     assert _both(public[:31], sig, msg) == (False, False)
     assert _both(public, sig[:63], msg) == (False, False)
     assert _both(public, sig + b"\x00", msg) == (False, False)
+
+
+def test_without_pynacl_the_wire_core_verifies_through_openssl() -> None:
+    # a box installs no PyNaCl: seal must import and pick the OpenSSL path
+    code = (
+        "import sys; sys.modules['nacl'] = None\n"
+        "from idstation.mqtt import seal\n"
+        "assert seal.verify_signature is seal.verify_openssl, seal.ED25519_BACKEND\n"
+        "print(seal.ED25519_BACKEND)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "openssl"
