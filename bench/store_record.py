@@ -4,17 +4,19 @@ The events are realistic: genuinely built frames (EventBuilder: signed, every 5t
 identity, the others read_failed) of many devices, interleaved so a batch holds events of many
 streams, as a listener's batch does; each run records them all into a fresh database.
 
-Per run: wall time per event, this process's CPU per event (``time.process_time``: psycopg's
-encoding and the store's Python), the PostgreSQL server's CPU per event (every process of the
-throw-away cluster, from /proc, exited children included) and events/s. PostgreSQL runs with
-durable commits (fsync on), SQLite with ``synchronous=FULL``.
+Each batch is then marked delivered (``mark_delivered``, as a listener does after printing its
+events; ``--no-mark`` leaves it out). Per run: wall time per event, this process's CPU per event
+(``time.process_time``: psycopg's encoding and the store's Python), the PostgreSQL server's CPU
+per event (every process of the throw-away cluster, from /proc, exited children included) and
+events/s. PostgreSQL runs with durable commits (fsync on), SQLite with ``synchronous=FULL``.
 
 ``--baseline REV`` also runs the store as it was at git revision REV (its ``store`` package
 loaded from git into this process, under another name), alternating with the current one run
 by run, and prints the ratio current/baseline per batch size: both see the same machine load.
 
 usage: python bench/store_record.py [--batches 1,50,200,500] [--events 20000] [--devices 400]
-                                    [--backends postgresql,sqlite] [--baseline REV] [--rounds 2] [--json]
+                                    [--backends postgresql,sqlite] [--baseline REV] [--rounds 2]
+                                    [--no-mark] [--json]
 """
 
 from __future__ import annotations
@@ -179,15 +181,24 @@ def _convert(events: Sequence[Incoming], incoming_type: type) -> list[Any]:
 
 
 def run_once(
-    opener: Callable[[str], Any], url: str, events: Sequence[Incoming], batch: int, cpu: Callable[[], float]
+    opener: Callable[[str], Any],
+    url: str,
+    events: Sequence[Incoming],
+    batch: int,
+    *,
+    cpu: Callable[[], float],
+    mark: bool = True,
 ) -> dict[str, float]:
+    """Record ``events`` in batches (then mark each batch delivered, as a listener does)."""
     store = opener(url)
     try:
         store.record(events[:1])  # connect and warm up outside the measurement
         rest = events[1:]
         wall0, client0, server0 = time.perf_counter(), time.process_time(), cpu()
         for i in range(0, len(rest), batch):
-            store.record(rest[i : i + batch])
+            outcomes = store.record(rest[i : i + batch])
+            if mark:  # as the listener does once the batch's events are delivered
+                store.mark_delivered([o.cursor for o in outcomes if o.cursor is not None])
         wall, client, server = time.perf_counter() - wall0, time.process_time() - client0, cpu() - server0
         n = len(rest)
     finally:
@@ -234,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default="postgresql,sqlite")
     ap.add_argument("--baseline", metavar="REV", help="also run the store as at this git revision")
     ap.add_argument("--rounds", type=int, default=2, help="runs per configuration (alternating with the baseline)")
+    ap.add_argument("--no-mark", action="store_true", help="record only (no mark_delivered after each batch)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     events = build_events(args.devices, args.events)
@@ -252,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 ):
                     n = args.single_events if batch == 1 else args.events
                     opener = functools.partial(impls[name][0], migrate=True)
-                    row = run_once(opener, new_url(f"{name}-{batch}-{rnd}"), converted[name][:n], batch, cpu)
+                    url = new_url(f"{name}-{batch}-{rnd}")
+                    row = run_once(opener, url, converted[name][:n], batch, cpu=cpu, mark=not args.no_mark)
                     row.update(backend=backend, batch=batch, impl=name, round=rnd)
                     results.append(row)
                     if not args.json:

@@ -29,6 +29,7 @@ from idstation.mqtt.central.store.base import (
     seq_floor,
     with_receipts,
 )
+from idstation.mqtt.central.store.deliveries import DELIVERED, Deliveries
 from idstation.mqtt.receipt import receipt_range
 
 log = structlog.get_logger(__name__)
@@ -38,8 +39,10 @@ Exec = Callable[..., Any]  # x(sql, params=()) -> a DB-API cursor
 _EVENT_COLUMNS = "cursor, event_id, device_id, key_id, seq, kind, site, counter, created_at, received_at, header, frame"
 _INSERT_EVENT = (
     "INSERT INTO events (event_id, device_id, key_id, seq, kind, site, counter, reason, created_at, received_at,"
-    " header, frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING cursor"
+    " header, frame, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+    " RETURNING cursor"
 )
+_HELD = f"SELECT cursor, {DELIVERED}, frame FROM events WHERE event_id = ?"  # noqa: S608
 _UPSERT_DEVICE = """
 INSERT INTO device_state (device_id, site, counter, last_seen, state, info, state_at, last_event_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -127,6 +130,7 @@ class SqlStore:
     for_update = ""  # row lock suffix on SELECT
     hour_expr = "CAST(received_at / 3600 AS INTEGER)"
     url = ""
+    _deliveries: Deliveries  # set by the backend's __init__
 
     # --- backend hooks -------------------------------------------------------------------------
 
@@ -183,28 +187,30 @@ class SqlStore:
     def record(self, batch: Sequence[Incoming]) -> list[Outcome]:
         if not batch:
             return []
+        batch_id = self._deliveries.new_batch()
         with self._write() as x:
             self._begin_batch(x)
             streams: dict[tuple[str, str], StreamState] = {}
             fresh: set[str] = set()  # event ids this batch has seen
-            outcomes = [self._record_one(x, event, streams, fresh) for event in batch]
+            outcomes = [self._record_one(x, event, streams, fresh, batch_id) for event in batch]
             self._save_streams(x, streams)
             self._save_devices(x, batch, outcomes)
+        self._deliveries.recorded(batch_id, outcomes)  # committed
         return with_receipts(batch, outcomes, streams)
 
     def _record_one(
-        self, x: Exec, e: Incoming, streams: dict[tuple[str, str], StreamState], fresh: set[str]
+        self, x: Exec, e: Incoming, streams: dict[tuple[str, str], StreamState], fresh: set[str], batch: int
     ) -> Outcome:
         reason = e.header.get("reason") if e.kind == "read_failed" else None
         params = (e.event_id, e.device_id, e.key_id, e.seq, e.kind, e.site, e.counter, reason, e.created_at)
-        row = x(_INSERT_EVENT, (*params, e.received_at, self._json_in(e.header), e.frame)).fetchone()
+        row = x(_INSERT_EVENT, (*params, e.received_at, self._json_in(e.header), e.frame, batch)).fetchone()
         key = (e.device_id, e.key_id)
         if row is None:
             if e.data and key not in streams:  # its receipt state (the box may lack a receipt)
                 streams[key] = self._load_stream(x, *key)
             if e.event_id in fresh:
                 return Outcome(Verdict.DUPLICATE)
-            held = x("SELECT cursor, delivered, frame FROM events WHERE event_id = ?", (e.event_id,)).fetchone()
+            held = x(_HELD, (e.event_id,)).fetchone()
             fresh.add(e.event_id)  # a second copy in this batch is a plain duplicate
             return duplicate(held, e.frame)
         fresh.add(e.event_id)
@@ -386,14 +392,9 @@ class SqlStore:
             removed += n
             if n < chunk:
                 break
+        with self._write() as x:  # a batch's mark outlives none of its events (marked after they arrived)
+            x("DELETE FROM delivered_batches WHERE at < ?", (before,))
         return removed
-
-    def mark_delivered(self, cursors: Sequence[int]) -> None:
-        """The listener delivered these events (a later redelivery of one is a plain duplicate)."""
-        if cursors:
-            with self._write() as x:
-                for cursor in cursors:
-                    x("UPDATE events SET delivered = TRUE WHERE cursor = ?", (cursor,))
 
     def gaps(self, device_id: str | None = None) -> list[tuple[str, int, int]]:
         sql = "SELECT device_id, lo, hi FROM gaps"

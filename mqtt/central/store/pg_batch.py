@@ -34,6 +34,7 @@ from idstation.mqtt.central.store.base import (
     seq_floor,
     with_receipts,
 )
+from idstation.mqtt.central.store.deliveries import DELIVERED
 from idstation.mqtt.central.store.engine import (
     _NEWER,
     _UPSERT_DEVICE,
@@ -47,8 +48,8 @@ __all__ = ["record_batch"]
 _LOCK = "SELECT pg_advisory_xact_lock(%b)"
 _INSERT = """
 INSERT INTO events
-    (event_id, device_id, key_id, seq, kind, site, counter, reason, created_at, received_at, header, frame)
-SELECT e, d, k, s, kd, si, c, r, ca, ra, h::jsonb, f
+    (batch, event_id, device_id, key_id, seq, kind, site, counter, reason, created_at, received_at, header, frame)
+SELECT %b::bigint, e, d, k, s, kd, si, c, r, ca, ra, h::jsonb, f
 FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],
             %b::text[], %b::float8[], %b::text[], %b::bytea[])
      WITH ORDINALITY AS u(e, d, k, s, kd, si, c, r, ca, ra, h, f, n)
@@ -67,7 +68,7 @@ _GAPS = (
     "SELECT device_id, key_id, lo, hi FROM gaps WHERE (device_id, key_id) IN"
     " (SELECT d, k FROM unnest(%b::text[], %b::text[]) AS u(d, k)) ORDER BY device_id, key_id, lo"
 )
-_HELD = "SELECT event_id, cursor, delivered, frame FROM events WHERE event_id = ANY(%b::text[])"
+_HELD = f"SELECT event_id, cursor, {DELIVERED}, frame FROM events WHERE event_id = ANY(%b::text[])"  # noqa: S608
 _DROP_REPLAYS = "DELETE FROM events WHERE cursor = ANY(%b::bigint[])"
 _SET_MAX = (
     "UPDATE streams SET max_seq = u.m FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS u(d, k, m)"
@@ -128,14 +129,15 @@ def _event_columns(batch: Sequence[Incoming]) -> list[list[Any]]:
     ]  # fmt: skip
 
 
-def record_batch(conn: Any, batch: Sequence[Incoming], lock_key: int) -> list[Outcome]:
-    """Record ``batch`` on ``conn`` (in a transaction, in pipeline mode); the outcomes carry receipts."""
+def record_batch(conn: Any, batch: Sequence[Incoming], lock_key: int, batch_id: int) -> list[Outcome]:
+    """Record ``batch`` (its rows marked ``batch_id``) on ``conn`` (in a transaction, in pipeline
+    mode); the outcomes carry receipts."""
 
     def x(sql: str, params: Any) -> Any:
         return conn.execute(sql, params, binary=True)
 
     x(_LOCK, (lock_key,))
-    insert = x(_INSERT, _event_columns(batch))
+    insert = x(_INSERT, [batch_id, *_event_columns(batch)])
     keys = sorted({(e.device_id, e.key_id) for e in batch if e.data or seq_floor(e.header)})
     locked = _lock_streams(x, keys)  # pipelined behind the insert: one round trip for all
     inserted = {event_id: cursor for cursor, event_id in insert.fetchall()}

@@ -18,18 +18,24 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from idstation.mqtt.central.store.base import Incoming, Outcome
+from idstation.mqtt.central.store.deliveries import Deliveries
 from idstation.mqtt.central.store.engine import Exec, SqlStore
 from idstation.mqtt.central.store.pg_batch import record_batch
 from idstation.mqtt.errors import StoreError, StoreUnavailable
 
 __all__ = ["BATCH_LOCK", "MIGRATION_LOCK", "PostgresStore", "redact_url"]
 
+_MARK_BATCHES = (
+    "INSERT INTO delivered_batches (batch, at) SELECT unnest(%b::bigint[]), %b::float8 ON CONFLICT DO NOTHING"
+)
+_MARK_ROWS = "UPDATE events SET delivered = TRUE WHERE cursor = ANY(%b::bigint[])"
 BATCH_LOCK = 0x1D57_0001  # pg_advisory_xact_lock keys (bigint), private to idstation
 MIGRATION_LOCK = 0x1D57_0002
 
@@ -73,6 +79,7 @@ class PostgresStore(SqlStore):
         self.timeout = timeout
         self._dsn, self._sizes = url, (min_size, max_size)
         self._swap = threading.Lock()
+        self._deliveries = Deliveries()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> Any:
@@ -136,16 +143,25 @@ class PostgresStore(SqlStore):
         """One transaction in two round trips whatever the batch size (:mod:`.pg_batch`)."""
         if not batch:
             return []
+        batch_id = self._deliveries.new_batch()
         with self._connection() as conn, conn.pipeline(), conn.transaction():
-            return record_batch(conn, batch, BATCH_LOCK)
+            outcomes = record_batch(conn, batch, BATCH_LOCK, batch_id)
+        self._deliveries.recorded(batch_id, outcomes)  # committed
+        return outcomes
 
     def mark_delivered(self, cursors: Sequence[int]) -> None:
-        """One statement, committed without waiting for the disk: a lost mark only means the
-        event is delivered once more after a crash (at least once)."""
-        if cursors:
-            with self._write() as x:
-                x("SET LOCAL synchronous_commit = off")
-                x("UPDATE events SET delivered = TRUE WHERE cursor = ANY(?::bigint[])", (list(cursors),))
+        """One round trip, committed without waiting for the disk (a lost mark only means the event
+        is delivered once more after a crash: at least once); a batch recorded here and delivered
+        whole is one small row (:mod:`.deliveries`)."""
+        if not cursors:
+            return
+        whole, rest = self._deliveries.split(cursors)
+        with self._connection() as conn, conn.pipeline(), conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit = off")
+            if whole:
+                conn.execute(_MARK_BATCHES, (whole, time.time()), binary=True)
+            if rest:
+                conn.execute(_MARK_ROWS, (rest,), binary=True)
 
     def _begin_batch(self, x: Exec) -> None:
         x("SELECT pg_advisory_xact_lock(?)", (BATCH_LOCK,))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from idstation.mqtt.central.store.deliveries import Deliveries
 from idstation.mqtt.central.store.engine import Exec, SqlStore
 from idstation.mqtt.errors import StoreError, StoreUnavailable
 
@@ -43,6 +45,7 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self.url = f"sqlite://{self.path.resolve()}"
         self._lock = threading.Lock()
+        self._deliveries = Deliveries()
         with _mapped():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
@@ -72,14 +75,20 @@ class SqliteStore(SqlStore):
 
     def mark_delivered(self, cursors: Sequence[int]) -> None:
         """Without an fsync (``synchronous=NORMAL`` for this one commit): a mark lost to a power cut
-        only means one more delivery."""
+        only means one more delivery. A batch recorded here and delivered whole is one row."""
         if not cursors:
             return
+        whole, rest = self._deliveries.split(cursors)
         with self._lock, _mapped():
             self._db.execute("PRAGMA synchronous=NORMAL")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("UPDATE events SET delivered = TRUE WHERE cursor = ?", [(c,) for c in cursors])
+                now = time.time()
+                self._db.executemany(
+                    "INSERT INTO delivered_batches (batch, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [(b, now) for b in whole],
+                )
+                self._db.executemany("UPDATE events SET delivered = TRUE WHERE cursor = ?", [(c,) for c in rest])
                 self._db.execute("COMMIT")
             finally:
                 if self._db.in_transaction:

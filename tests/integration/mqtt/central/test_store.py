@@ -15,9 +15,9 @@ def verdicts(store: Store, *events) -> list[str]:
 
 
 def test_migrate_is_versioned_and_idempotent(store: Store) -> None:
-    assert store.schema_version() == 3
-    assert store.migrate() == 3
-    assert store.schema_version() == 3
+    assert store.schema_version() == 4
+    assert store.migrate() == 4
+    assert store.schema_version() == 4
 
 
 def test_an_accepted_event_is_stored_as_received(store: Store) -> None:
