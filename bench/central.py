@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -51,13 +52,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
+import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.central.registry import Registry
 
 from bench.central_brokers import MosquittoBench, RabbitBench
-from bench.central_profile import CpuMeter, Spy, named_thread_split, session_cpu_s, thread_cpu, thread_names
+from bench.central_profile import CpuMeter, Spy, named_thread_split, thread_cpu, thread_names, tree_cpu_s
 from tests.fixtures.postgres import PostgresServer
 from tests.integration.central.boxes import build_frames, interleave
 from tests.integration.central.fleet import write_devices
@@ -179,8 +181,8 @@ class Window:
         self.meter = CpuMeter(
             {
                 "broker": broker.cpu,
-                "postgresql": lambda: session_cpu_s(pg.proc.pid),
-                "listeners": lambda: sum(session_cpu_s(pid) for pid in pids),
+                "postgresql": lambda: tree_cpu_s(pg.proc.pid),
+                "listeners": lambda: sum(tree_cpu_s(pid) for pid in pids),
             }
         )
         self.spy_path, self.spy = spy, None
@@ -364,6 +366,11 @@ def _brokers(opts: argparse.Namespace, root: Path) -> list[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     opts = _options(argv)
+    # the registry's own log lines (one per change) go to stderr, warnings and up: stdout is the figures
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
     root = Path(tempfile.mkdtemp(prefix="idstation-bench-central-", dir="/tmp"))
     os.chmod(root, 0o755)
     results: dict[str, Any] = {"machine_cores": os.cpu_count(), "load_avg_start": list(os.getloadavg())}

@@ -40,7 +40,7 @@ from idstation.mqtt.topics import event_subscriptions
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from bench.central_profile import pid_cpu_s, session_cpu_s
+from bench.central_profile import pid_cpu_s, tree_cpu_s
 from tests.fixtures.rabbitmq import RabbitCluster
 from tests.integration.central.boxes import Frame, run_gateways
 
@@ -130,7 +130,7 @@ class RabbitBench:
         """Nothing: nothing per listener is left on the broker."""
 
     def cpu(self) -> float:
-        return sum(session_cpu_s(node.proc.pid) for node in self.cluster.nodes if node.proc is not None)
+        return sum(tree_cpu_s(node.proc.pid) for node in self.cluster.nodes if node.proc is not None)
 
     def stop(self) -> None:
         self.cluster.stop()

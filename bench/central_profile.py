@@ -1,9 +1,9 @@
 """Where the centre's CPU goes during a drain (bench/central.py's measuring side).
 
 - :class:`CpuMeter`: CPU seconds of named process groups (the broker, PostgreSQL, the listeners)
-  between ``start()`` and ``stop()``, from ``/proc/<pid>/stat``. A group is a session id (every
-  process of a server started with ``start_new_session``, PostgreSQL's backends included; the
-  children that already ended count through their parent's ``cutime``) or a single pid.
+  between ``start()`` and ``stop()``, from ``/proc/<pid>/stat``: a process and its descendants
+  (:func:`tree_cpu_s`; PostgreSQL's backends included; children that already ended count
+  through their parent's ``cutime``).
 - :func:`thread_cpu` / :func:`thread_names`: a listener's CPU per thread (``/proc/<pid>/task``),
   named by ``py-spy dump`` (Python 3.11 does not give threads an OS name).
 - :class:`Spy`: ``py-spy record --native --threads --format raw`` on one listener; :func:`summarize`
@@ -47,15 +47,29 @@ def pid_cpu_s(pid: int, *, children: bool = True) -> float:
     return ticks / _TICK
 
 
-def session_cpu_s(sid: int) -> float:
-    """CPU seconds of every live process of session ``sid`` (with their reaped children's)."""
-    total = 0.0
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of ``root`` and every live descendant, with the children each has reaped (a
+    process that ends moves its CPU into its parent's ``cutime``: the sum stays whole). By parent,
+    not by session: PostgreSQL's children each call ``setsid()``."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    cpu: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         fields = _stat_fields(entry / "stat")
-        if fields is not None and int(fields[3]) == sid:
-            total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / _TICK
+        if fields is None:
+            continue
+        pid = int(entry.name)
+        children[int(fields[1])].append(pid)
+        cpu[pid] = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / _TICK
+    total, todo, seen = 0.0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += cpu.get(pid, 0.0)
+        todo.extend(children.get(pid, ()))
     return total
 
 

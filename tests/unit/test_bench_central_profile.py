@@ -3,7 +3,11 @@ on-CPU samples rank the frames (py-spy --native keeps waiting threads' samples).
 
 from __future__ import annotations
 
-from bench.central_profile import classify, named_thread_split, summarize
+import os
+import subprocess
+import sys
+
+from bench.central_profile import classify, named_thread_split, summarize, tree_cpu_s
 
 CHECK = "thread (101): idstation-central-check;Thread.run (threading.py:982);Intake._run_checks (intake.py:130)"
 VERIFY = f"{CHECK};crypto_sign_open (nacl/bindings/crypto_sign.py:120);_cffi_f_crypto_sign_open (_sodium.c:1)"
@@ -53,3 +57,17 @@ def test_thread_cpu_is_split_by_name_and_threads_that_did_nothing_are_left_out()
     after = {1: 3.5, 2: 5.0, 3: 0.75, 4: 0.25}
     split = named_thread_split(before, after, {1: "check", 3: "commit"})
     assert split == {"check": 2.5, "tid-4": 0.25, "commit": 0.25}
+
+
+def test_a_process_trees_cpu_includes_a_live_child_in_a_session_of_its_own() -> None:
+    """PostgreSQL's backends call setsid(): they are counted by parentage, not by session."""
+    burn = "import os, time\nos.setsid()\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    burn += "print('done', flush=True)\ntime.sleep(30)\n"
+    before = tree_cpu_s(os.getpid())
+    with subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "done\n"
+            assert os.getsid(child.pid) != os.getsid(0)
+            assert tree_cpu_s(os.getpid()) - before >= 0.25
+        finally:
+            child.kill()
