@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from idstation.agent.emrtd.trust import TrustStore, load_certificate
 
-__all__ = ["CRYPTO_ERRORS", "Signer", "SignerCache", "describe", "find_csca"]
+__all__ = ["CRYPTO_ERRORS", "MAX_CACHED_DER", "Signer", "SignerCache", "describe", "find_csca"]
 
 CRYPTO_ERRORS = (InvalidSignature, ValueError, TypeError, OverflowError, UnsupportedAlgorithm)
 _UNSET: Any = object()
@@ -138,10 +138,15 @@ class Signer:
         return dict(self._csca_described)
 
 
+MAX_CACHED_DER = 16 * 1024  # a genuine DSC is 0.4-2 KB; a larger one is checked, not kept
+
+
 class SignerCache:
     """Up to ``maxsize`` :class:`Signer` objects for ``trust``, by the SHA-256 of their DER.
 
     ``lock`` guards the table when threads share the cache (default: none, for one thread).
+    Memory: at most ``maxsize`` certificates of at most ``MAX_CACHED_DER`` bytes (about 6 KB of
+    Python objects each besides the DER): a few MB at worst, whatever certificates are sent.
     """
 
     def __init__(
@@ -162,6 +167,8 @@ class SignerCache:
 
     def signer(self, der: bytes) -> Signer:
         """The :class:`Signer` of certificate ``der``; what ``load_certificate`` raises when it does not load."""
+        if len(der) > MAX_CACHED_DER:
+            return Signer(load_certificate(der), self.trust)  # checked alike, never kept
         key = hashlib.sha256(der).digest()
         with self._lock:
             found = self._signers.get(key)

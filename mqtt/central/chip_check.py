@@ -51,8 +51,8 @@ class ChipCheck:
     ``now`` (a clock) is injected by tests.
 
     Many cards share one Document Signer certificate: its parse, key and chain to the CSCA are kept
-    in a bounded :class:`SignerCache` (``signer_cache`` DSCs, least recently used out; a few KB
-    each) shared by every thread that calls the check. A cached DSC gives the verdict an uncached
+    in a bounded :class:`SignerCache` (``signer_cache`` DSCs, least recently used out; none over
+    16 KB is kept: a few MB at most) shared, under a lock, by every thread that calls the check. A cached DSC gives the verdict an uncached
     one gives (the clock is compared on every event). ``signer_cache=0`` turns the cache off.
     """
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from idstation.agent.emrtd.lds.build import encode_sod
 from idstation.agent.emrtd.passive_auth import verify_passive
-from idstation.agent.emrtd.signer import SignerCache
+from idstation.agent.emrtd.signer import MAX_CACHED_DER, SignerCache
 from idstation.agent.emrtd.trust import TrustStore
 from idstation.agent.emrtd.virtual_card.image import FID_DG, FID_SOD
 from idstation.agent.sim.profile_data.pki import default_pki
@@ -116,6 +116,31 @@ def test_the_cache_is_bounded_and_evicts_the_least_recently_used(image: Any, tru
         assert verify_passive(sod, groups, trust, NOW, signers=cache).result == "ok"
         assert len(cache) <= 2
     assert cache.misses == 4  # the first came back after it was evicted: a miss, the same verdict
+
+
+def test_an_oversized_certificate_is_checked_alike_but_never_kept(image: Any, trust: TrustStore) -> None:
+    """A hostile box could send huge certificates: the cache keeps only genuine-sized ones."""
+    pki = default_pki()
+    key = ec.generate_private_key(ec.SECP256R1())
+    padding = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4"), b"\x00" * (MAX_CACHED_DER + 1))
+    big = (
+        x509.CertificateBuilder()
+        .subject_name(pki.dsc_certificate.subject)
+        .issuer_name(pki.csca_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(4601)
+        .not_valid_before(datetime(2025, 6, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2040, 1, 1, tzinfo=UTC))
+        .add_extension(padding, critical=False)
+        .sign(pki.csca_key, hashes.SHA256())
+    )
+    groups = _groups(image)
+    sod = encode_sod(groups, big, key)
+    cache = SignerCache(trust)
+    verdicts = [verify_passive(sod, groups, trust, NOW, signers=cache).to_json() for _ in range(2)]
+    assert verdicts == [verify_passive(sod, groups, trust, NOW).to_json()] * 2
+    assert verdicts[0]["result"] == "ok"
+    assert len(cache) == 0
 
 
 def test_a_verdicts_signer_description_is_its_own(image: Any, trust: TrustStore) -> None:
