@@ -52,8 +52,9 @@ class ChipCheck:
 
     Many cards share one Document Signer certificate: its parse, key and chain to the CSCA are kept
     in a bounded :class:`SignerCache` (``signer_cache`` DSCs, least recently used out; none over
-    16 KB is kept: a few MB at most) shared, under a lock, by every thread that calls the check. A cached DSC gives the verdict an uncached
-    one gives (the clock is compared on every event). ``signer_cache=0`` turns the cache off.
+    16 KB is kept: a few MB at most) shared, under a lock, by every thread that calls the check.
+    A cached DSC gives the verdict an uncached one gives (the clock is compared on every event).
+    ``signer_cache=0`` turns the cache off.
     """
 
     def __init__(
