@@ -211,17 +211,12 @@ class AmqpTransport:
             self._channel.basic_cancel(consumer)
 
     def _deliver(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
-        headers = props.headers or {}
-        delivery = Delivery(
-            topic=routing_key_to_topic(method.routing_key),
-            payload=body,
-            received_at=time.time(),
-            redelivered=bool(method.redelivered),
-            delivery_count=int(headers.get("x-delivery-count", 0) or 0),
-            token=(self._generation, method.delivery_tag),
-        )
+        headers, tag = props.headers, method.delivery_tag
+        count = int(headers.get("x-delivery-count", 0) or 0) if headers else 0
+        topic = routing_key_to_topic(method.routing_key)
+        delivery = Delivery(topic, body, time.time(), bool(method.redelivered), count, (self._generation, tag))
         assert self._on_message is not None
-        self._unsettled.add(method.delivery_tag)
+        self._unsettled.add(tag)
         self._on_message(delivery)
 
     def _settle(self, channel: Any, tags: list[int], *, requeue: bool = False) -> None:

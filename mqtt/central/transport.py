@@ -17,22 +17,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 __all__ = ["Delivery", "OnMessage", "ReceiptPump", "Transport", "routing_key_to_topic", "topic_to_routing_key"]
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One message from the broker. ``topic`` is always in MQTT form (``idstation/v1/...``)."""
+class Delivery(NamedTuple):
+    """One message from the broker. ``topic`` is always in MQTT form (``idstation/v1/...``).
+    Immutable; a named tuple rather than a frozen dataclass: one is made per message on the
+    transport's thread, and a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per
+    field) cost ~2x as much."""
 
     topic: str
-    payload: bytes = field(repr=False)
+    payload: bytes
     received_at: float
     redelivered: bool = False
     delivery_count: int = 0  # deliveries before this one, when the broker counts them (quorum queues)
-    token: Any = field(default=None, repr=False)
+    token: Any = None
+
+    def __repr__(self) -> str:  # never the payload, never the token
+        return f"Delivery(topic={self.topic!r}, redelivered={self.redelivered}, delivery_count={self.delivery_count})"
 
 
 OnMessage = Callable[[Delivery], None]
