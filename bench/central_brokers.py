@@ -5,13 +5,14 @@
   the raw baseline is a bare pika consumer with the same prefetch, acknowledging as a listener does
   (one ``multiple`` ack per 200: one Raft command in the quorum queue instead of 200), and beside it
   the same with one ack per message (``single_ack``).
-- :class:`MosquittoBench`: a site or province mosquitto (the production settings of docs/mqtt.md
-  "A site", without TLS on loopback). The listeners connect once with persistent sessions (stable
-  ``--client-id``; 1 listener: a plain subscription, ``--no-shared``, as a site runs it; 2: the
-  MQTT 5 shared subscription of ``--group``), go offline, the boxes fill their sessions' queues,
-  then the listeners come back and drain them. The raw baseline is a bare paho consumer with a
-  persistent session, the same subscriptions, the same Receive Maximum as the listener's
-  transport, acknowledging each message as it arrives.
+- :class:`MosquittoBench`: a site or province mosquitto (the shipped queue and window settings of
+  mqtt/central/broker_config.py, persistence as docs/mqtt.md's site broker, without TLS on
+  loopback). The listeners connect once with persistent sessions (stable ``--client-id``;
+  1 listener: a plain subscription, ``--no-shared``, as a site runs it; 2: the MQTT 5 shared
+  subscription of ``--group``), go offline, the boxes fill their sessions' queues, then the
+  listeners come back and drain them. The raw baseline is a bare paho consumer with a persistent
+  session, the same subscriptions, the same Receive Maximum as the listener's transport,
+  acknowledging each message as it arrives.
 
 Each exposes ``fill(frames)`` (events/s into the broker), ``raw(frames)`` (the bare consumer's
 events/s and the broker's and its own CPU per message; the messages filled by it),
@@ -34,7 +35,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pika
-from idstation.mqtt.central import mqtt_transport
+from idstation.mqtt.central import broker_config, mqtt_transport
 from idstation.mqtt.central.amqp import EVENT_QUEUE, declare_topology
 from idstation.mqtt.topics import event_subscriptions
 from paho.mqtt.packettypes import PacketTypes
@@ -143,7 +144,7 @@ class MosquittoBench:
         self.dir = root / "mosquitto"
         (self.dir / "persist").mkdir(parents=True)
         self.port = _free_port()
-        self.max_queued = max(100_000, queued)
+        self.max_queued = queued
         conf = self.dir / "mosquitto.conf"
         conf.write_text(self.conf(), encoding="utf-8")
         log = open(self.dir / "mosquitto.log", "ab")  # noqa: SIM115 - the child's
@@ -154,7 +155,9 @@ class MosquittoBench:
         self.url = f"mqtt://127.0.0.1:{self.port}"
 
     def conf(self) -> str:
-        """docs/mqtt.md's site broker, on loopback without TLS; queue bound raised to hold the backlog."""
+        """The shipped broker's queue and window settings (mqtt/central/broker_config.py), persistence
+        as docs/mqtt.md's site broker, on loopback without TLS; the queue bound raised if a run needs more."""
+        queued = getattr(broker_config, "MAX_QUEUED_MESSAGES", 1_000_000)
         lines = [
             "per_listener_settings false",
             f"listener {self.port} 127.0.0.1",
@@ -163,10 +166,10 @@ class MosquittoBench:
             "persistence true",
             f"persistence_location {self.dir / 'persist'}/",
             "autosave_interval 30",
-            f"max_queued_messages {self.max_queued}",
-            "max_queued_bytes 0",
-            "max_inflight_messages 20",
-            "max_packet_size 4259840",
+            f"max_queued_messages {max(queued, self.max_queued)}",
+            f"max_queued_bytes {getattr(broker_config, 'MAX_QUEUED_BYTES', 0)}",
+            f"max_inflight_messages {getattr(broker_config, 'MAX_INFLIGHT_MESSAGES', 1000)}",
+            f"max_packet_size {broker_config.MAX_PACKET_SIZE}",
             "set_tcp_nodelay true",
             "log_dest stdout",
             "log_type error",
