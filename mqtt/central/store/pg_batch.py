@@ -4,13 +4,14 @@ A round trip to the server costs 0.1-0.5 ms (more on a busy host) and every one 
 while the batch lock is held, so they are few: the statements are *pipelined* (psycopg's pipeline
 mode: sent together, their results read in order) and each takes the whole batch as arrays
 through ``unnest``, bound in binary (psycopg's text format escapes every array element with a
-regular expression: it was most of the client's CPU per event).
+regular expression: it was most of the client's CPU per event). Each statement also costs the
+client ~0.1-0.2 ms of psycopg's own work per batch, so there are few of them too.
 
 1. take the batch lock (:data:`~.postgres.BATCH_LOCK`); insert every event (``ON CONFLICT
    (event_id) DO NOTHING RETURNING cursor, event_id``) in batch order (``WITH ORDINALITY ...
    ORDER BY``), so cursors follow the batch; create the batch's streams if new (every data event's,
-   and a telemetry event's that carries ``seq_floor``), lock them (``SELECT ... FOR UPDATE``) and
-   read their gaps — one round trip;
+   and a telemetry event's that carries ``seq_floor``), lock them and read their gaps (one
+   ``SELECT ... LEFT JOIN gaps ... FOR UPDATE OF s``) — one round trip;
 2. (only when the batch holds duplicates) read the held copies: cursor, delivered, frame;
 3. classify in memory (:func:`~.base.classify`, the same machine as the generic path);
 4. delete the replays just inserted; write the changed streams and gap differences; upsert the
@@ -60,13 +61,11 @@ _NEW_STREAMS = (
     "INSERT INTO streams (device_id, key_id, max_seq) SELECT d, k, 0 FROM unnest(%b::text[], %b::text[]) AS u(d, k)"
     " ON CONFLICT DO NOTHING"
 )
-_LOCK_STREAMS = (
-    "SELECT device_id, key_id, max_seq FROM streams WHERE (device_id, key_id) IN"
-    " (SELECT d, k FROM unnest(%b::text[], %b::text[]) AS u(d, k)) ORDER BY device_id, key_id FOR UPDATE"
-)
-_GAPS = (
-    "SELECT device_id, key_id, lo, hi FROM gaps WHERE (device_id, key_id) IN"
-    " (SELECT d, k FROM unnest(%b::text[], %b::text[]) AS u(d, k)) ORDER BY device_id, key_id, lo"
+_LOCK_STREAMS = (  # the stream rows locked, each with its gaps (a stream without gaps: one row of NULLs)
+    "SELECT s.device_id, s.key_id, s.max_seq, g.lo, g.hi FROM streams s LEFT JOIN gaps g"
+    " ON g.device_id = s.device_id AND g.key_id = s.key_id WHERE (s.device_id, s.key_id) IN"
+    " (SELECT d, k FROM unnest(%b::text[], %b::text[]) AS u(d, k)) ORDER BY s.device_id, s.key_id, g.lo"
+    " FOR UPDATE OF s"
 )
 _HELD = f"SELECT event_id, cursor, {DELIVERED}, frame FROM events WHERE event_id = ANY(%b::text[])"  # noqa: S608
 _DROP_REPLAYS = "DELETE FROM events WHERE cursor = ANY(%b::bigint[])"
@@ -198,12 +197,14 @@ def _lock_streams(x: Any, keys: list[tuple[str, str]]) -> Any:
         return dict
     columns = _columns(keys, 2)
     x(_NEW_STREAMS, columns)
-    locked, gaps = x(_LOCK_STREAMS, columns), x(_GAPS, columns)
+    locked = x(_LOCK_STREAMS, columns)
 
     def read() -> dict[tuple[str, str], StreamState]:
-        states = {(d, k): StreamState(m) for d, k, m in locked.fetchall()}
-        for d, k, lo, hi in gaps.fetchall():
-            states[(d, k)].gaps.append((lo, hi))
+        states: dict[tuple[str, str], StreamState] = {}
+        for d, k, m, lo, hi in locked.fetchall():
+            state = states.get((d, k)) or states.setdefault((d, k), StreamState(m))
+            if lo is not None:
+                state.gaps.append((lo, hi))
         for state in states.values():
             state.loaded = frozenset(state.gaps)
         return states
