@@ -18,7 +18,10 @@ inflates it far less than wall time), the median over rounds of the mean per eve
 ``--stages`` adds where a warm event's time goes (EF.SOD parse, the rest of passive
 authentication, the citizen from DG13/DG1, Active Authentication).
 
-    python3 bench/chip_check.py [--cards 20] [--rounds 7] [--stages] [--json]
+``--instructions [N]`` also counts instructions per event in each mode under valgrind's cachegrind
+(N checks minus none, as bench/check_path.py does): a ratio the machine's load does not move.
+
+    python3 bench/chip_check.py [--cards 20] [--rounds 7] [--stages] [--instructions [N]] [--json]
 """
 
 from __future__ import annotations
@@ -27,11 +30,17 @@ import argparse
 import base64
 import json
 import os
+import pickle
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from idstation.agent.access import candidates_for
@@ -47,7 +56,7 @@ from idstation.agent.emrtd.virtual_card.chip import VirtualChip
 from idstation.agent.sim.profiles import image_for, test_trust
 from idstation.agent.wiring import identity_private
 from idstation.hal.reader_sim import SimReader
-from idstation.mqtt.central.chip_check import ChipCheck
+from idstation.mqtt.central.chip_check import SIGNER_CACHE, ChipCheck
 from idstation.mqtt.clock import uuid7
 
 Event = tuple[str, dict[str, Any]]
@@ -150,17 +159,64 @@ def stages(events: list[Event], repeat: int = 20) -> dict[str, float]:
     return out
 
 
+def _child(spec: str, mode: str, count: int) -> None:
+    """Under cachegrind: ``count`` checks in ``mode`` (before, cold, warm), after 4 to warm up."""
+    with open(spec, "rb") as f:
+        events = pickle.load(f)  # written by _instructions a moment ago (simulated citizens only)
+    trust = test_trust()
+    warm = ChipCheck(trust, signer_cache=0 if mode == "before" else SIGNER_CACHE)
+    check_for = (lambda: ChipCheck(trust)) if mode == "cold" else (lambda: warm)
+    with _general_parsers() if mode == "before" else nullcontext():
+        for index in range(4 + count):
+            event_id, private = events[index % len(events)]
+            check_for()(event_id, private)
+
+
+def _instructions(events: list[Event], count: int) -> dict[str, Any]:
+    """Instructions per event in each mode: cachegrind over ``count`` checks minus over none (the
+    machine's load does not move this figure; a few minutes under valgrind)."""
+    if shutil.which("valgrind") is None:
+        return {"error": "valgrind is not installed"}
+    with tempfile.TemporaryDirectory(prefix="idstation-chip-check-cg-") as root:
+        spec = Path(root) / "events.pickle"
+        spec.write_bytes(pickle.dumps(events))
+        refs = {}
+        for mode in ("before", "cold", "warm"):
+            for n in (0, count):
+                command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                           os.path.realpath(sys.executable), __file__, "--child", str(spec), mode, str(n)]  # fmt: skip
+                out = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+                match = re.search(r"I\s+refs:\s+([\d,]+)", out)
+                if match is None:
+                    return {"error": "no instruction count from valgrind"}
+                refs[mode, n] = int(match.group(1).replace(",", ""))
+    per = {mode: (refs[mode, count] - refs[mode, 0]) / count for mode in ("before", "cold", "warm")}
+    return {
+        "events": count,
+        "instructions_per_event": {mode: round(value) for mode, value in per.items()},
+        "before_over_warm": round(per["before"] / per["warm"], 2),
+        "before_over_cold": round(per["before"] / per["cold"], 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--stages", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--instructions", type=int, nargs="?", const=40, default=0, metavar="EVENTS")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child[0], args.child[1], int(args.child[2]))
+        return 0
     events = make_events(max(args.cards, 2))
     result: dict[str, Any] = measure(events, max(args.rounds, 1))
     if args.stages:
         result["stages_us"] = stages(events)
+    if args.instructions:
+        result["cachegrind"] = _instructions(events, args.instructions)
     result.update(cards=len(events), rounds=args.rounds, load=os.getloadavg()[0], goal_warm_us=GOAL_WARM_US)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -172,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in result.get("stages_us", {}).items():
         print(f"  stage {name:20s} {value:8.1f} us")
     print(f"  goal: warm < {GOAL_WARM_US:.0f} us/event: {'met' if result['warm_us'] < GOAL_WARM_US else 'NOT met'}")
+    if "cachegrind" in result:
+        print(f"  cachegrind: {json.dumps(result['cachegrind'])}")
     return 0
 
 
