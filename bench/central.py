@@ -14,7 +14,8 @@ with ``idstation central listen``.
    before the listeners start (mosquitto: the listeners' persistent sessions subscribed, went
    offline, the boxes filled them); the rate runs from the first commit to the last. Each run
    reports the CPU seconds of the broker, PostgreSQL and the listeners (per thread) over that
-   window, and the CPU per event of each;
+   window, the CPU per event of each, the broker's CPU per event while the queue was filled, and
+   PostgreSQL's WAL bytes per event;
 4. a burst (default 100,000 events) drained by 2 listeners; their peak memory (VmHWM) with the
    prefetch (RabbitMQ) or the intake queue (mosquitto) bounding what each holds;
 5. ``--profile``: one more 1-listener PostgreSQL drain per broker with py-spy on the listener
@@ -141,6 +142,10 @@ class Progress:
     def exact(self) -> int:
         return self._one("SELECT count(*) FROM events")
 
+    def wal(self) -> int | None:
+        """PostgreSQL's WAL position in bytes (None for SQLite)."""
+        return None if self.sqlite else self._one("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+
     def close(self) -> None:
         self.db.close()
 
@@ -215,7 +220,7 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
     peak = [0] * n
     window = Window(procs, ctx, ctx["logs"] / f"{ctx['broker'].name}-{run}.pyspy" if profile else None)
     first: float | None = None
-    first_count = 0
+    first_count, wal0 = 0, None
     progress = Progress(store)
     try:
         deadline = time.monotonic() + 900
@@ -223,7 +228,7 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
             have = progress.approx()
             now = time.perf_counter()
             if have and first is None:
-                first, first_count = now, have
+                first, first_count, wal0 = now, have, progress.wal()
                 window.open()
             for i, p in enumerate(procs):
                 peak[i] = max(peak[i], _peak_rss_kb(p.pid))
@@ -238,6 +243,9 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
         if first is None:
             raise RuntimeError(f"nothing was stored; see {ctx['logs']}")
         usage = window.close(count - first_count)
+        wal1 = progress.wal()
+        if wal0 is not None and wal1 is not None:
+            usage["wal_bytes_per_event"] = round((wal1 - wal0) / max(count - first_count, 1))
     finally:
         progress.close()
         _stop(procs)
