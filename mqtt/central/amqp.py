@@ -35,7 +35,13 @@ from typing import Any
 import pika
 import pika.exceptions
 import structlog
-from idstation.mqtt.central.transport import Delivery, OnMessage, routing_key_to_topic, topic_to_routing_key
+from idstation.mqtt.central.transport import (
+    Delivery,
+    OnMessage,
+    OnMessages,
+    routing_key_to_topic,
+    topic_to_routing_key,
+)
 from idstation.mqtt.connection import Backoff
 from idstation.mqtt.events import KINDS
 
@@ -89,6 +95,8 @@ class AmqpTransport:
         self.queue, self.prefetch, self.delivery_limit, self.heartbeat = queue, prefetch, delivery_limit, heartbeat
         self._on_idle = on_idle  # runs on the adapter's thread between reads (receipts: publish what is due)
         self._on_message: OnMessage | None = None
+        self._on_messages: OnMessages | None = None
+        self._burst: list[Delivery] = []  # one process_data_events call's deliveries, for on_messages
         self._conn: Any = None
         self._channel: Any = None
         self._consumer: str | None = None
@@ -104,8 +112,8 @@ class AmqpTransport:
 
     # --- the Transport port ------------------------------------------------------------------------
 
-    def start(self, on_message: OnMessage) -> None:
-        self._on_message = on_message
+    def start(self, on_message: OnMessage, on_messages: OnMessages | None = None) -> None:
+        self._on_message, self._on_messages = on_message, on_messages
         self._thread = threading.Thread(target=self._run, name="amqp-consumer", daemon=True)
         self._thread.start()
 
@@ -178,6 +186,7 @@ class AmqpTransport:
         self._channel.basic_qos(prefetch_count=self.prefetch)
         self._generation += 1
         self._unsettled = set()  # delivery tags of this channel handed out, not yet settled
+        self._burst = []  # a lost channel's deliveries: not acknowledged, the broker sends them again
         if not self._paused:
             self._consume()
         self.node = _safe(url)
@@ -185,6 +194,8 @@ class AmqpTransport:
         log.info("amqp_consuming", node=self.node, queue=self.queue, prefetch=self.prefetch)
         while not self._stop.is_set():
             self._conn.process_data_events(time_limit=0.05)
+            if self._burst:
+                self._hand_over()
             if self._on_idle is not None:
                 self._idle()
             if time.monotonic() - self._backlog_at >= 2.0:
@@ -215,9 +226,17 @@ class AmqpTransport:
         count = int(headers.get("x-delivery-count", 0) or 0) if headers else 0
         topic = routing_key_to_topic(method.routing_key)
         delivery = Delivery(topic, body, time.time(), bool(method.redelivered), count, (self._generation, tag))
-        assert self._on_message is not None
         self._unsettled.add(tag)
-        self._on_message(delivery)
+        if self._on_messages is not None:
+            self._burst.append(delivery)  # handed over when this process_data_events call returns
+        else:
+            assert self._on_message is not None
+            self._on_message(delivery)
+
+    def _hand_over(self) -> None:
+        assert self._on_messages is not None
+        burst, self._burst = self._burst, []
+        self._on_messages(burst)
 
     def _settle(self, channel: Any, tags: list[int], *, requeue: bool = False) -> None:
         """On the adapter's thread. A batch that holds every unsettled delivery up to its highest

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
-from idstation.mqtt.central.transport import Delivery, OnMessage
+from idstation.mqtt.central.transport import Delivery, OnMessage, OnMessages
 from idstation.mqtt.connection import Connection, TlsOptions, parse_broker_url
 from idstation.mqtt.paho_client import send_pubacks
 from idstation.mqtt.topics import event_subscriptions
@@ -67,6 +67,8 @@ class MqttTransport:
         self.group, self.shared = group, shared
         self.subscribed = threading.Event()
         self._on_message: OnMessage | None = None
+        self._on_messages: OnMessages | None = None
+        self._burst: list[Delivery] = []  # this loop turn's deliveries, for on_messages
         self._on_idle = on_idle
         self._generation = 0
         self._work: collections.deque[tuple[str, Any]] = collections.deque()
@@ -93,8 +95,8 @@ class MqttTransport:
 
     # --- Transport -----------------------------------------------------------------------------
 
-    def start(self, on_message: OnMessage) -> None:
-        self._on_message = on_message
+    def start(self, on_message: OnMessage, on_messages: OnMessages | None = None) -> None:
+        self._on_message, self._on_messages = on_message, on_messages
         self.conn.start()
 
     def wait_ready(self, timeout: float) -> bool:
@@ -143,6 +145,7 @@ class MqttTransport:
     def _subscribe(self, client: Any) -> None:
         self._generation += 1
         self._work.clear()  # acknowledgements for the previous connection mean nothing now
+        self._burst = []  # not handed over, not acknowledged: the broker sends them again
         topics = event_subscriptions(self.group if self.shared and self.conn.negotiated == "5" else None)
         client.subscribe([(topic, 1) for topic in topics])
         log.info("central_subscribed", topics=topics, protocol=self.conn.negotiated)
@@ -150,10 +153,15 @@ class MqttTransport:
     def _message(self, _client: Any, _userdata: Any, message: Any) -> None:
         token = (self._generation, message.mid, message.qos)
         delivery = Delivery(message.topic, message.payload, time.time(), bool(message.dup), token=token)
-        if self._on_message is not None:
+        if self._on_messages is not None:
+            self._burst.append(delivery)  # handed over after this loop turn (_idle)
+        elif self._on_message is not None:
             self._on_message(delivery)
 
     def _idle(self, client: Any) -> None:
+        if self._burst and self._on_messages is not None:
+            burst, self._burst = self._burst, []
+            self._on_messages(burst)
         for _ in range(len(self._work)):  # bounded: what is queued now
             kind, arg = self._work.popleft()
             if kind == "ack":

@@ -5,7 +5,10 @@ its messages arrive over MQTT (a site's mosquitto, a shared subscription) or ove
 (a RabbitMQ cluster's quorum queue, :mod:`.amqp`); each adapter implements :class:`Transport`.
 Rules every adapter keeps:
 
-- ``on_message`` runs on the adapter's own thread, one delivery at a time, in delivery order.
+- ``on_message`` runs on the adapter's own thread, one delivery at a time, in delivery order; or,
+  when ``on_messages`` is given to :meth:`Transport.start`, that runs instead with the deliveries
+  of one read burst as one list (MQTT: one loop turn's packets; AMQP: one ``process_data_events``
+  call's), in delivery order: one hand-over per burst instead of one per message.
 - ``ack``/``requeue``/``publish``/``pause``/``resume`` are thread-safe (the listener's commit
   thread calls them); a delivery received before a reconnect is silently not acknowledged (the
   broker delivers it again: the store's de-duplication makes that harmless).
@@ -19,7 +22,15 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["Delivery", "OnMessage", "ReceiptPump", "Transport", "routing_key_to_topic", "topic_to_routing_key"]
+__all__ = [
+    "Delivery",
+    "OnMessage",
+    "OnMessages",
+    "ReceiptPump",
+    "Transport",
+    "routing_key_to_topic",
+    "topic_to_routing_key",
+]
 
 
 class Delivery(NamedTuple):
@@ -40,10 +51,11 @@ class Delivery(NamedTuple):
 
 
 OnMessage = Callable[[Delivery], None]
+OnMessages = Callable[[list[Delivery]], None]
 
 
 class Transport(Protocol):
-    def start(self, on_message: OnMessage) -> None: ...
+    def start(self, on_message: OnMessage, on_messages: OnMessages | None = None) -> None: ...
     def wait_ready(self, timeout: float) -> bool: ...
     def ack(self, deliveries: Sequence[Delivery]) -> None: ...
     def requeue(self, deliveries: Sequence[Delivery]) -> None: ...

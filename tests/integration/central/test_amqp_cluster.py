@@ -144,3 +144,39 @@ def test_every_node_runs_without_scheduler_busy_wait_as_the_shipped_recipe_says(
         for flag in ("sbwt", "sbwtdcpu", "sbwtdio"):  # erlexec hands "+flag" to the VM as "-flag"
             given = [argv[i + 1] for i in range(len(argv) - 1) if argv[i] in (f"+{flag}", f"-{flag}")]
             assert given and given[-1] == "none", flag  # the last one given is the one in force
+
+
+def test_with_on_messages_deliveries_are_handed_over_in_lists_and_acknowledged_in_batches(cluster) -> None:
+    from idstation.mqtt.central.amqp import AmqpTransport, declare_topology
+
+    publish = pika.BlockingConnection(pika.URLParameters(cluster.amqp_urls[0]))
+    try:
+        channel = publish.channel()
+        declare_topology(channel)
+        for i in range(500):
+            channel.basic_publish("amq.topic", "idstation.v1.s1.c1.status", f"m{i:03d}".encode())
+    finally:
+        publish.close()
+    assert wait_for(lambda: queue_depth(cluster.amqp_urls[0], EVENT_QUEUE) == 500, 20)
+    bursts: list[list] = []
+    lock = threading.Lock()
+    transport = AmqpTransport(cluster.amqp_urls[:1], prefetch=200)
+
+    def on_messages(deliveries: list) -> None:
+        with lock:
+            bursts.append(deliveries)
+        transport.ack(deliveries)
+
+    def taken() -> int:
+        with lock:
+            return sum(map(len, bursts))
+
+    transport.start(lambda _d: pytest.fail("on_message is not used when on_messages is given"), on_messages)
+    try:
+        assert wait_for(lambda: taken() == 500, 30)
+    finally:
+        transport.stop()
+    assert [d.payload for burst in bursts for d in burst] == [f"m{i:03d}".encode() for i in range(500)]
+    assert {d.topic for burst in bursts for d in burst} == {"idstation/v1/s1/c1/status"}
+    assert len(bursts) < 100
+    assert wait_for(lambda: queue_depth(cluster.amqp_urls[0], EVENT_QUEUE) == 0, 10)

@@ -130,3 +130,30 @@ def test_the_broker_keeps_to_the_receive_maximum_the_listener_asks_for(mosquitto
         assert sink.count() == 50  # the test broker's own window is 100
     finally:
         transport.stop()
+
+
+def test_with_on_messages_a_backlog_arrives_as_lists_whole_and_in_order(mosquitto) -> None:
+    _offline_session(mosquitto.url, "central-bursts")
+    payloads = [f"event-{i:04d}".encode() for i in range(2000)]
+    _publish(mosquitto.port, payloads)
+    bursts: list[list[Delivery]] = []
+    lock = threading.Lock()
+
+    def on_messages(deliveries: list[Delivery]) -> None:
+        with lock:
+            bursts.append(deliveries)
+        transport.ack(deliveries)
+
+    def taken() -> int:
+        with lock:
+            return sum(map(len, bursts))
+
+    transport = MqttTransport(mosquitto.url, "central-bursts", shared=False, protocol="5")
+    transport.start(lambda _d: pytest.fail("on_message is not used when on_messages is given"), on_messages)
+    try:
+        assert _wait(lambda: taken() >= len(payloads), 20)
+    finally:
+        transport.stop()
+    got = [d.payload for burst in bursts for d in burst]
+    assert got == payloads  # one publisher, one session: the broker's order is kept
+    assert len(bursts) < len(payloads) / 5  # many deliveries per hand-over
