@@ -89,6 +89,11 @@ class Sink:
             self.first = time.perf_counter()
         self.items.append(delivery)
 
+    def on_messages(self, deliveries: list[Any]) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+        self.items.extend(deliveries)
+
     def run(self, transport: Any, want: int, deadline: float) -> None:
         while self.acked < want and time.monotonic() < deadline and not self._stop.is_set():
             taken = [self.items.popleft() for _ in range(min(self.batch, len(self.items)))]
@@ -154,25 +159,33 @@ def measure(run: Callable[[], tuple[int, float | None]], broker_cpu: Callable[[]
 
 
 def drive_transport(
-    transport: Any, want: int, *, intake: bool, work_us: float = 0, commit_ms: float = 0, timeout: float = 300
+    transport: Any,
+    want: int,
+    *,
+    intake: bool,
+    work_us: float = 0,
+    commit_ms: float = 0,
+    bursts: bool = False,
+    timeout: float = 300,
 ) -> tuple[int, float | None]:
     """Start ``transport`` into a sink (or a real Intake with a no-op pipeline); until ``want`` acked.
     ``work_us``: the sink spends that much CPU per delivery (a listener busy verifying), so the
     broker sees the gaps of a consumer slower than itself. ``commit_ms``: the no-op store waits
-    that long per batch (a PostgreSQL commit), so the broker's in-flight window shows."""
+    that long per batch (a PostgreSQL commit), so the broker's in-flight window shows. ``bursts``:
+    the transport hands over lists (``on_messages``; to the Intake only if it takes them)."""
     deadline = time.monotonic() + timeout
     if not intake:
         sink = Sink(work_us=work_us)
         pump = threading.Thread(target=sink.run, args=(transport, want, deadline), daemon=True)
         pump.start()
-        transport.start(sink.on_message)
+        transport.start(sink.on_message, sink.on_messages if bursts else None)
         sink.done.wait(timeout)
         transport.stop()
         return sink.acked, sink.first
     null = NullPipeline(commit_ms)
     pipeline = Intake(null, transport, on_event=lambda _e: None, capacity=getattr(transport, "prefetch", None))
     pipeline.start()
-    transport.start(pipeline.on_message)
+    transport.start(pipeline.on_message, getattr(pipeline, "on_messages", None) if bursts else None)
     while null.count < want and time.monotonic() < deadline:
         time.sleep(0.005)
     pipeline.stop()
@@ -237,11 +250,8 @@ class Rabbit:
         conn.close()
         return state["got"], state["first"]
 
-    def transport(
-        self, count: int, *, intake: bool, work_us: float = 0, commit_ms: float = 0
-    ) -> tuple[int, float | None]:
-        transport = AmqpTransport(self.url, prefetch=self.prefetch)
-        return drive_transport(transport, count, intake=intake, work_us=work_us, commit_ms=commit_ms)
+    def transport(self, count: int, *, intake: bool, **options: Any) -> tuple[int, float | None]:
+        return drive_transport(AmqpTransport(self.url, prefetch=self.prefetch), count, intake=intake, **options)
 
     def trickle(self, rate: int, seconds: float) -> dict[str, float]:
         """Events published at ``rate``/s for ``seconds`` while a transport consumes them: the 3
@@ -305,6 +315,8 @@ def bench_rabbit(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                 "raw_batch_200": partial(rabbit.raw, batch=200),
                 "transport": partial(rabbit.transport, intake=False),
                 "intake": partial(rabbit.transport, intake=True),
+                "transport_bursts": partial(rabbit.transport, intake=False, bursts=True),
+                "intake_bursts": partial(rabbit.transport, intake=True, bursts=True),
                 f"intake_commit_{args.commit_ms}ms": partial(rabbit.transport, intake=True, commit_ms=args.commit_ms),
                 f"paced_{args.work_us}us": partial(rabbit.transport, intake=False, work_us=args.work_us),
             }

@@ -135,10 +135,9 @@ class Mosquitto:
         return client_id
 
     def drain_transport(
-        self, count: int, *, receive_maximum: int | None, intake: bool, commit_ms: float = 0
+        self, count: int, *, receive_maximum: int | None, intake: bool, **options: Any
     ) -> tuple[int, float | None]:
-        transport = self.transport(self._pending, receive_maximum)
-        return drive_transport(transport, count, intake=intake, commit_ms=commit_ms)
+        return drive_transport(self.transport(self._pending, receive_maximum), count, intake=intake, **options)
 
     def raw(self, count: int, *, receive_maximum: int | None) -> tuple[int, float | None]:
         """A bare paho consumer of the session ``_pending``: paho's loop, auto-acknowledge."""
@@ -239,6 +238,8 @@ def bench_mosquitto(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             ("raw", default, partial(broker.raw, receive_maximum=default)),
             ("transport", default, partial(drain, receive_maximum=default, intake=False)),
             ("intake", default, partial(drain, receive_maximum=default, intake=True)),
+            ("transport_bursts", default, partial(drain, receive_maximum=default, intake=False, bursts=True)),
+            ("intake_bursts", default, partial(drain, receive_maximum=default, intake=True, bursts=True)),
             ("transport_plain_paho", default, _plain(partial(drain, receive_maximum=default, intake=False))),
             ("intake_plain_paho", default, _plain(partial(drain, receive_maximum=default, intake=True))),
         ]
