@@ -210,7 +210,8 @@ class Window:
             for name, cpu in named_thread_split(before, thread_cpu(p.pid), names).items():
                 split[name] = round(split.get(name, 0.0) + cpu, 2)
         out["listener_threads_cpu_s"] = split
-        out["cpu_us_per_event"] = {k: round(v * 1e6 / max(events, 1)) for k, v in out["cpu_s"].items()}
+        parts = {k: v for k, v in out["cpu_s"].items() if k != "other"}  # other: the rest of the machine
+        out["cpu_us_per_event"] = {k: round(v * 1e6 / max(events, 1)) for k, v in parts.items()}
         return out
 
 
@@ -316,7 +317,8 @@ def broker_runs(opts: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]
 
 
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
-    keys = ("listeners", "events_s", "ratio_to_raw", "cpu_us_per_event", "listener_threads_cpu_s", "peak_rss_mb")
+    keys = ("listeners", "events_s", "ratio_to_raw", "cores_busy", "cpu_us_per_event", "listener_threads_cpu_s")
+    keys += ("peak_rss_mb",)
     keys += ("broker_fill_cpu_us_per_event",)
     return {k: run[k] for k in keys if k in run}
 

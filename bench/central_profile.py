@@ -73,8 +73,16 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
+def machine_busy_s() -> float:
+    """CPU seconds every process of the machine used (``/proc/stat``: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
 class CpuMeter:
-    """CPU seconds per named group over an interval, and the wall time."""
+    """CPU seconds per named group over an interval, and the wall time; ``other`` is what the rest
+    of the machine used meanwhile (a shared machine: the cores the measured parts did not get)."""
 
     def __init__(self, groups: dict[str, Callable[[], float]]) -> None:
         self.groups = groups
@@ -84,10 +92,12 @@ class CpuMeter:
     def start(self) -> None:
         self._t0 = os.times().elapsed
         self._start = {name: read() for name, read in self.groups.items()}
+        self._machine = machine_busy_s()
 
     def stop(self) -> dict[str, Any]:
         wall = os.times().elapsed - self._t0
         used = {name: read() - self._start.get(name, 0.0) for name, read in self.groups.items()}
+        used["other"] = max(0.0, machine_busy_s() - self._machine - sum(used.values()))
         return {
             "wall_s": round(wall, 2),
             "cpu_s": {name: round(v, 2) for name, v in used.items()},
