@@ -41,11 +41,9 @@ import os
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -55,12 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg
 import structlog
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from idstation.mqtt.central.registry import Registry
 
 from bench.central_brokers import MosquittoBench, RabbitBench
 from bench.central_profile import CpuMeter, Spy, named_thread_split, thread_cpu, thread_names, tree_cpu_s
+from bench.central_registry import registry_latency
 from tests.fixtures.postgres import PostgresServer
 from tests.integration.central.boxes import build_frames, interleave
 from tests.integration.central.fleet import write_devices
@@ -70,54 +67,6 @@ RUNS = (  # name, listener processes, store
     ("postgresql_2_listeners", 2, "postgresql"),
     ("sqlite_1_listener", 1, "sqlite"),
 )
-
-
-def registry_latency(path: Path, devices: list[Any], changes: int = 20, *, spare: int = 0) -> dict[str, float]:
-    """Lookups on a 'message thread' while another process's tool revokes and enrols (the first
-    ``spare`` devices are never revoked: they publish in the runs that follow)."""
-    view = Registry(path)
-    t0 = time.perf_counter()
-    view.watch(interval=0.25)
-    first_load = time.perf_counter() - t0
-    samples: list[float] = []
-    stop = threading.Event()
-
-    def look() -> None:
-        i = 0
-        while not stop.is_set():
-            start = time.perf_counter()
-            view.by_key_id(devices[i % len(devices)].key_id)
-            samples.append(time.perf_counter() - start)
-            i += 1
-            if i % 1000 == 0:
-                time.sleep(0.001)  # let the watcher and the tool run (one core each at most)
-
-    reader = threading.Thread(target=look)
-    reader.start()
-    tool = Registry(path)
-    enforced: list[float] = []
-    for n in range(changes):
-        victim = devices[spare + (n * 997) % (len(devices) - spare)]
-        start = time.perf_counter()
-        tool.revoke(victim.device_id)
-        while view.by_key_id(victim.key_id) is not None and time.perf_counter() - start < 10:
-            time.sleep(0.005)
-        enforced.append(time.perf_counter() - start)
-        tool.add_device(f"bench-new-{n}", "bench", "c0", Ed25519PrivateKey.generate().public_key())
-        time.sleep(0.1)
-    stop.set()
-    reader.join()
-    view.close()
-    samples.sort()
-    return {
-        "devices": len(devices),
-        "first_load_s": round(first_load, 2),
-        "lookups": len(samples),
-        "lookup_max_ms": round(samples[-1] * 1000, 3),
-        "lookup_p99_us": round(samples[int(len(samples) * 0.99)] * 1e6, 1),
-        "revocation_enforced_max_s": round(max(enforced), 3),
-        "revocation_enforced_median_s": round(statistics.median(enforced), 3),
-    }
 
 
 class Progress:
@@ -316,6 +265,26 @@ def broker_runs(opts: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def summary(results: dict[str, Any]) -> str:
+    """A few lines for a person (stderr): per broker, raw and each run with its ratio, the CPU per
+    event of each part and how many cores the rest of the machine took meanwhile."""
+    lines = [f"load average {results['load_avg_start'][:1]} -> {results['load_avg_end'][:1]}"]
+    for broker in ("rabbitmq", "mosquitto"):
+        out = results.get(broker)
+        if not out:
+            continue
+        lines.append(f"{broker}: raw {out['raw_consume_events_s']} events/s")
+        for name in (*(r[0] for r in RUNS), "burst_2_listeners"):
+            run = out.get(name)
+            if run:
+                cpu = " ".join(f"{k} {v}" for k, v in run["cpu_us_per_event"].items())
+                other = run.get("cores_busy", {}).get("other", 0.0)
+                ratio = run.get("ratio_to_raw", "-")
+                rate = f"{run['events_s']} events/s (x{ratio} raw)"
+                lines.append(f"  {name}: {rate}; us/event {cpu}; other cores {other}")
+    return "\n".join(lines)
+
+
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("listeners", "events_s", "ratio_to_raw", "cores_busy", "cpu_us_per_event", "listener_threads_cpu_s")
     keys += ("peak_rss_mb",)
@@ -383,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     root = Path(tempfile.mkdtemp(prefix="idstation-bench-central-", dir="/tmp"))
     os.chmod(root, 0o755)
-    results: dict[str, Any] = {"machine_cores": os.cpu_count(), "load_avg_start": list(os.getloadavg())}
+    load = [round(x, 2) for x in os.getloadavg()]
+    results: dict[str, Any] = {"machine_cores": os.cpu_count(), "load_avg_start": load}
     ctx: dict[str, Any] = {"root": root, "logs": root / "logs", "registry": root / "registry"}
     ctx["max_batch"] = opts.max_batch if opts.max_batch and _has_max_batch() else None
     ctx["logs"].mkdir()
@@ -409,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         if not opts.keep:
             shutil.rmtree(root, ignore_errors=True)
     results["run_dir"] = str(root) if opts.keep else None
-    results["load_avg_end"] = list(os.getloadavg())
+    results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results, indent=None if opts.json else 2))
+    print(summary(results), file=sys.stderr)
     return 0
 
 
