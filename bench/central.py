@@ -140,7 +140,6 @@ class Window:
             }
         )
         self.spy_path, self.spy = spy, None
-        self.names: dict[int, str] = {}
         self.threads: list[dict[int, float]] = []
 
     def open(self) -> None:
@@ -154,11 +153,15 @@ class Window:
         if self.spy is not None:  # before py-spy dump below: one tracer at a time
             out["profile"] = self.spy.stop()
         split: dict[str, float] = {}
+        each = []  # per listener process: is the work shared out?
         for p, before in zip(self.procs, self.threads, strict=True):
             names = {p.pid: "MainThread", **thread_names(p.pid)}
-            for name, cpu in named_thread_split(before, thread_cpu(p.pid), names).items():
+            threads = named_thread_split(before, thread_cpu(p.pid), names)
+            each.append(round(sum(threads.values()), 2))
+            for name, cpu in threads.items():
                 split[name] = round(split.get(name, 0.0) + cpu, 2)
         out["listener_threads_cpu_s"] = split
+        out["listener_cpu_s"] = each
         parts = {k: v for k, v in out["cpu_s"].items() if k != "other"}  # other: the rest of the machine
         out["cpu_us_per_event"] = {k: round(v * 1e6 / max(events, 1)) for k, v in parts.items()}
         return out
@@ -287,7 +290,7 @@ def summary(results: dict[str, Any]) -> str:
 
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("listeners", "events_s", "ratio_to_raw", "cores_busy", "cpu_us_per_event", "listener_threads_cpu_s")
-    keys += ("peak_rss_mb",)
+    keys += ("listener_cpu_s", "peak_rss_mb")
     keys += ("broker_fill_cpu_us_per_event",)
     return {k: run[k] for k in keys if k in run}
 
