@@ -204,7 +204,16 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
         _stop(procs)
     rate = (count - first_count) / max(done - first, 1e-6)
     result = {"listeners": n, "events": count, "events_s": round(rate), "peak_rss_mb": [round(k / 1024) for k in peak]}
-    return {**result, **usage}
+    return {**result, **usage, "cpu_ceiling_events_s": cpu_ceiling(usage["cpu_us_per_event"], n)}
+
+
+def cpu_ceiling(us: dict[str, int], listeners: int) -> int:
+    """An estimate, not a measurement: the rate this machine's cores would give if the centre had them
+    all, from the CPU per event measured — every part's CPU shared over the cores, and each listener
+    process at most one core (its threads share the GIL)."""
+    cores = os.cpu_count() or 1
+    total = max(sum(us.values()), 1)
+    return round(min(cores * 1e6 / total, listeners * 1e6 / max(us.get("listeners", 1), 1)))
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -283,7 +292,7 @@ def summary(results: dict[str, Any]) -> str:
                 cpu = " ".join(f"{k} {v}" for k, v in run["cpu_us_per_event"].items())
                 other = run.get("cores_busy", {}).get("other", 0.0)
                 ratio = run.get("ratio_to_raw", "-")
-                rate = f"{run['events_s']} events/s (x{ratio} raw)"
+                rate = f"{run['events_s']} events/s (x{ratio} raw; CPU ceiling {run.get('cpu_ceiling_events_s')})"
                 lines.append(f"  {name}: {rate}; us/event {cpu}; other cores {other}")
     return "\n".join(lines)
 
