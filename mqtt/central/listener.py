@@ -170,7 +170,7 @@ class CentralListener:
 
     def start(self) -> None:
         self.intake.start()
-        self.transport.start(self.intake.on_message)
+        self.transport.start(self.intake.on_message, on_messages=self.intake.on_messages)
         if self._retention is not None:
             self._retention.start()
         if self._pump is not None:

@@ -102,3 +102,36 @@ def test_receipts_say_the_committed_state_without_a_store_of_their_own(tmp_path,
     receipt = parse_receipt(sent[-1], [signer_key.public_key()])
     assert (receipt.upto, list(receipt.above)) == (2, [5]) == store.receipt_state("box-1", Signer(key).key_id)
     store.close()
+
+
+def test_a_read_burst_larger_than_a_batch_is_recorded_in_batches_whole_and_in_order(tmp_path, store_url) -> None:
+    """The transport hands over read bursts (on_messages); a burst over max_batch is split, none
+    of it lost, every event acknowledged once, in delivery order."""
+    central, key = X25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    registry = Registry(tmp_path / "registry", create=True)
+    registry.add_device("box-1", "hn-01", "c01", key.public_key())
+    box = EventBuilder("box-1", "hn-01", "c01", Signer(key), central.public_key(), boot_id="b")
+    topic = topic_for("hn-01", "c01", "read_failed")
+    deliveries = [
+        Delivery(topic, box.build("read_failed", seq, reason="timeout").frame, time.time()) for seq in range(1, 26)
+    ]
+    store = open_store(store_url, migrate=True)
+    transport = QueueTransport()
+    accepted, sizes = [], []
+    intake = Intake(
+        CentralProcessor(registry, central, store),
+        transport,
+        max_batch=4,
+        on_event=lambda e: accepted.append(e.header["seq"]),
+        on_batch=lambda size, _s: sizes.append(size),
+    )
+    intake.start()
+    try:
+        intake.on_messages(deliveries[:11])  # one burst of 11: batches of at most 4
+        intake.on_messages(deliveries[11:])
+        assert wait_for(lambda: len(transport.acked) == 25, 30)
+    finally:
+        intake.stop()
+    store.close()
+    assert [d.payload for d in transport.acked] == [d.payload for d in deliveries]
+    assert accepted == list(range(1, 26)) and max(sizes) <= 4
