@@ -1,7 +1,8 @@
 """The listener's pipeline: receive -> verify and open -> record (one transaction) -> ack -> receipts -> deliver.
 
-Theory of operation. The transport (MQTT or AMQP adapter, :mod:`.transport`) hands each delivery
-to :meth:`Intake.on_message`, which only queues it (a bounded queue: when it is full the
+Theory of operation. The transport (MQTT or AMQP adapter, :mod:`.transport`) hands each read
+burst to :meth:`Intake.on_messages` (or one delivery to :meth:`Intake.on_message`), which only
+queues it (a bounded queue: when it is full the
 transport's thread waits, so a listener whose store is slow stops reading). A check thread
 takes a batch — at most ``max_batch`` deliveries, at most ``max_wait`` seconds after the first,
 and no longer than ``idle_gap`` without a new one (a broker's in-flight window may be smaller
