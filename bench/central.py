@@ -210,7 +210,8 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
 def cpu_ceiling(us: dict[str, int], listeners: int) -> int:
     """An estimate, not a measurement: the rate this machine's cores would give if the centre had them
     all, from the CPU per event measured — every part's CPU shared over the cores, and each listener
-    process at most one core (its threads share the GIL)."""
+    process at most one core (its threads share the GIL). Conservative where C code releases the GIL
+    for long: a SQLite listener writes outside it and was measured at 1.0-1.3 cores."""
     cores = os.cpu_count() or 1
     total = max(sum(us.values()), 1)
     return round(min(cores * 1e6 / total, listeners * 1e6 / max(us.get("listeners", 1), 1)))
