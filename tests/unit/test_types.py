@@ -19,11 +19,9 @@ FOLDERS = ("agent", "hal", "mqtt", "provisioning", "firmware_cfg")
 STRICT_PACKAGES = ("idstation.agent.emrtd", "idstation.agent.qr")
 # The wiring that turns a blank box into a counter box and the command line over everything. The
 # modules they import are analysed for their types but reported only by their own packages' checks
-# (--follow-imports=silent). agent/cli/central.py (central listen) is left out while it is reworked
-# (session 4, issue 13); it type-checks clean at the commit that added this list.
+# (--follow-imports=silent).
 STRICT_WIRING = ("idstation.provisioning", "idstation.agent.cli")
 STRICT_WIRING_MODULES = ("idstation.agent.config",)
-WIRING_EXCLUDE = r"agent/cli/central\.py$"
 # pydantic's plugin gives the configuration's models their real __init__ signatures (pyproject.toml has it too)
 MYPY_INI = "[mypy]\nplugins = pydantic.mypy\n"
 
@@ -52,7 +50,7 @@ def test_the_pure_cores_are_mypy_strict_clean(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_provisioning_the_command_line_and_the_configuration_are_mypy_strict_clean(tmp_path: Path) -> None:
     (tmp_path / "mypy.ini").write_text(MYPY_INI, encoding="utf-8")
-    extra = ["--config-file", str(tmp_path / "mypy.ini"), "--follow-imports=silent", "--exclude", WIRING_EXCLUDE]
+    extra = ["--config-file", str(tmp_path / "mypy.ini"), "--follow-imports=silent"]
     for name in STRICT_WIRING_MODULES:
         extra += ["-m", name]
     result = _mypy(tmp_path, STRICT_WIRING, *extra)
