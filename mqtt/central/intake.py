@@ -85,6 +85,7 @@ class Intake:
         retry_s: float = 1.0,
         on_batch: Callable[[int, float], None] | None = None,
         capacity: int | None = None,
+        on_delivered: Callable[[], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_wait < 0:
             raise TypeError("max_batch >= 1 and max_wait >= 0")
@@ -92,6 +93,7 @@ class Intake:
         self._on_event, self._on_reject, self.receipts = on_event, on_reject, receipts
         self.max_batch, self.max_wait, self.idle_gap, self.retry_s = max_batch, max_wait, idle_gap, retry_s
         self._on_batch = on_batch  # (batch size, commit seconds): metrics
+        self._on_delivered = on_delivered  # after each batch's on_event calls (the CLI flushes its lines)
         # at least the transport's prefetch, so its thread never waits here in normal operation
         # read bursts (lists of deliveries, in order); what the broker may have in flight bounds the
         # deliveries, this bounds the hand-overs
@@ -298,6 +300,11 @@ class Intake:
                         self._on_reject(delivery.topic, result)
                 elif result is not None:
                     self._on_event(result)
+            except Exception as exc:  # the owner's callback must not stop the pipeline
+                log.error("central_callback_failed", error=type(exc).__name__)
+        if self._on_delivered is not None:
+            try:
+                self._on_delivered()
             except Exception as exc:  # the owner's callback must not stop the pipeline
                 log.error("central_callback_failed", error=type(exc).__name__)
         try:

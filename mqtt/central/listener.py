@@ -100,13 +100,15 @@ class CentralListener:
         amqp: Sequence[str] | None = None,
         prefetch: int = 500,
         on_batch: Callable[[int, float], None] | None = None,
+        on_delivered: Callable[[], None] | None = None,
         on_receipt: Callable[[str, str, int, int], None] | None = None,
         chip_check: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         """``amqp``: consume the shared quorum queue of a RabbitMQ cluster (these node URLs, tried
         in turn; ``prefetch`` bounds what this listener holds) instead of subscribing over MQTT at
-        ``broker_url`` (see :mod:`.amqp`). ``on_batch(size, commit_s)`` and ``on_receipt(device_id,
-        key_id, upto, n_above)`` feed the metrics (:mod:`.metrics`). Over ~60 lines only by its
+        ``broker_url`` (see :mod:`.amqp`). ``on_delivered()`` runs after each batch's ``on_event``
+        calls. ``on_batch(size, commit_s)`` and ``on_receipt(device_id, key_id, upto, n_above)``
+        feed the metrics (:mod:`.metrics`). Over ~60 lines only by its
         keyword parameters (one per ``central listen`` option); the body is the wiring, in order."""
         self.registry = registry if isinstance(registry, Registry) else Registry(registry)
         key = central_key if isinstance(central_key, X25519PrivateKey) else load_central_private_key(central_key)
@@ -145,6 +147,7 @@ class CentralListener:
             max_batch=max_batch,
             max_wait=max_wait,
             on_batch=on_batch,
+            on_delivered=on_delivered,
             capacity=prefetch if amqp else None,
         )
         self._retention = RetentionLoop(self.store, retention_days) if retention_days else None

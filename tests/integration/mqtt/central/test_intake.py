@@ -124,6 +124,7 @@ def test_a_read_burst_larger_than_a_batch_is_recorded_in_batches_whole_and_in_or
         max_batch=4,
         on_event=lambda e: accepted.append(e.header["seq"]),
         on_batch=lambda size, _s: sizes.append(size),
+        on_delivered=lambda: accepted.append("flush"),  # the CLI flushes its lines here, once a batch
     )
     intake.start()
     try:
@@ -134,4 +135,5 @@ def test_a_read_burst_larger_than_a_batch_is_recorded_in_batches_whole_and_in_or
         intake.stop()
     store.close()
     assert [d.payload for d in transport.acked] == [d.payload for d in deliveries]
-    assert accepted == list(range(1, 26)) and max(sizes) <= 4
+    assert [seq for seq in accepted if seq != "flush"] == list(range(1, 26)) and max(sizes) <= 4
+    assert accepted[-1] == "flush" and accepted.count("flush") == len(sizes)  # after each batch's events
