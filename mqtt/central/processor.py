@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -136,13 +137,14 @@ class CentralProcessor:
         if verify is None and ED25519_BACKEND != "libsodium":  # ~2x the verify CPU per event: say so
             log.info("central_ed25519_without_libsodium", backend=ED25519_BACKEND, install="idstation[central]")
         self.counts: Counter[str] = Counter()
+        self._counting = threading.Lock()  # check threads and the commit thread count side by side
 
     def check(self, topic: str, payload: bytes, received_at: float | None = None) -> Checked:
         """Every check that needs no store; a failure is :class:`EventRejected` with a reason."""
         try:
             raw, header, private = self._checked(topic, payload)
         except EventRejected as exc:
-            self.counts[exc.reason] += 1
+            self._count(exc.reason)
             raise
         incoming = Incoming(
             header.event_id,
@@ -164,15 +166,19 @@ class CentralProcessor:
         try:
             _report(outcome, checked.incoming.device_id, checked.incoming.seq)
         except EventRejected as exc:
-            self.counts[exc.reason] += 1
+            self._count(exc.reason)
             raise
-        self.counts["accepted"] += 1
+        self._count("accepted")
         return AcceptedEvent(checked.header, checked.topic, checked.private, outcome, checked.incoming.received_at)
 
     def redelivered(self, checked: Checked, outcome: Outcome) -> AcceptedEvent:
         """A held event never delivered (its listener died after the commit), delivered now."""
-        self.counts["redelivered"] += 1
+        self._count("redelivered")
         return AcceptedEvent(checked.header, checked.topic, checked.private, outcome, checked.incoming.received_at)
+
+    def _count(self, what: str) -> None:
+        with self._counting:
+            self.counts[what] += 1
 
     def process(self, topic: str, payload: bytes, received_at: float | None = None) -> AcceptedEvent:
         """Check, record (a batch of one) and classify one message.
