@@ -67,7 +67,9 @@ def test_three_listeners_killed_in_turn_store_20000_events_exactly_once(centre) 
     listeners.start(1)
     listeners.start(2)
     assert listeners.wait_ready(), "the listeners did not become ready"
-    gateways = run_gateways(cluster.mqtt_urls, frames, 10)
+    # the boxes publish for ~20 s (1,000 events/s in all): the listeners drain faster than that, and
+    # a kill every 3 s must land while the events still arrive
+    gateways = run_gateways(cluster.mqtt_urls, frames, 10, rate=1000)
     box = mqtt_client(cluster.mqtt_urls[1], "hostile")
     for _ in range(3):  # garbage on a real box's topic: rejected with a reason, never blocks the queue
         box.publish(
