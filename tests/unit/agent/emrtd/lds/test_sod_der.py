@@ -6,15 +6,10 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from asn1crypto import cms, core
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from idstation.agent.emrtd import tlv
 from idstation.agent.emrtd.lds import sod_der
 from idstation.agent.emrtd.lds.build import encode_sod
@@ -22,6 +17,8 @@ from idstation.agent.emrtd.lds.sod import OID_LDS_SECURITY_OBJECT, LdsSecurityOb
 from idstation.agent.emrtd.virtual_card.image import FID_DG, FID_SOD
 from idstation.agent.errors import ParseError
 from idstation.agent.sim.profiles import build_chip_image, builtin_profiles
+
+from tests.unit.agent.emrtd.lds.test_hostile_sod import _rsa_dsc
 
 MUTATIONS = 250  # per shape: bounded, deterministic (seeded)
 
@@ -33,14 +30,7 @@ def _genuine() -> bytes:
 
 @functools.cache
 def _rsa_sod(scheme: str) -> bytes:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"), x509.NameAttribute(NameOID.COMMON_NAME, "DS")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(7).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    cert, key = _rsa_dsc()
     image = build_chip_image(builtin_profiles()["binh"])
     groups = {n: image.files[FID_DG[n]] for n in (1, 13, 15)}
     return encode_sod(groups, cert, key, rsa_scheme=scheme)
