@@ -160,29 +160,29 @@ def _signer_id(data: bytes, sid: Item) -> tuple[bytes | None, int | None, bytes 
     return data[parts[0][1] : parts[0][3]], _integer(data, parts[1]), None
 
 
+def _content(data: bytes, item: Item, oid: bytes) -> Item:
+    """The one item of a ``SEQUENCE { OID, [0] { item } }`` whose OID is ``oid`` (ContentInfo and
+    EncapsulatedContentInfo have this shape)."""
+    parts = _expect(data, item, 0x30)
+    if len(parts) != 2 or _value(data, parts[0], 0x06) != oid:
+        raise NotUsual
+    wrapped = _expect(data, parts[1], 0xA0)
+    if len(wrapped) != 1:
+        raise NotUsual
+    return wrapped[0]
+
+
 def _signed_data(data: bytes) -> Fields:
     top = der_items(data, 0, len(data))
     if len(top) != 1:
         raise NotUsual
-    info = _expect(data, top[0], 0x30)
-    if len(info) != 2 or _value(data, info[0], 0x06) != _SIGNED_DATA:
-        raise NotUsual
-    wrapped = _expect(data, info[1], 0xA0)
-    if len(wrapped) != 1:
-        raise NotUsual
-    fields = _expect(data, wrapped[0], 0x30)
+    fields = _expect(data, _content(data, top[0], _SIGNED_DATA), 0x30)
     if len(fields) != 5 or fields[3][0] != 0xA0:
         raise NotUsual  # version, digest algorithms, eContent, certificates, signer infos; no CRLs
     _integer(data, fields[0])
     for algorithm in _expect(data, fields[1], 0x31):
         _algorithm(data, algorithm)
-    encap = _expect(data, fields[2], 0x30)
-    if len(encap) != 2 or _value(data, encap[0], 0x06) != _LDS:
-        raise NotUsual
-    content = _expect(data, encap[1], 0xA0)
-    if len(content) != 1:
-        raise NotUsual
-    econtent = bytes(_value(data, content[0], 0x04))  # nests 3 deep when it parses below: within MAX_DEPTH
+    econtent = bytes(_value(data, _content(data, fields[2], _LDS), 0x04))  # nests 3 deep below: within MAX_DEPTH
     certificates = tuple(bytes(data[c[1] : c[3]]) for c in _expect(data, fields[3], 0xA0) if c[0] == 0x30 or _no())
     signers = _expect(data, fields[4], 0x31)
     if len(signers) != 1:
