@@ -23,6 +23,8 @@ Signatures are checked by libsodium (PyNaCl, the ``central`` extra: ~60 us per f
 ~115 us for OpenSSL through ``cryptography`` on the bench host) where it is installed, else by
 OpenSSL (a box checks a few receipts and needs no extra library). Both apply libsodium's rule
 (:func:`verify_openssl`), so a signature is accepted by one exactly when the other accepts it.
+The verifiers live in :mod:`idstation.mqtt.ed25519` (libsodium is called with the GIL held: why
+is said there); this module re-exports them.
 """
 
 from __future__ import annotations
@@ -32,19 +34,18 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from idstation.mqtt.ed25519 import ED25519_BACKEND, SIGNATURE_LEN, Verify, verify_openssl, verify_signature
 from idstation.mqtt.errors import SealError
 
 MAGIC = b"IDS1"
-SIGNATURE_LEN = 64
 HPKE_SUITE_NAME = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/ChaCha20-Poly1305"
 MAX_FRAME = 4 * 1024 * 1024  # an identity event with a face is ~20-40 KB; anything huge is hostile
 MAX_HEADER = 16 * 1024  # a clear header is a few hundred bytes; status info a few KB at most
@@ -56,8 +57,10 @@ __all__ = [
     "HPKE_SUITE_NAME",
     "MAX_FRAME",
     "MAX_HEADER",
+    "SIGNATURE_LEN",
     "Frame",
     "Signer",
+    "Verify",
     "decode_frame",
     "ed25519_raw",
     "encode_frame",
@@ -309,70 +312,7 @@ def decode_frame(data: bytes) -> Frame:
     return Frame(key_id, header_bytes, data[pos + header_len : end], data[:end], data[end:])
 
 
-# --- Ed25519 verification ----------------------------------------------------------------------
-
-Verify = Callable[[bytes, bytes, bytes], bool]
-"""``verify(public_raw, signature, signed) -> bool``: the 32-byte key, the 64-byte signature."""
-
-_P = 2**255 - 19
-_L = 2**252 + 27742317777372353535851937790883648493
-_Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022  # an order-8 point's y
-# The y of every point of order 1, 2, 4 or 8, and the two non-canonical aliases (p, p+1) of 0 and 1:
-# libsodium's blocklist (ge25519_has_small_order), which ignores the sign bit of x.
-_SMALL_ORDER_Y = frozenset({0, 1, _Y8, _P - _Y8, _P - 1, _P, _P + 1})
-_Y_MASK = (1 << 255) - 1
-
-
-def _edge_rejected(public_raw: bytes, signature: bytes) -> bool:
-    """What libsodium refuses before the curve equation (RFC 8032 leaves it to the verifier):
-    ``S`` >= L, a public key encoded with y >= p or of small order, an ``R`` of small order."""
-    a_y = int.from_bytes(public_raw, "little") & _Y_MASK
-    r_y = int.from_bytes(signature[:32], "little") & _Y_MASK
-    return int.from_bytes(signature[32:], "little") >= _L or a_y >= _P or a_y in _SMALL_ORDER_Y or r_y in _SMALL_ORDER_Y
-
-
-@functools.lru_cache(maxsize=65536)
-def _openssl_key(public_raw: bytes) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(public_raw)
-
-
-def verify_openssl(public_raw: bytes, signature: bytes, signed: bytes) -> bool:
-    """Ed25519 through OpenSSL, with libsodium's edge rules applied first. Both then check the
-    cofactorless equation [S]B = R + [k]A by comparing R's encoding, so they agree on every
-    signature (tests/unit/mqtt/test_ed25519.py crafts the edge cases)."""
-    if len(public_raw) != 32 or len(signature) != SIGNATURE_LEN or _edge_rejected(public_raw, signature):
-        return False
-    try:
-        _openssl_key(public_raw).verify(signature, signed)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def _sodium_verifier() -> Verify | None:
-    try:
-        from nacl.bindings import crypto_sign_open
-        from nacl.exceptions import BadSignatureError
-    except ImportError:
-        return None
-
-    def verify_sodium(public_raw: bytes, signature: bytes, signed: bytes) -> bool:
-        """Ed25519 through libsodium (crypto_sign_open: the signature, then the signed bytes)."""
-        if len(public_raw) != 32 or len(signature) != SIGNATURE_LEN:
-            return False
-        try:
-            crypto_sign_open(signature + signed, public_raw)
-        except BadSignatureError:
-            return False
-        return True
-
-    return verify_sodium
-
-
-_SODIUM = _sodium_verifier()
-verify_signature: Verify = _SODIUM or verify_openssl
-"""The fastest verifier installed: libsodium when PyNaCl is there, else OpenSSL (the same verdicts)."""
-ED25519_BACKEND = "libsodium" if _SODIUM is not None else "openssl"
+# --- Ed25519 verification (mqtt/ed25519.py) ----------------------------------------------------
 
 
 def ed25519_raw(key: Ed25519PublicKey) -> bytes:

@@ -1,7 +1,8 @@
-"""libsodium (the centre) and the OpenSSL fallback (the box) accept and reject the same Ed25519
-signatures, including the edge cases RFC 8032 leaves open: small-order and mixed-order keys,
-small-order R, S >= L, bit flips. The edge signatures are crafted here with a few lines of
-textbook Edwards arithmetic (slow, exact, independent of both libraries)."""
+"""libsodium (the centre: called with the GIL held, or through PyNaCl's binding) and the OpenSSL
+fallback (the box) accept and reject the same Ed25519 signatures, including the edge cases RFC 8032
+leaves open: small-order and mixed-order keys, small-order R, S >= L, bit flips. The edge signatures
+are crafted here with a few lines of textbook Edwards arithmetic (slow, exact, independent of both
+libraries)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import sys
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from idstation.mqtt import seal
-from idstation.mqtt.seal import ED25519_BACKEND, verify_openssl, verify_signature
+from idstation.mqtt import ed25519
+from idstation.mqtt.ed25519 import ED25519_BACKEND, verify_openssl, verify_pynacl, verify_signature
 
 P = 2**255 - 19
 L = 2**252 + 27742317777372353535851937790883648493
@@ -65,24 +66,54 @@ def _k(r: bytes, a: bytes, msg: bytes) -> int:
 
 
 B = _point(4 * pow(5, P - 2, P))
-T8 = _point(seal._Y8)  # a point of order 8
+T8 = _point(ed25519._Y8)  # a point of order 8
 SMALL = [_mul(i, T8) for i in range(8)]  # every point of order dividing 8
 
 
 def _both(public: bytes, signature: bytes, msg: bytes) -> tuple[bool, bool]:
-    return verify_signature(public, signature, msg), verify_openssl(public, signature, msg)
+    """(libsodium, OpenSSL); the held-GIL call and PyNaCl's binding must give libsodium's one verdict."""
+    sodium = verify_signature(public, signature, msg)
+    assert verify_pynacl is not None and verify_pynacl(public, signature, msg) is sodium
+    return sodium, verify_openssl(public, signature, msg)
 
 
 def test_the_centre_verifies_with_libsodium() -> None:
     # the dev extra includes the central one, which brings PyNaCl
     assert ED25519_BACKEND == "libsodium"
     assert verify_signature is not verify_openssl
+    # the call that keeps the GIL (ctypes.PyDLL), not PyNaCl's binding that releases it per call
+    assert verify_signature is not verify_pynacl
+
+
+def test_where_libsodium_cannot_be_called_directly_pynacls_binding_verifies() -> None:
+    code = (
+        "import ctypes\n"
+        "def refuse(*args, **kwargs): raise OSError('no such library')\n"
+        "ctypes.PyDLL = refuse\n"
+        "from idstation.mqtt import ed25519, seal\n"
+        "assert seal.verify_signature is ed25519.verify_pynacl, seal.ED25519_BACKEND\n"
+        "print(seal.ED25519_BACKEND)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "libsodium"
+
+
+def test_a_long_signed_part_with_zero_bytes_is_verified_whole() -> None:
+    # the signed bytes go to C as a pointer and a length: a NUL must not end them
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes_raw()
+    msg = b"\x00" * 1000 + os.urandom(1 << 20) + b"\x00" * 1000
+    sig = key.sign(msg)
+    assert _both(public, sig, msg) == (True, True)
+    assert _both(public, sig, msg[:-1] + b"\x01") == (False, False)
+    assert _both(public, sig, msg[:-1]) == (False, False)
 
 
 def test_the_order_8_constant_is_a_point_of_order_8() -> None:
     assert _mul(8, T8) == IDENTITY
     assert _mul(4, T8) != IDENTITY
-    assert {pt[1] for pt in SMALL} | {P, P + 1} == seal._SMALL_ORDER_Y
+    assert {pt[1] for pt in SMALL} | {P, P + 1} == ed25519._SMALL_ORDER_Y
 
 
 def test_honest_signatures_verify_and_every_bit_flip_fails_in_both() -> None:
