@@ -9,7 +9,14 @@ machine hits both alike:
 
 - ``openssl``: Ed25519 through cryptography/OpenSSL (what the centre used before, with
   libsodium's edge rules applied first: :func:`idstation.mqtt.seal.verify_openssl`);
-- ``libsodium``: PyNaCl's crypto_sign_open (the centre's default when PyNaCl is installed).
+- ``pynacl``: libsodium through PyNaCl's binding (crypto_sign_open, which releases the GIL per call);
+- ``libsodium``: libsodium's crypto_sign_verify_detached called with the GIL held (the centre's
+  default when PyNaCl is installed: :mod:`idstation.mqtt.ed25519`).
+
+``contended``: the same check loop's own CPU (``time.thread_time``) while a second thread of the
+process does what a listener's transport and commit threads do (socket round trips between short
+stretches of Python), for ``pynacl`` and ``libsodium``: a call that releases the GIL hands it to
+the other thread every time, and the hand-overs cost the check thread CPU.
 
 CPU is the process's CPU time (``time.process_time``); the best round of each is reported with
 the ratio, and the machine's load (a shared machine is noisy: compare ratios, not absolutes).
@@ -27,9 +34,11 @@ import os
 import pickle
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +49,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.central.processor import CentralProcessor
 from idstation.mqtt.central.registry import Registry
-from idstation.mqtt.seal import ED25519_BACKEND, verify_openssl, verify_signature
+from idstation.mqtt.ed25519 import ED25519_BACKEND, verify_openssl, verify_pynacl, verify_signature
 
 from tests.integration.central.boxes import Frame, build_frames, interleave
 from tests.integration.central.fleet import write_devices
@@ -70,6 +79,7 @@ def run(devices: int, per_device: int, rounds: int) -> dict[str, Any]:
     try:
         processors = {
             "openssl": CentralProcessor(registry, central, store=None, verify=verify_openssl),  # type: ignore[arg-type]
+            "pynacl": CentralProcessor(registry, central, store=None, verify=verify_pynacl),  # type: ignore[arg-type]
             "libsodium": CentralProcessor(registry, central, store=None, verify=verify_signature),  # type: ignore[arg-type]
         }
         mixes = {
@@ -83,6 +93,7 @@ def run(devices: int, per_device: int, rounds: int) -> dict[str, Any]:
             for name, figures in _round(processors, mixes).items():
                 for mix, us in figures.items():
                     best.setdefault(name, {})[mix] = min(us, best.get(name, {}).get(mix, us))
+        contended = _contended({k: processors[k] for k in ("pynacl", "libsodium")}, frames, rounds)
         for p in processors.values():
             assert sum(p.counts.values()) == 0, p.counts  # every event checked clean, no rejection
     finally:
@@ -95,11 +106,42 @@ def run(devices: int, per_device: int, rounds: int) -> dict[str, Any]:
         "default_backend": ED25519_BACKEND,
         "us_per_event": {name: {mix: round(us, 1) for mix, us in figures.items()} for name, figures in best.items()},
         "ratio_libsodium_to_openssl": {mix: round(after[mix] / before[mix], 3) for mix in after},
+        "contended_us_per_event": {name: round(us, 1) for name, us in contended.items()},
+        "contended_ratio_libsodium_to_pynacl": round(contended["libsodium"] / contended["pynacl"], 3),
         "goal_us": GOAL_US,
         "goal_met": after["mix"] <= GOAL_US,
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
+
+
+def _contended(processors: dict[str, CentralProcessor], frames: list[Frame], rounds: int) -> dict[str, float]:
+    """Best thread CPU per event of each processor's check loop beside a busy companion thread."""
+    stop = threading.Event()
+
+    def companion() -> None:  # bounded: stops with the measurement
+        a, b = socket.socketpair()
+        with a, b:
+            while not stop.is_set():
+                a.send(b"x" * 100)
+                b.recv(100)
+                sum(i * i for i in range(200))
+
+    thread = threading.Thread(target=companion, daemon=True)
+    thread.start()
+    best: dict[str, float] = {}
+    try:
+        for _ in range(rounds):
+            for name, processor in processors.items():
+                start = time.thread_time()
+                for frame in frames:
+                    processor.check(frame.topic, frame.payload)
+                us = (time.thread_time() - start) / len(frames) * 1e6
+                best[name] = min(us, best.get(name, us))
+    finally:
+        stop.set()
+        thread.join(10)
+    return best
 
 
 def _child(spec: str, verifier: str, count: int) -> None:
