@@ -115,6 +115,7 @@ def _enroll(args: argparse.Namespace) -> int:
     from idstation.provisioning.errors import CaError
     from idstation.provisioning.files import write_atomic
 
+    _check_names(args)
     enroller = _enroller(args)
     if args.serve:
         return _serve(args, enroller)
@@ -153,6 +154,16 @@ def _enroll(args: argparse.Namespace) -> int:
     else:
         print(f"bundle for {bundle.device_id} at {bundle.site}/{bundle.counter} written to {args.bundle_out}")
     return Exit.OK
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """``--site`` and ``--counter`` follow the one name rule of enrolment (exit 2, as ``provision init``)."""
+    from idstation.mqtt.enrolment.pairing import NAME_RULE, valid_name
+
+    for what in ("site", "counter"):
+        value = getattr(args, what)
+        if value is not None and not valid_name(value):
+            raise UsageError(f"--{what} must be {NAME_RULE}")
 
 
 def _serve(args: argparse.Namespace, enroller: Enroller) -> int:
@@ -195,11 +206,13 @@ def _receipt_key(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from idstation.mqtt.topics import valid_name
+    from idstation.mqtt.enrolment.pairing import NAME_RULE, valid_name
 
     device_id = args.device_id or args.device_id_opt
-    if not device_id or not valid_name(device_id):
+    if not device_id:
         raise UsageError("name the device to revoke (ids-...)")
+    if not valid_name(device_id):
+        raise UsageError(f"the device id must be {NAME_RULE}")
     enroller = _enroller(args)
     count = enroller.revoke(device_id, reason=args.reason)
     doc = {"ok": True, "device_id": device_id, "revoked": True, "certificates": count}

@@ -42,7 +42,12 @@ def register(sub: SubParsers, groups: dict[str, SubParsers]) -> None:
     p.add_argument("--clients", required=True, metavar="FILE", help="clients file (created when missing)")
     p.add_argument("--name", required=True, metavar="NAME", help="client name (1-128 of A-Z a-z 0-9 . _ -)")
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--counter", action="append", metavar="SITE/COUNTER", help="a counter it may read (repeatable)")
+    who.add_argument(
+        "--counter",
+        action="append",
+        metavar="SITE/COUNTER",
+        help="a counter it may read (repeatable; site and counter each 1-64 of A-Z a-z 0-9 . _ -)",
+    )
     who.add_argument("--operator", action="store_true", help="an operator: the fleet, never personal data")
     p.add_argument("--json", action="store_true", help='print {"client": NAME, "token": TOKEN}')
     p.set_defaults(func=_add_client)

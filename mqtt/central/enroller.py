@@ -28,7 +28,7 @@ from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.enrolment.bundle import Bundle, sign_bundle
 from idstation.mqtt.enrolment.csr import CsrInfo, verify_csr
 from idstation.mqtt.enrolment.errors import CaError, CsrError, EnrollError, TokenError
-from idstation.mqtt.enrolment.pairing import PairingCode, token_hash, valid_name
+from idstation.mqtt.enrolment.pairing import NAME_RULE, PairingCode, token_hash, valid_name
 
 log = structlog.get_logger(__name__)
 
@@ -115,8 +115,9 @@ class Enroller:
                 site, counter = self._redeem(info, token, site, counter)
             elif site is None or counter is None:
                 raise TokenError("a pairing token, or the site and counter, are required")
-            if not (valid_name(site) and valid_name(counter)):
-                raise EnrollError("site and counter must be 1-64 letters, digits, '.', '_' or '-'")
+            for what, value in (("site", site), ("counter", counter)):
+                if not valid_name(value):
+                    raise EnrollError(f"{what} must be {NAME_RULE}")
             if self.registry.is_revoked(info.device_id):
                 raise EnrollError("device is revoked")
             bundle = self._issue(info, site, counter)

@@ -33,13 +33,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from idstation.hal.storage import write_atomic
 from idstation.mqtt.central.registry_snapshot import MAX_RECORD, Loader, Snapshot, read_small_file
+from idstation.mqtt.enrolment.pairing import NAME_RULE
+from idstation.mqtt.enrolment.pairing import valid_name as valid_device_name
 from idstation.mqtt.errors import RegistryError
 from idstation.mqtt.seal import SealError, ed25519_raw, key_id_for, load_verify_key, loads_bounded
-from idstation.mqtt.topics import valid_name
+from idstation.mqtt.topics import valid_name  # the topic rule, for `central listen --group` until it imports it
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["DeviceRecord", "Registry", "valid_name"]
+__all__ = ["NAME_RULE", "DeviceRecord", "Registry", "valid_device_name", "valid_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +140,8 @@ class Registry:
     ) -> DeviceRecord:
         """Enrol (or re-key) a device. ``key_id`` defaults to :func:`key_id_for` of the key."""
         for label, value in (("device id", device_id), ("site", site), ("counter", counter)):
-            if not valid_name(value):
-                raise RegistryError(f"invalid {label}: use 1-128 of A-Z a-z 0-9 . _ -")
+            if not valid_device_name(value):
+                raise RegistryError(f"{label} must be {NAME_RULE}")
         key, pem = _public_pem(public_key)
         derived = key_id_for(key)
         if key_id is not None and key_id != derived:
@@ -154,8 +156,8 @@ class Registry:
 
     def revoke(self, device_id: str, reason: str = "") -> None:
         """Revoke a device: its events are rejected from the next lookup on."""
-        if not valid_name(device_id):
-            raise RegistryError("invalid device id")
+        if not valid_device_name(device_id):
+            raise RegistryError(f"device id must be {NAME_RULE}")
         _atomic_write(
             self.revoked_dir / f"{device_id}.json",
             {"device_id": device_id, "revoked_at": _now_iso(), "reason": reason},
@@ -165,7 +167,7 @@ class Registry:
 
     def unrevoke(self, device_id: str) -> None:
         """Remove a revocation (after an investigation cleared the device)."""
-        if valid_name(device_id):
+        if valid_device_name(device_id):
             (self.revoked_dir / f"{device_id}.json").unlink(missing_ok=True)
             (self.revoked_dir / device_id).unlink(missing_ok=True)
         self._invalidate()
@@ -288,8 +290,11 @@ class Registry:
         except (OSError, ValueError, KeyError, TypeError, AttributeError, SealError):
             log.warning("registry_record_unreadable", file=path.name)
             return None
-        if path.stem != device_id or not all(valid_name(v) for v in (device_id, site, counter)):
+        if path.stem != device_id:
             log.warning("registry_record_inconsistent", file=path.name)
+            return None
+        if not all(valid_device_name(v) for v in (device_id, site, counter)):  # e.g. a 65-128 character counter
+            log.warning("registry_record_bad_name", file=path.name, rule=NAME_RULE)
             return None
         key_id = key_id_for(key)
         if data.get("key_id") not in (None, key_id):

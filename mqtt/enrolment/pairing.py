@@ -30,11 +30,13 @@ NAME_RULE = "1-64 of A-Z a-z 0-9 . _ - and not starting with . _ - (an MQTT topi
 
 
 def valid_name(value: object) -> bool:
-    """Site and counter names: the topic rule (mqtt.topics.valid_name), at most 64 characters (the QR code).
+    """Device, site and counter names: the topic rule (mqtt.topics.valid_name), at most 64 characters (the QR code).
 
-    The one rule for a box's site and counter, wherever they are given: ``config check`` and ``run``
+    The one rule for these names, wherever they are given. On the box: ``config check`` and ``run``
     (the configuration), ``provision init``, the bundle of ``provision apply``/``enroll`` and the
-    binding that ``run`` loads. ``NAME_RULE`` says it in words for error messages.
+    binding that ``run`` loads. On the centre: the registry's records, ``central enroll`` and
+    ``revoke``, the enrolment service and the counters of ``central add-client``. ``NAME_RULE`` says
+    it in words for error messages. (Listener groups and service client names keep the wider topic rule.)
     """
     return _topic_name(value) and isinstance(value, str) and bool(NAME_RE.fullmatch(value))
 

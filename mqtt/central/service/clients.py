@@ -25,6 +25,8 @@ from typing import Any
 
 from idstation.hal.storage import write_atomic
 from idstation.mqtt.central.service.errors import ClientsError
+from idstation.mqtt.enrolment.pairing import NAME_RULE
+from idstation.mqtt.enrolment.pairing import valid_name as valid_counter_name
 from idstation.mqtt.topics import valid_name
 
 __all__ = ["COUNTER", "OPERATOR", "Client", "ClientsFile", "hash_token", "new_token", "parse_counter"]
@@ -43,10 +45,20 @@ def hash_token(token: str) -> str:
 
 
 def parse_counter(text: str) -> tuple[str, str]:
-    """``SITE/COUNTER`` -> (site, counter); both must be valid topic names."""
+    """``SITE/COUNTER`` -> (site, counter), each under the one name rule of devices, sites and
+    counters (``pairing.valid_name``, 1-64): a binding ``add-client`` accepts can match an enrolled box."""
+    site, sep, counter = text.partition("/")
+    if not sep or not valid_counter_name(site) or not valid_counter_name(counter):
+        raise ClientsError(f"a counter is SITE/COUNTER, site and counter each {NAME_RULE}")
+    return site, counter
+
+
+def _stored_counter(text: str) -> tuple[str, str]:
+    """A binding read back from the file: the topic rule (1-128), so a file an older ``add-client``
+    wrote with a 65-128 character name still loads (that binding matches no enrolled box)."""
     site, sep, counter = text.partition("/")
     if not sep or not valid_name(site) or not valid_name(counter):
-        raise ClientsError("a counter is SITE/COUNTER, each 1-128 of A-Z a-z 0-9 . _ -")
+        raise ClientsError("the clients file holds a malformed counter binding")
     return site, counter
 
 
@@ -188,7 +200,7 @@ def _entry(item: Any) -> _Entry:
         role = item["role"]
         if role not in (OPERATOR, COUNTER):
             raise ValueError(role)
-        counters = frozenset(parse_counter(c) for c in item.get("counters", []))
+        counters = frozenset(_stored_counter(c) for c in item.get("counters", []))
         digest = str(item["token_sha256"])
         if len(digest) != 64:
             raise ValueError("digest")
