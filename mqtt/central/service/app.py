@@ -23,7 +23,7 @@ from idstation.mqtt.central.service.auth import FailureLimiter, bearer_token
 from idstation.mqtt.central.service.clients import Client, ClientsFile
 from idstation.mqtt.central.service.hub import Hub
 from idstation.mqtt.central.service.views import STREAM_KINDS, event_object, fleet_object, to_epoch
-from idstation.mqtt.topics import valid_name
+from idstation.mqtt.enrolment.pairing import valid_name  # the one rule of sites and counters (1-64)
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException

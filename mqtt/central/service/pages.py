@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 
 import jinja2
-from idstation.mqtt.topics import valid_name
+from idstation.mqtt.enrolment.pairing import valid_name  # the one rule of sites and counters (1-64)
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse

@@ -210,3 +210,19 @@ def test_healthz_and_the_api_answer_503_while_the_store_is_down(
     finally:
         server.start()
     assert httpx.get(url + "/healthz", timeout=30).status_code == 200
+
+
+def test_a_counter_outside_the_one_name_rule_is_no_counter(centre: Centre, serve: Callable[..., str]) -> None:
+    """Sites and counters are 1-64 (pairing.valid_name) here too: a 65-character counter, even bound in a
+    clients file an older ``add-client`` wrote, is "no such counter" (404), never read."""
+    long_counter, longest = "c" * 65, "c" * 64
+    doc = json.loads(centre.clients_path.read_text())
+    doc["clients"][0]["counters"].append(f"hn-01/{long_counter}")
+    centre.clients_path.write_text(json.dumps(doc))
+    url = serve()
+    for path in (f"/v1/counters/hn-01/{long_counter}/identities/latest", f"/v1/counters/hn-01/{long_counter}/stream"):
+        response = httpx.get(url + path, headers=auth(centre.tokens["c01"]))
+        assert (response.status_code, response.json()["error"]) == (404, "no such counter")
+    assert httpx.get(url + f"/counter/hn-01/{long_counter}").status_code == 404
+    assert httpx.get(url + f"/counter/hn-01/{longest}").status_code == 200
+    assert centre.audit() == []
