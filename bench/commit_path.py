@@ -1,0 +1,227 @@
+"""The listener's commit thread on its own: CPU per event of ``Intake._commit`` (record one batch
+in one store transaction, acknowledge, accepted/rejected results, receipts noted, each accepted
+event written as the CLI's JSON line, the batch marked delivered), without a broker.
+
+The bench mix of bench/central.py: 200 devices x 50 events (genuinely signed frames, 1 in 5 an
+HPKE-sealed identity), interleaved, checked once beforehand (``CentralProcessor.check``: the
+check thread's work is not measured), then committed in batches of ``--batch`` into a fresh
+database per run: PostgreSQL (a throw-away cluster, durable commits, as the tests start it) and
+SQLite (``synchronous=FULL``). CPU is this thread's (``time.thread_time``): the commit thread's
+own, waits for the database excluded.
+
+``--baseline REV`` (default HEAD): the intake and the store package as at git revision REV are
+loaded into this process under other names and run against the working tree's, in alternating
+rounds (the order flips each round), so a noisy machine hits both alike; the best round of each
+is reported with the ratio current/baseline and the machine's load.
+
+usage: python bench/commit_path.py [--devices 200] [--per-device 50] [--batch 200] [--rounds 5]
+                                   [--backends postgresql,sqlite] [--baseline REV] [--profile BACKEND]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import store_record
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from idstation.mqtt.central import intake as intake_module
+from idstation.mqtt.central.listener import event_to_json_line
+from idstation.mqtt.central.processor import CentralProcessor
+from idstation.mqtt.central.receipts import ReceiptBatcher
+from idstation.mqtt.central.registry import Registry
+from idstation.mqtt.central.store import Verdict, open_store
+from idstation.mqtt.central.transport import Delivery
+from idstation.mqtt.seal import Signer
+
+from tests.integration.central.boxes import build_frames, interleave
+from tests.integration.central.fleet import write_devices
+
+ROOT = store_record.ROOT
+Batch = tuple[list[Delivery], list[tuple[Delivery, Any]]]
+
+
+class NullTransport:
+    """The transport port's parts the commit uses: acknowledgements are counted."""
+
+    def __init__(self) -> None:
+        self.acked = 0
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self.acked += len(deliveries)
+
+    def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        raise RuntimeError("the store refused a batch")
+
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+
+
+def load_intake(rev: str, store_pkg: types.ModuleType) -> types.ModuleType:
+    """``mqtt/central/intake.py`` as at ``rev``, importing the store package loaded from ``rev``."""
+    text = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:mqtt/central/intake.py"], capture_output=True, check=True, text=True
+    ).stdout
+    text = text.replace(store_record.STORE_PKG, store_pkg.__name__)
+    name = store_pkg.__name__ + "_intake"
+    module = types.ModuleType(name)
+    module.__file__ = f"<{rev}:mqtt/central/intake.py>"
+    sys.modules[name] = module
+    exec(compile(text, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def load_baseline(rev: str) -> tuple[Any, Any]:
+    """``(Intake, open_store)`` as at ``rev``. The old package's modules look ``Verdict`` up at
+    call time: they are given the current one, so the processor's checks (``is Verdict.X``) hold."""
+    store_pkg = store_record.load_store_package(rev)
+    for name, module in list(sys.modules.items()):
+        if name.startswith(store_pkg.__name__) and hasattr(module, "Verdict"):
+            module.Verdict = Verdict
+    return load_intake(rev, store_pkg).Intake, store_pkg.open_store
+
+
+def prepare(root: Path, devices: int, per_device: int, batch: int) -> tuple[Registry, X25519PrivateKey, list[Batch]]:
+    """The bench mix, checked, cut into batches of ``(deliveries, items)`` as the check thread hands them."""
+    sims = write_devices(root / "registry", devices)
+    central = X25519PrivateKey.generate()
+    frames = interleave(build_frames(sims, per_device, central.public_key()))
+    registry = Registry(root / "registry")
+    registry.refresh()
+    checker = CentralProcessor(registry, central, store=None)  # type: ignore[arg-type]
+    now = time.time()
+    deliveries = [Delivery(f.topic, f.payload, now) for f in frames]
+    items = [(d, checker.check(d.topic, d.payload, d.received_at)) for d in deliveries]
+    batches = [(deliveries[i : i + batch], items[i : i + batch]) for i in range(0, len(items), batch)]
+    return registry, central, batches
+
+
+def cli_writer(sink: io.TextIOBase) -> Callable[[Any], None]:
+    """``central listen --json``'s ``on_event`` (agent/cli/central.py): one line per event."""
+
+    def on_event(event: Any) -> None:
+        sink.write(event_to_json_line(event, full=False) + "\n")
+
+    return on_event
+
+
+def run_once(
+    impl: tuple[Any, Any], url: str, prepared: tuple[Registry, Any, list[Batch]], server_cpu: Callable[[], float]
+) -> tuple[float, float]:
+    """Microseconds of this thread's CPU per event over every batch but the first (the warm-up),
+    and of the database server's (PostgreSQL's processes; 0 for SQLite, which runs in this thread)."""
+    registry, central, batches = prepared
+    intake_cls, opener = impl
+    store = opener(url, migrate=True)
+    sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        transport = NullTransport()
+        intake = intake_cls(
+            CentralProcessor(registry, central, store),
+            transport,
+            on_event=cli_writer(sink),
+            receipts=ReceiptBatcher(Signer(Ed25519PrivateKey.generate()), store, interval=0.2),
+            on_delivered=sink.flush,
+        )
+        intake._commit(*batches[0])  # connect, warm up
+        gc.collect()  # each run starts with the same heap
+        start, server0 = time.thread_time(), server_cpu()
+        for deliveries, items in batches[1:]:
+            intake._commit(deliveries, items)
+        cpu, server = time.thread_time() - start, server_cpu() - server0
+        events = sum(len(d) for d, _ in batches[1:])
+        assert transport.acked == events + len(batches[0][0]), transport.acked
+        assert intake.processor.counts["accepted"] == events + len(batches[0][0]), intake.processor.counts
+    finally:
+        sink.close()
+        store.close()
+    return 1e6 * cpu / events, 1e6 * server / events
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, default=200)
+    ap.add_argument("--per-device", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--backends", default="postgresql,sqlite")
+    ap.add_argument("--baseline", default="HEAD", metavar="REV")
+    ap.add_argument("--profile", metavar="BACKEND", help="cProfile one current run instead (top 30 by own time)")
+    args = ap.parse_args(argv)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))  # warnings and up
+    tmp = Path(tempfile.mkdtemp(prefix="idstation-commit-path-"))
+    try:
+        registry, central, batches = prepare(tmp, args.devices, args.per_device, args.batch)
+        impls = {"baseline": load_baseline(args.baseline), "current": (intake_module.Intake, open_store)}
+        if args.profile:
+            return _profile(args.profile, tmp, registry, central, batches)
+        report = _rounds(args, tmp, impls, (registry, central, batches))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _rounds(args: Any, tmp: Path, impls: dict[str, Any], prepared: tuple[Registry, Any, list[Batch]]) -> Any:
+    batches = prepared[2]
+    best: dict[str, dict[str, float]] = {}
+    servers: dict[str, dict[str, float]] = {}
+    for backend in args.backends.split(","):
+        with store_record.backend_of(backend, tmp) as (new_url, server_cpu):
+            for rnd in range(args.rounds):
+                order = list(impls) if rnd % 2 == 0 else list(reversed(impls))
+                for name in order:
+                    us, server = run_once(impls[name], new_url(f"{name}-{rnd}"), prepared, server_cpu)
+                    mine, theirs = best.setdefault(backend, {}), servers.setdefault(backend, {})
+                    mine[name], theirs[name] = min(us, mine.get(name, us)), min(server, theirs.get(name, server))
+                    print(
+                        f"{backend:10s} round {rnd} {name:8s} commit thread {us:6.1f} us/event, server {server:6.1f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    return {
+        "events_per_run": sum(len(d) for d, _ in batches[1:]),
+        "batch": args.batch,
+        "baseline": args.baseline,
+        "rounds": args.rounds,
+        "commit_thread_cpu_us_per_event": {b: {k: round(v, 1) for k, v in r.items()} for b, r in best.items()},
+        "ratio_current_to_baseline": {b: round(r["current"] / r["baseline"], 3) for b, r in best.items()},
+        "server_cpu_us_per_event": {
+            b: {k: round(v, 1) for k, v in r.items()} for b, r in servers.items() if r["current"]
+        },
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }
+
+
+def _profile(backend: str, tmp: Path, registry: Registry, central: Any, batches: list[Batch]) -> int:
+    with store_record.backend_of(backend, tmp) as (new_url, _cpu):
+        profiler = cProfile.Profile(time.thread_time)
+        profiler.enable()
+        run_once((intake_module.Intake, open_store), new_url("profile"), (registry, central, batches), _cpu)
+        profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
