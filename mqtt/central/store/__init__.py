@@ -2,7 +2,8 @@
 
 ``open_store(url)``: ``sqlite:///abs/path`` (or a plain file path) for the embedded store,
 ``postgresql://user@host:port/db`` for the shared one. See ``base.py`` for the interface and its
-theory of operation, ``engine.py`` for the SQL both share, ``migrations/<backend>/NNNN_*.sql``
+theory of operation, ``engine.py`` for the SQL both share (``rows.py``: device rows and
+telemetry/duplicate outcomes; ``schema.py``: reading the migrations), ``migrations/<backend>/NNNN_*.sql``
 for the schema (applied by :meth:`Store.migrate`, ``idstation central migrate``).
 """
 

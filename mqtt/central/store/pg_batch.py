@@ -36,13 +36,7 @@ from idstation.mqtt.central.store.base import (
     with_receipts,
 )
 from idstation.mqtt.central.store.deliveries import DELIVERED
-from idstation.mqtt.central.store.engine import (
-    _NEWER,
-    _UPSERT_DEVICE,
-    device_rows,
-    duplicate,
-    telemetry_outcome,
-)
+from idstation.mqtt.central.store.rows import NEWER, UPSERT_DEVICE, device_rows, duplicate, telemetry_outcome
 
 __all__ = ["record_batch"]
 
@@ -82,12 +76,12 @@ _ADD_GAPS = (
     " SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[])"
 )
 _DEVICES = (
-    _UPSERT_DEVICE.replace(
+    UPSERT_DEVICE.replace(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         "SELECT d, si, c, ls, st, i::jsonb, sa, le FROM unnest(?::text[], ?::text[], ?::text[], ?::float8[],"
         " ?::text[], ?::text[], ?::text[], ?::float8[]) AS u(d, si, c, ls, st, i, sa, le)",
     )
-    .format(greatest="GREATEST", newer=_NEWER)
+    .format(greatest="GREATEST", newer=NEWER)
     .replace("?", "%b")
 )
 
