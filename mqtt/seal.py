@@ -251,6 +251,21 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # one decoder for every call (json.loads with arguments builds a new one each time)
 _STRICT_JSON = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+_SCAN = _STRICT_JSON.scan_once
+_SPACE = json.decoder.WHITESPACE.match  # the decoder's own rule: JSON's four whitespace characters
+
+
+def _strict_decode(text: str) -> Any:
+    """``_STRICT_JSON.decode(text)`` (the same value, a ValueError where it fails) without its
+    two whitespace scans when the text neither starts nor ends with whitespace (compact JSON)."""
+    start = _SPACE(text, 0).end() if text[:1] in " \t\n\r" else 0  # "" too: the scan then fails
+    try:
+        value, end = _SCAN(text, start)
+    except StopIteration:
+        raise ValueError("expecting a value") from None
+    if end != len(text) and _SPACE(text, end).end() != len(text):
+        raise ValueError("extra data")
+    return value
 
 
 def loads_bounded(data: bytes, *, max_bytes: int, max_depth: int, what: str) -> Any:
@@ -266,7 +281,7 @@ def loads_bounded(data: bytes, *, max_bytes: int, max_depth: int, what: str) -> 
     if data.count(b"{") + data.count(b"[") > max_depth and json_depth(data) > max_depth:
         raise SealError(f"{what} nested too deeply")
     try:
-        return _STRICT_JSON.decode(data.decode("utf-8"))
+        return _strict_decode(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise SealError(f"{what} is not valid JSON") from None
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import Counter
@@ -68,14 +69,21 @@ def event_to_json_line(event: AcceptedEvent, *, full: bool = False) -> str:
     ``centre_verification`` when the centre re-verified the chip (``central listen --csca``);
     read_failed adds ``reason``, ``detail``; status adds ``state``, ``info``; heartbeat ``info``.
     """
-    h = event.header
+    h, kind = event.header, event.kind
     line: dict[str, Any] = {
-        k: h.get(k)
-        for k in ("event_id", "device_id", "site", "counter_id", "boot_id", "seq", "kind", "created_at", "clock_synced")
+        "event_id": h.get("event_id"),
+        "device_id": h.get("device_id"),
+        "site": h.get("site"),
+        "counter_id": h.get("counter_id"),
+        "boot_id": h.get("boot_id"),
+        "seq": h.get("seq"),
+        "kind": h.get("kind"),
+        "created_at": h.get("created_at"),
+        "clock_synced": h.get("clock_synced"),
+        "key_id": h.get("key_id"),
+        "received_at": _iso(event.received_at) if event.received_at else None,
     }
-    line["key_id"] = h.get("key_id")
-    line["received_at"] = _iso(event.received_at) if event.received_at else None
-    if event.kind == "identity":
+    if kind == "identity":
         private = event.private or {}
         line["citizen"] = private.get("citizen")
         line["verification"] = private.get("verification")
@@ -88,19 +96,30 @@ def event_to_json_line(event: AcceptedEvent, *, full: bool = False) -> str:
         if full:
             for key in _BULKY:
                 line[key] = private.get(key)
-    elif event.kind == "read_failed":
+    elif kind == "read_failed":
         line["reason"], line["detail"] = h.get("reason"), h.get("detail", "")
-    elif event.kind == "status":
+    elif kind == "status":
         line["state"], line["info"] = h.get("state"), h.get("info", {})
     else:
         line["info"] = h.get("info", {})
     if event.observation is not None and event.observation.verdict is not Verdict.NEW:
         line["sequence"] = event.observation.verdict.value
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+    return _LINE.encode(line)
+
+
+# one encoder for every line (json.dumps with arguments builds a new one per call): the same text
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    second = math.floor(ts)
+    cached = _LAST_SECOND[0]  # one formatting per second, not per event (a tuple: swapped whole)
+    if cached[0] != second:
+        cached = _LAST_SECOND[0] = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)))
+    return cached[1] + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+_LAST_SECOND: list[tuple[int | None, str]] = [(None, "")]
 
 
 @dataclass(frozen=True, slots=True)
