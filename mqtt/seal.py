@@ -294,37 +294,37 @@ def encode_frame(header: dict[str, Any], sealed: bytes, signer: Signer) -> bytes
     return body + signer.sign(body)
 
 
+_HEADER_LEN = struct.Struct(">I").unpack_from
+_SHORTEST = len(MAGIC) + 1 + 4 + SIGNATURE_LEN
+
+
 def decode_frame(data: bytes) -> Frame:
     """Split a frame into its parts; malformed input is a :class:`SealError`."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError("decode_frame takes bytes")
-    data = bytes(data)
-    if len(data) > MAX_FRAME:
+    if type(data) is not bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError("decode_frame takes bytes")
+        data = bytes(data)
+    size = len(data)
+    if size > MAX_FRAME:
         raise SealError("frame too large")
-    if len(data) < len(MAGIC) + 1 + 4 + SIGNATURE_LEN or not data.startswith(MAGIC):
+    if size < _SHORTEST or not data.startswith(MAGIC):
         raise SealError("not an idstation frame")
-    pos = len(MAGIC)
-    kid_len = data[pos]
-    pos += 1
-    key_id_raw = data[pos : pos + kid_len]
-    pos += kid_len
-    if len(data) < pos + 4 + SIGNATURE_LEN:
+    kid_end = len(MAGIC) + 1 + data[len(MAGIC)]
+    if size < kid_end + 4 + SIGNATURE_LEN:
         raise SealError("truncated frame")
-    (header_len,) = struct.unpack_from(">I", data, pos)
-    pos += 4
-    end = len(data) - SIGNATURE_LEN
+    (header_len,) = _HEADER_LEN(data, kid_end)
+    pos, end = kid_end + 4, size - SIGNATURE_LEN
     if pos + header_len > end:
         raise SealError("truncated frame header")
     if header_len > MAX_HEADER:
         raise SealError("frame header too large")
     try:
-        key_id = key_id_raw.decode("ascii")
+        key_id = data[len(MAGIC) + 1 : kid_end].decode("ascii")
     except UnicodeDecodeError:
         raise SealError("frame key id is not ASCII") from None
     if not key_id.isprintable():
         raise SealError("frame key id is not printable")
-    header_bytes = data[pos : pos + header_len]
-    return Frame(key_id, header_bytes, data[pos + header_len : end], data[:end], data[end:])
+    return Frame(key_id, data[pos : pos + header_len], data[pos + header_len : end], data[:end], data[end:])
 
 
 # --- Ed25519 verification (mqtt/ed25519.py) ----------------------------------------------------

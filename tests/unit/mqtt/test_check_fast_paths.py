@@ -4,6 +4,7 @@ on generated, mutated and hostile input: the same values, verdicts, reasons and 
 from __future__ import annotations
 
 import json
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,38 @@ def old_parse_topic(topic: str) -> tuple[str, str, str]:
     if not (topics.valid_name(site) and topics.valid_name(counter)) or kind not in KINDS:
         raise EventRejected("bad_topic", "malformed idstation topic")
     return site, counter, kind
+
+
+def old_decode_frame(data: bytes) -> seal.Frame:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("decode_frame takes bytes")
+    data = bytes(data)
+    if len(data) > seal.MAX_FRAME:
+        raise SealError("frame too large")
+    if len(data) < len(seal.MAGIC) + 1 + 4 + seal.SIGNATURE_LEN or not data.startswith(seal.MAGIC):
+        raise SealError("not an idstation frame")
+    pos = len(seal.MAGIC)
+    kid_len = data[pos]
+    pos += 1
+    key_id_raw = data[pos : pos + kid_len]
+    pos += kid_len
+    if len(data) < pos + 4 + seal.SIGNATURE_LEN:
+        raise SealError("truncated frame")
+    (header_len,) = struct.unpack_from(">I", data, pos)
+    pos += 4
+    end = len(data) - seal.SIGNATURE_LEN
+    if pos + header_len > end:
+        raise SealError("truncated frame header")
+    if header_len > seal.MAX_HEADER:
+        raise SealError("frame header too large")
+    try:
+        key_id = key_id_raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise SealError("frame key id is not ASCII") from None
+    if not key_id.isprintable():
+        raise SealError("frame key id is not printable")
+    header_bytes = data[pos : pos + header_len]
+    return seal.Frame(key_id, header_bytes, data[pos + header_len : end], data[:end], data[end:])
 
 
 def old_iso(ts: float) -> str:
@@ -269,3 +302,44 @@ def test_json_lines_of_generated_events_are_the_old_lines(
     event = AcceptedEvent(header, "t", private, Outcome(Verdict.FILLED), received_at)
     assert event_to_json_line(event, full=True) == old_json_line(event, full=True)
     assert event_to_json_line(event) == old_json_line(event)
+
+
+# --- frames --------------------------------------------------------------------------------------
+
+_FRAMES = [bytes.fromhex(case["frame_hex"]) for case in CASES]
+
+
+@st.composite
+def _mutated_frames(draw: st.DrawFn) -> Any:
+    frame = bytearray(draw(st.sampled_from(_FRAMES)))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(frame)))
+        edit = draw(st.sampled_from(["flip", "cut", "insert", "kid_len", "header_len"]))
+        if edit == "flip" and at < len(frame):
+            frame[at] ^= draw(st.integers(1, 255))
+        elif edit == "cut":
+            del frame[at:]
+        elif edit == "insert":
+            frame[at:at] = draw(st.binary(max_size=8))
+        elif edit == "kid_len" and len(frame) > 4:
+            frame[4] = draw(st.integers(0, 255))
+        elif edit == "header_len" and len(frame) > 4 and len(frame) > 5 + frame[4] + 4:
+            struct.pack_into(">I", frame, 5 + frame[4], draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from([bytes, bytearray, memoryview]))
+    return kind(bytes(frame))
+
+
+@SETTINGS
+@given(data=st.one_of(_mutated_frames(), st.binary(max_size=90).map(lambda b: seal.MAGIC + b), st.text(max_size=4)))
+@example(b"IDS1" + bytes([0]) + b"\x00\x00\x00\x00" + bytes(64))
+@example(b"IDS1" + bytes([1]) + b"\x80" + b"\x00\x00\x00\x00" + bytes(64))
+@example(b"IDS1" + bytes([1]) + b"\n" + b"\x00\x00\x00\x00" + bytes(64))
+@example(b"IDS1" + bytes([0]) + struct.pack(">I", seal.MAX_HEADER + 1) + bytes(seal.MAX_HEADER + 65))
+def test_decode_frame_is_the_old_split(data: Any) -> None:
+    def split(fn: Any) -> Any:
+        try:
+            return fn(data)
+        except (SealError, TypeError) as exc:
+            return type(exc).__name__, str(exc)
+
+    assert split(seal.decode_frame) == split(old_decode_frame)
