@@ -276,6 +276,7 @@ class Intake:
         so do streams whose gaps a telemetry event's ``seq_floor`` closed."""
         if self.receipts is None:
             return
+        noted = []
         for delivery, checked, result in results:
             if checked is None or isinstance(checked, EventRejected):
                 continue
@@ -283,9 +284,10 @@ class Intake:
             state = outcome.receipt if outcome is not None else None
             if not checked.incoming.data:  # telemetry: only when its seq_floor moved the stream
                 if state is not None and not isinstance(result, EventRejected):
-                    self.receipts.note_header(delivery.topic, {**checked.header, "seq": None}, state)
+                    noted.append((delivery.topic, checked.header, False, state))
             elif not isinstance(result, EventRejected) or result.reason == "duplicate":
-                self.receipts.note_header(delivery.topic, checked.header, state)
+                noted.append((delivery.topic, checked.header, True, state))
+        self.receipts.note_headers(noted)  # one turn of the receipts' lock per batch
 
     def _deliver(self, results: Sequence[tuple[Delivery, Any, Any]]) -> None:
         delivered: list[int] = []

@@ -44,9 +44,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 from idstation.hal.errors import IdstationError
@@ -82,8 +81,10 @@ class ReceiptState(Protocol):
     def receipt_state(self, device_id: str, key_id: str) -> tuple[int, list[int]]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Stream:
+class _Stream(NamedTuple):
+    """One stream's receipt key. A named tuple: one is made per noted event on the commit thread
+    and hashed at every dict step (a frozen dataclass cost ~3x in both)."""
+
     site: str
     counter: str
     device_id: str
@@ -132,24 +133,50 @@ class ReceiptBatcher:
         stream at ``state`` (``(upto, above)``; None: ask the store when the receipt is due)."""
         stream = _Stream(site, counter, device_id, key_id)
         with self._lock:
-            if state is not None:
-                self._states[stream] = state
-            else:
-                self._states.pop(stream, None)
-            noted = self._seqs.setdefault(stream, set())  # present = a receipt is owed
-            if type(seq) is int and 0 < seq <= MAX_SEQ and len(noted) < MAX_ABOVE:
-                noted.add(seq)
-            if stream not in self._due:
-                last = self._last.get(stream)
-                now = self.clock()
-                self._due[stream] = now if last is None else max(now, last + self._interval_now)
+            self._note(stream, seq, state, self.clock)
+
+    def _note(self, stream: _Stream, seq: int | None, state: State | None, clock: Callable[[], float]) -> None:
+        """:meth:`note`'s work, under the lock."""
+        if state is not None:
+            self._states[stream] = state
+        else:
+            self._states.pop(stream, None)
+        noted = self._seqs.setdefault(stream, set())  # present = a receipt is owed
+        if type(seq) is int and 0 < seq <= MAX_SEQ and len(noted) < MAX_ABOVE:
+            noted.add(seq)
+        if stream not in self._due:
+            last = self._last.get(stream)
+            now = clock()
+            self._due[stream] = now if last is None else max(now, last + self._interval_now)
 
     def note_header(self, topic: str, header: dict[str, Any], state: State | None = None) -> None:
         """:meth:`note` from a verified event's topic and header (a duplicate's, for instance)."""
-        parts = topic.split("/")
-        device_id, key_id, seq = header.get("device_id"), header.get("key_id"), header.get("seq")
-        if len(parts) == 5 and isinstance(device_id, str) and isinstance(key_id, str):
-            self.note(parts[2], parts[3], device_id, key_id, seq if isinstance(seq, int) else None, state=state)
+        self.note_headers([(topic, header, True, state)])
+
+    def note_headers(self, events: Sequence[tuple[str, dict[str, Any], bool, State | None]]) -> None:
+        """:meth:`note_header` for many events, ``(topic, header, with_seq, state)`` each, in one
+        turn of the lock (the commit thread notes a whole batch); ``with_seq=False`` notes the
+        stream only (a telemetry event whose ``seq_floor`` moved it)."""
+        streams = []
+        for topic, header, with_seq, state in events:
+            parts = topic.split("/")
+            device_id, key_id = header.get("device_id"), header.get("key_id")
+            if len(parts) == 5 and isinstance(device_id, str) and isinstance(key_id, str):
+                seq = header.get("seq") if with_seq else None
+                stream = _Stream(parts[2], parts[3], device_id, key_id)
+                streams.append((stream, seq if isinstance(seq, int) else None, state))
+        if not streams:
+            return
+        now: list[float] = []  # the clock read once, when a stream first needs it
+
+        def clock() -> float:
+            if not now:
+                now.append(self.clock())
+            return now[0]
+
+        with self._lock:
+            for stream, seq, state in streams:
+                self._note(stream, seq, state, clock)
 
     def pending(self) -> int:
         with self._lock:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from idstation.mqtt.receipt import receipt_range
 
@@ -79,9 +79,11 @@ class Incoming:
         return self.kind in ("identity", "read_failed")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What :meth:`Store.record` made of one event; ``cursor`` is None when nothing was inserted."""
+class Outcome(NamedTuple):
+    """What :meth:`Store.record` made of one event; ``cursor`` is None when nothing was inserted.
+
+    A named tuple (immutable, compared by value): up to three are made per event on the commit
+    thread, and a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost ~3x."""
 
     verdict: Verdict
     missing: tuple[int, int] | None = None  # the gap opened (lo, hi), for GAP

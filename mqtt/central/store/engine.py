@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
 from typing import Any
 
 from idstation.mqtt.central.store.base import (
@@ -144,7 +143,7 @@ class SqlStore:
         if outcome.verdict is Verdict.REPLAY:
             x("DELETE FROM events WHERE cursor = ?", (cursor,))
             return outcome
-        return replace(outcome, cursor=cursor)
+        return outcome._replace(cursor=cursor)
 
     def _load_stream(self, x: Exec, device_id: str, key_id: str) -> StreamState:
         """Lock the stream's row (created at 0 if new) and read its gaps."""
