@@ -84,8 +84,13 @@ def receipt_topic(site: str, counter: str) -> str:
     return f"{PREFIX}/{site}/{counter}/{RECEIPT_KIND}"
 
 
+_RECEIPT_END = "/" + RECEIPT_KIND
+
+
 def is_receipt_topic(topic: str) -> bool:
     """True for a receipt topic (``idstation/v1/+/+/receipt``), which an event listener must ignore."""
+    if not topic.endswith(_RECEIPT_END):  # every event topic (the listener asks for each message)
+        return False
     parts = topic.split("/")
     return len(parts) == 5 and "/".join(parts[:2]) == PREFIX and parts[4] == RECEIPT_KIND
 

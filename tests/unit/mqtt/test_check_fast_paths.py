@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from idstation.mqtt import seal, topics
+from idstation.mqtt import receipt, seal, topics
 from idstation.mqtt.central import processor as processor_module
 from idstation.mqtt.central.processor import AcceptedEvent, CentralProcessor, event_to_json_line
 from idstation.mqtt.central.registry import Registry
@@ -71,6 +71,11 @@ def old_decode_frame(data: bytes) -> seal.Frame:
         raise SealError("frame key id is not printable")
     header_bytes = data[pos : pos + header_len]
     return seal.Frame(key_id, header_bytes, data[pos + header_len : end], data[:end], data[end:])
+
+
+def old_is_receipt_topic(topic: str) -> bool:
+    parts = topic.split("/")
+    return len(parts) == 5 and "/".join(parts[:2]) == topics.PREFIX and parts[4] == receipt.RECEIPT_KIND
 
 
 def old_iso(ts: float) -> str:
@@ -146,6 +151,17 @@ def _topics(draw: st.DrawFn) -> str:
 @example("idstation/v1/s/\u0660/heartbeat")
 def test_parse_topic_is_the_old_parse(topic: str) -> None:
     assert _outcome(topics.parse_topic, topic) == _outcome(old_parse_topic, topic)
+
+
+@SETTINGS
+@given(topic=st.one_of(_topics(), _topics().map(lambda t: t.rsplit("/", 1)[0] + "/receipt"), st.text(max_size=40)))
+@example("idstation/v1/s/c/receipt")
+@example("idstation/v1/s/receipt")
+@example("idstation/v1/s/c/d/receipt")
+@example("receipt")
+@example("/receipt")
+def test_is_receipt_topic_is_the_old_test(topic: str) -> None:
+    assert receipt.is_receipt_topic(topic) is old_is_receipt_topic(topic)
 
 
 def test_parse_topic_takes_every_kind_and_long_names() -> None:
