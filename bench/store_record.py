@@ -22,6 +22,7 @@ usage: python bench/store_record.py [--batches 1,50,200,500] [--events 20000] [-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib.util
 import itertools
@@ -174,7 +175,8 @@ def load_store_package(rev: str) -> types.ModuleType:
 def _convert(events: Sequence[Incoming], incoming_type: type) -> list[Any]:
     if incoming_type is Incoming:
         return list(events)
-    return [incoming_type(*(getattr(e, f) for f in Incoming.__slots__)) for e in events]  # type: ignore[attr-defined]
+    names = [f.name for f in dataclasses.fields(incoming_type) if not f.kw_only]  # the revision's own fields
+    return [incoming_type(*(getattr(e, name) for name in names)) for e in events]
 
 
 # --- one run ------------------------------------------------------------------------------------

@@ -73,6 +73,10 @@ class Incoming:
     received_at: float
     header: dict[str, Any] = field(repr=False)
     frame: bytes = field(repr=False)
+    # the JSON text ``header`` was parsed from (strictly: no duplicate key, no NaN), when ``header``
+    # is exactly that parse (None when unknown, or when anything was added to it): PostgreSQL's
+    # jsonb may then read this text rather than a new serialisation of ``header`` (:mod:`.pg_batch`)
+    header_text: str | None = field(default=None, repr=False, compare=False, kw_only=True)
 
     @property
     def data(self) -> bool:

@@ -107,6 +107,24 @@ def _json(value: Any) -> str:
     return text
 
 
+_FLAT = frozenset((str, int, bool, type(None)))
+
+
+def _header_json(e: Incoming) -> str:
+    """The header's JSON for its jsonb column: the received text itself (no second serialisation)
+    when jsonb reads it as the same value as :func:`_json`'s text — it holds no ``\\u`` escape
+    (NUL, surrogates: :func:`_json` cleans or refuses those) and every value is a string, an
+    integer, a boolean or null (a float's text, ``1.50`` or ``1E2``, is kept by jsonb as written;
+    nested values go the old way rather than be walked)."""
+    text = e.header_text
+    if text is not None and "\\u" not in text:
+        for value in e.header.values():
+            if type(value) not in _FLAT:
+                return _json(e.header)
+        return text
+    return _json(e.header)
+
+
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
@@ -118,7 +136,7 @@ def _event_columns(batch: Sequence[Incoming]) -> list[list[Any]]:
         [e.event_id for e in batch], [e.device_id for e in batch], [e.key_id for e in batch],
         [e.seq for e in batch], [e.kind for e in batch], [e.site for e in batch], [e.counter for e in batch],
         reasons, [e.created_at for e in batch], [e.received_at for e in batch],
-        [_json(e.header) for e in batch], [e.frame for e in batch],
+        [_header_json(e) for e in batch], [e.frame for e in batch],
     ]  # fmt: skip
 
 
