@@ -16,7 +16,10 @@ test_check_fast_paths.py, which proves both give the same values, verdicts and m
   the real verifier (libsodium) and with a verifier that accepts everything (``check_no_verify``:
   the CPU around the signature check, which these changes address).
 
-Floors, measured beside them (no old/new): the header schema (pydantic-core, ``parse_header``),
+Floors, measured beside them (no old/new): the header as parsed now (strict JSON, then the
+schema) against one pass of pydantic-core over the bytes (``validate_json``: not faster here, and
+it neither refuses duplicate keys nor gives the header dict the store keeps), the header schema
+(pydantic-core, ``parse_header``),
 the IdentityPrivate schema, and HPKE open split into X25519 (the one scalar multiplication),
 ``Suite.decrypt`` (X25519, the key schedule and ChaCha20-Poly1305, all in cryptography's Rust)
 and ``open_private`` (decrypt plus the strict parse of the personal part).
@@ -43,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from idstation.mqtt import events as events_module
 from idstation.mqtt import seal
 from idstation.mqtt.central import processor as processor_module
 from idstation.mqtt.central.processor import AcceptedEvent, CentralProcessor, event_to_json_line
@@ -106,7 +110,10 @@ def _floors(central: X25519PrivateKey, frames: list[Any]) -> dict[str, float]:
     privates = [seal.open_private(s, central, raw["device_id"], raw["event_id"]) for s, _, raw in infos]
     peer = X25519PrivateKey.generate().public_key()
     suite = seal._suite()
+    one_pass = events_module._HEADER.validator.validate_json  # what "one strict parse" would be
     return {
+        "header_json_then_schema": _us(lambda fr: parse_header(fr.header), split),
+        "header_one_pass_validate_json": _us(lambda fr: one_pass(fr.header_bytes), split),
         "parse_header": _us(parse_header, raws),
         "parse_private_identity": _us(parse_private, privates),
         "x25519_exchange": _us(lambda _: central.exchange(peer), infos),
