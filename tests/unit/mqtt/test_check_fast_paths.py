@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +360,62 @@ def test_decode_frame_is_the_old_split(data: Any) -> None:
             return type(exc).__name__, str(exc)
 
     assert split(seal.decode_frame) == split(old_decode_frame)
+
+
+# --- the JSON line's encoder -------------------------------------------------------------------------
+
+
+class StrKind(str):
+    pass
+
+
+class IntKind(int):
+    pass
+
+
+_ANY_TEXT = st.text(st.characters(codec=None, categories=None), max_size=6) | st.sampled_from(
+    ["\ud800", "a\udfff", "\x00\x7f", "\u2028"]
+)
+_LINE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**130)
+    | st.floats()
+    | st.sampled_from([1e-7, 1.5e-5, 1e16, 1e22, -0.0])
+    | _ANY_TEXT
+    | st.binary(max_size=2)
+    | st.sampled_from([Verdict.GAP, OrderedDict(a=1), ("t", 1), frozenset(), StrKind("s"), IntKind(3)]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(_ANY_TEXT, inner, max_size=3)
+        | st.dictionaries(st.integers() | st.booleans() | st.none() | st.floats(), inner, max_size=2)
+    ),
+    max_leaves=10,
+)
+
+
+def _encoded(fn: Any, value: Any) -> tuple[str, str]:
+    try:
+        return "ok", fn(value)
+    except Exception as exc:  # the same failure, as json words it
+        return type(exc).__name__, str(exc)
+
+
+@SETTINGS
+@given(line=st.dictionaries(_ANY_TEXT, _LINE_VALUES, max_size=6))
+def test_the_line_encoder_writes_what_json_writes(line: dict[str, Any]) -> None:
+    old = _encoded(lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")), line)
+    assert _encoded(processor_module._encode_line, line) == old
+
+
+def test_the_line_encoder_on_deep_and_circular_lines() -> None:
+    deep: dict[str, Any] = {"a": 1}
+    for _ in range(40):
+        deep = {"d": [deep]}
+    looped: dict[str, Any] = {"k": []}
+    looped["k"].append(looped)
+    floats = [{"f": 1e-7}, {"f": [1e16]}, {"f": {"g": float("nan")}}, {"f": -0.0}]
+    for line in (deep, looped, *floats, {"s": "\ud800"}, {"b": b"x"}, {"t": ("a",)}, {"k": {1: 2}}):
+        old = _encoded(lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")), line)
+        assert _encoded(processor_module._encode_line, line) == old
