@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -23,9 +22,9 @@ from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.store import Incoming, Outcome, Store, Verdict
 from idstation.mqtt.errors import EventRejected, SealError
 from idstation.mqtt.events import parse_header, parse_private
+from idstation.mqtt.json_text import compact_json
 from idstation.mqtt.seal import ED25519_BACKEND, Verify, decode_frame, open_private, verify_frame, verify_signature
 from idstation.mqtt.topics import parse_topic
-from pydantic_core import PydanticSerializationError, to_json
 
 log = structlog.get_logger(__name__)
 
@@ -105,45 +104,7 @@ def event_to_json_line(event: AcceptedEvent, *, full: bool = False) -> str:
         line["info"] = h.get("info", {})
     if event.observation is not None and event.observation.verdict is not Verdict.NEW:
         line["sequence"] = event.observation.verdict.value
-    return _encode_line(line)
-
-
-# one encoder for every line (json.dumps with arguments builds a new one per call): the same text
-_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_SCALARS = frozenset({str, int, bool, type(None)})  # exact types: no subclass, no float
-_NODES = _SCALARS | {dict, list}
-_MAX_PLAIN_DEPTH = 16  # deeper (or circular) goes to json, which words what it refuses
-
-
-def _encode_line(line: dict[str, Any]) -> str:
-    """``_LINE.encode(line)``, by pydantic-core's serializer (a few times faster) when the line
-    holds only what both write alike: strings, ints, booleans, null, string-keyed objects and
-    arrays (a float may be written otherwise: ``1e-07`` against ``1e-7``);
-    a lone surrogate, which json writes and the serializer refuses, also goes to json."""
-    if _plain(line, 0):
-        try:
-            return to_json(line).decode("utf-8")
-        except PydanticSerializationError:
-            pass
-    return _LINE.encode(line)
-
-
-def _plain(value: dict[str, Any] | list[Any], depth: int) -> bool:
-    if type(value) is dict:
-        if not set(map(type, value)) <= _STR_KEYS:
-            return False
-        values: Any = value.values()
-    else:
-        values = value
-    kinds = set(map(type, values))
-    if kinds <= _SCALARS:
-        return True
-    if not kinds <= _NODES or depth >= _MAX_PLAIN_DEPTH:
-        return False
-    return all(_plain(v, depth + 1) for v in values if type(v) is dict or type(v) is list)
-
-
-_STR_KEYS = frozenset({str})
+    return compact_json(line)
 
 
 def _iso(ts: float) -> str:
