@@ -36,6 +36,7 @@ _INSERT_EVENT = (
     " header, frame, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
     " RETURNING cursor"
 )
+_NEW_STREAM = "INSERT INTO streams (device_id, key_id, max_seq) VALUES (?, ?, 0) ON CONFLICT DO NOTHING"
 _HELD = f"SELECT cursor, {DELIVERED}, frame FROM events WHERE event_id = ?"  # noqa: S608
 
 
@@ -72,6 +73,11 @@ class SqlStore:
     def _json_out(self, value: Any) -> Any:
         raise NotImplementedError
 
+    def _many(self, x: Exec, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """``sql`` once per row, in order (SQLite: ``executemany``, its loop in C)."""
+        for row in rows:
+            x(sql, row)
+
     # --- schema --------------------------------------------------------------------------------
 
     def schema_version(self) -> int:
@@ -107,7 +113,8 @@ class SqlStore:
         batch_id = self._deliveries.new_batch()
         with self._write() as x:
             self._begin_batch(x)
-            streams: dict[tuple[str, str], StreamState] = {}
+            # every data event's stream (a duplicate's too: its receipt state), in three statements
+            streams = self._load_streams(x, sorted({(e.device_id, e.key_id) for e in batch if e.data}))
             fresh: set[str] = set()  # event ids this batch has seen
             outcomes = [self._record_one(x, event, streams, fresh, batch_id) for event in batch]
             self._save_streams(x, streams)
@@ -148,29 +155,45 @@ class SqlStore:
     def _load_stream(self, x: Exec, device_id: str, key_id: str) -> StreamState:
         """Lock the stream's row (created at 0 if new) and read its gaps."""
         key = (device_id, key_id)
-        x("INSERT INTO streams (device_id, key_id, max_seq) VALUES (?, ?, 0) ON CONFLICT DO NOTHING", key)
+        x(_NEW_STREAM, key)
         sql = "SELECT max_seq FROM streams WHERE device_id = ? AND key_id = ?" + self.for_update  # noqa: S608
         max_seq = int(x(sql, key).fetchone()[0])
         rows = x("SELECT lo, hi FROM gaps WHERE device_id = ? AND key_id = ? ORDER BY lo", (device_id, key_id))
         gaps = [(int(lo), int(hi)) for lo, hi in rows.fetchall()]
         return StreamState(max_seq, gaps, loaded=frozenset(gaps))
 
+    def _load_streams(self, x: Exec, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StreamState]:
+        """:meth:`_load_stream` of many streams: create the new ones, lock and read them with their
+        gaps, 400 streams a query."""
+        self._many(x, _NEW_STREAM, keys)
+        states: dict[tuple[str, str], StreamState] = {}
+        for i in range(0, len(keys), 400):
+            chunk = keys[i : i + 400]
+            where = "(device_id, key_id) IN (VALUES " + ", ".join("(?, ?)" for _ in chunk) + ")"
+            args = [part for key in chunk for part in key]
+            highs = x(f"SELECT device_id, key_id, max_seq FROM streams WHERE {where}{self.for_update}", args)  # noqa: S608
+            for d, k, max_seq in highs.fetchall():
+                states[(d, k)] = StreamState(int(max_seq))
+            gaps = x(f"SELECT device_id, key_id, lo, hi FROM gaps WHERE {where} ORDER BY device_id, key_id, lo", args)  # noqa: S608
+            for d, k, lo, hi in gaps.fetchall():
+                states[(d, k)].gaps.append((int(lo), int(hi)))
+        for state in states.values():
+            state.loaded = frozenset(state.gaps)
+        return states
+
     def _save_streams(self, x: Exec, streams: dict[tuple[str, str], StreamState]) -> None:
-        for (device_id, key_id), state in streams.items():
-            if not state.dirty:
-                continue
-            key = (device_id, key_id)
-            x("UPDATE streams SET max_seq = ? WHERE device_id = ? AND key_id = ?", (state.max_seq, *key))
-            now = set(state.gaps)
-            for lo, _hi in state.loaded - now:
-                x("DELETE FROM gaps WHERE device_id = ? AND key_id = ? AND lo = ?", (*key, lo))
-            for lo, hi in sorted(now - state.loaded):
-                x("INSERT INTO gaps (device_id, key_id, lo, hi) VALUES (?, ?, ?, ?)", (*key, lo, hi))
+        """The changed streams' highest seq, then their gaps: the dropped ones, then the new ones."""
+        changed = [(key, state) for key, state in streams.items() if state.dirty]
+        self._many(x, "UPDATE streams SET max_seq = ? WHERE device_id = ? AND key_id = ?",
+                   [(state.max_seq, d, k) for (d, k), state in changed])  # fmt: skip
+        dropped = [(d, k, lo) for (d, k), state in changed for lo, _hi in state.loaded - set(state.gaps)]
+        self._many(x, "DELETE FROM gaps WHERE device_id = ? AND key_id = ? AND lo = ?", dropped)
+        added = [(d, k, lo, hi) for (d, k), state in changed for lo, hi in sorted(set(state.gaps) - state.loaded)]
+        self._many(x, "INSERT INTO gaps (device_id, key_id, lo, hi) VALUES (?, ?, ?, ?)", added)
 
     def _save_devices(self, x: Exec, batch: Sequence[Incoming], outcomes: Sequence[Outcome]) -> None:
         sql = UPSERT_DEVICE.format(greatest=self.greatest, newer=NEWER)
-        for row in device_rows(batch, outcomes, self._json_in):
-            x(sql, row)
+        self._many(x, sql, device_rows(batch, outcomes, self._json_in))
 
     # --- readers -------------------------------------------------------------------------------
 

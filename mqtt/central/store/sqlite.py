@@ -56,6 +56,9 @@ class SqliteStore(SqlStore):
     def _exec(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self._db.execute(sql, params)
 
+    def _many(self, x: Exec, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
     @contextmanager
     def _write(self) -> Iterator[Exec]:
         with self._lock, _mapped():
