@@ -10,9 +10,10 @@ test_check_fast_paths.py, which proves both give the same values, verdicts and m
 - ``decode_frame``: the frame split;
 - ``header_json``: the strict header parse (``Frame.header``: the decoder's ``decode`` against
   the scan without its two whitespace matches);
-- ``json_line`` (commit thread): ``event_to_json_line`` (json.dumps per line against one cached encoder, the
-  received second formatted once per second);
-- ``check``: the whole check of the bench mix with each of the three steps swapped back, with
+- ``json_line`` (commit thread): ``event_to_json_line`` (json.dumps per line against
+  :func:`idstation.mqtt.json_text.compact_json`, pydantic-core's serializer where it writes the
+  same text, and the received second formatted once per second);
+- ``check``: the whole check of the bench mix with the three replaced steps swapped back, with
   the real verifier (libsodium) and with a verifier that accepts everything (``check_no_verify``:
   the CPU around the signature check, which these changes address).
 
