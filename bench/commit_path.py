@@ -9,7 +9,7 @@ database per run: PostgreSQL (a throw-away cluster, durable commits, as the test
 SQLite (``synchronous=FULL``). CPU is this thread's (``time.thread_time``): the commit thread's
 own, waits for the database excluded.
 
-``--baseline REV`` (default HEAD): the intake and the store package as at git revision REV are
+``--baseline REV`` (default HEAD): the intake, the receipts and the store package as at git revision REV are
 loaded into this process under other names and run against the working tree's, in alternating
 rounds (the order flips each round), so a noisy machine hits both alike; the best round of each
 is reported with the ratio current/baseline and the machine's load.
@@ -58,6 +58,7 @@ from tests.integration.central.fleet import write_devices
 
 ROOT = store_record.ROOT
 Batch = tuple[list[Delivery], list[tuple[Delivery, Any]]]
+CURRENT = (intake_module.Intake, open_store, ReceiptBatcher)  # the working tree's
 
 
 class NullTransport:
@@ -76,28 +77,28 @@ class NullTransport:
     def resume(self) -> None: ...
 
 
-def load_intake(rev: str, store_pkg: types.ModuleType) -> types.ModuleType:
-    """``mqtt/central/intake.py`` as at ``rev``, importing the store package loaded from ``rev``."""
-    text = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{rev}:mqtt/central/intake.py"], capture_output=True, check=True, text=True
-    ).stdout
-    text = text.replace(store_record.STORE_PKG, store_pkg.__name__)
-    name = store_pkg.__name__ + "_intake"
+def load_module(rev: str, path: str, name: str, store_pkg: types.ModuleType) -> types.ModuleType:
+    """``path`` as at ``rev``, as module ``name``, importing the store package loaded from ``rev``."""
+    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, check=True, text=True)
     module = types.ModuleType(name)
-    module.__file__ = f"<{rev}:mqtt/central/intake.py>"
+    module.__file__ = f"<{rev}:{path}>"
     sys.modules[name] = module
-    exec(compile(text, module.__file__, "exec"), module.__dict__)
+    code = text.stdout.replace(store_record.STORE_PKG, store_pkg.__name__)
+    exec(compile(code, module.__file__, "exec"), module.__dict__)
     return module
 
 
-def load_baseline(rev: str) -> tuple[Any, Any]:
-    """``(Intake, open_store)`` as at ``rev``. The old package's modules look ``Verdict`` up at
-    call time: they are given the current one, so the processor's checks (``is Verdict.X``) hold."""
+def load_baseline(rev: str) -> tuple[Any, Any, Any]:
+    """``(Intake, open_store, ReceiptBatcher)`` as at ``rev``. The old package's modules look
+    ``Verdict`` up at call time: they are given the current one, so the processor's checks
+    (``is Verdict.X``) hold."""
     store_pkg = store_record.load_store_package(rev)
     for name, module in list(sys.modules.items()):
         if name.startswith(store_pkg.__name__) and hasattr(module, "Verdict"):
             module.Verdict = Verdict
-    return load_intake(rev, store_pkg).Intake, store_pkg.open_store
+    intake = load_module(rev, "mqtt/central/intake.py", store_pkg.__name__ + "_intake", store_pkg)
+    receipts = load_module(rev, "mqtt/central/receipts.py", store_pkg.__name__ + "_receipts", store_pkg)
+    return intake.Intake, store_pkg.open_store, receipts.ReceiptBatcher
 
 
 def prepare(root: Path, devices: int, per_device: int, batch: int) -> tuple[Registry, X25519PrivateKey, list[Batch]]:
@@ -125,12 +126,12 @@ def cli_writer(sink: io.TextIOBase) -> Callable[[Any], None]:
 
 
 def run_once(
-    impl: tuple[Any, Any], url: str, prepared: tuple[Registry, Any, list[Batch]], server_cpu: Callable[[], float]
+    impl: tuple[Any, Any, Any], url: str, prepared: tuple[Registry, Any, list[Batch]], server_cpu: Callable[[], float]
 ) -> tuple[float, float]:
     """Microseconds of this thread's CPU per event over every batch but the first (the warm-up),
     and of the database server's (PostgreSQL's processes; 0 for SQLite, which runs in this thread)."""
     registry, central, batches = prepared
-    intake_cls, opener = impl
+    intake_cls, opener, batcher = impl
     store = opener(url, migrate=True)
     sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     try:
@@ -139,7 +140,7 @@ def run_once(
             CentralProcessor(registry, central, store),
             transport,
             on_event=cli_writer(sink),
-            receipts=ReceiptBatcher(Signer(Ed25519PrivateKey.generate()), store, interval=0.2),
+            receipts=batcher(Signer(Ed25519PrivateKey.generate()), store, interval=0.2),
             on_delivered=sink.flush,
         )
         intake._commit(*batches[0])  # connect, warm up
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="idstation-commit-path-"))
     try:
         registry, central, batches = prepare(tmp, args.devices, args.per_device, args.batch)
-        impls = {"baseline": load_baseline(args.baseline), "current": (intake_module.Intake, open_store)}
+        impls = {"baseline": load_baseline(args.baseline), "current": CURRENT}
         if args.profile:
             return _profile(args.profile, tmp, registry, central, batches)
         report = _rounds(args, tmp, impls, (registry, central, batches))
@@ -217,7 +218,7 @@ def _profile(backend: str, tmp: Path, registry: Registry, central: Any, batches:
     with store_record.backend_of(backend, tmp) as (new_url, _cpu):
         profiler = cProfile.Profile(time.thread_time)
         profiler.enable()
-        run_once((intake_module.Intake, open_store), new_url("profile"), (registry, central, batches), _cpu)
+        run_once(CURRENT, new_url("profile"), (registry, central, batches), _cpu)
         profiler.disable()
     pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     return 0
