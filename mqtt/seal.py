@@ -251,8 +251,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # one decoder for every call (json.loads with arguments builds a new one each time)
 _STRICT_JSON = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-_SCAN = _STRICT_JSON.scan_once
-_SPACE = json.decoder.WHITESPACE.match  # the decoder's own rule: JSON's four whitespace characters
+_SCAN = _STRICT_JSON.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__, not in its stub
+_SPACE = json.decoder.WHITESPACE.match  # type: ignore[attr-defined]  # the decoder's own rule: JSON's whitespace
 
 
 def _strict_decode(text: str) -> Any:

@@ -70,7 +70,7 @@ def parse_topic(topic: str) -> tuple[str, str, str]:
     """``(site, counter, kind)`` of an event topic, or :class:`EventRejected` ("bad_topic")."""
     match = _EVENT_TOPIC.fullmatch(topic)
     if match is not None:
-        return match.group(1, 2, 3)
+        return match[1], match[2], match[3]
     parts = topic.split("/")
     if len(parts) != 5 or "/".join(parts[:2]) != PREFIX:
         raise EventRejected("bad_topic", "not an idstation v1 event topic")
