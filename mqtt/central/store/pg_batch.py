@@ -22,7 +22,6 @@ The caller holds the transaction, in pipeline mode.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +36,7 @@ from idstation.mqtt.central.store.base import (
 )
 from idstation.mqtt.central.store.deliveries import DELIVERED
 from idstation.mqtt.central.store.rows import NEWER, UPSERT_DEVICE, device_rows, duplicate, telemetry_outcome
+from idstation.mqtt.json_text import compact_json
 
 __all__ = ["record_batch"]
 
@@ -101,9 +101,9 @@ def _text(value: Any) -> Any:
 def _json(value: Any) -> str:
     """JSON text for a jsonb column. json.dumps writes a NUL as ``\\u0000`` (which jsonb refuses):
     only a text that holds that spelling is cleaned (:func:`_text`) and written again."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = compact_json(value)  # json.dumps(value, ensure_ascii=False, separators=(",", ":")), faster
     if "\\u0000" in text:
-        text = json.dumps(_text(value), ensure_ascii=False, separators=(",", ":"))
+        text = compact_json(_text(value))
     return text
 
 

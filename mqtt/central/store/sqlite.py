@@ -20,6 +20,7 @@ from typing import Any
 from idstation.mqtt.central.store.deliveries import Deliveries
 from idstation.mqtt.central.store.engine import Exec, SqlStore
 from idstation.mqtt.errors import StoreError, StoreUnavailable
+from idstation.mqtt.json_text import compact_json
 
 __all__ = ["SqliteStore"]
 
@@ -102,7 +103,7 @@ class SqliteStore(SqlStore):
         return x("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
     def _json_in(self, value: Any) -> Any:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return compact_json(value)  # json.dumps(value, ensure_ascii=False, separators=(",", ":")), faster
 
     def _json_out(self, value: Any) -> Any:
         return json.loads(value)
