@@ -116,13 +116,22 @@ def prepare(root: Path, devices: int, per_device: int, batch: int) -> tuple[Regi
     return registry, central, batches
 
 
-def cli_writer(sink: io.TextIOBase) -> Callable[[Any], None]:
-    """``central listen --json``'s ``on_event`` (agent/cli/central.py): one line per event."""
+def cli_writer(sink: io.TextIOBase) -> tuple[Callable[[Any], None], Callable[[], None]]:
+    """``central listen --json``'s ``(on_event, on_delivered)`` (agent/cli/central.py): a batch's
+    lines in one write, then a flush."""
+    lines: list[str] = []
 
     def on_event(event: Any) -> None:
-        sink.write(event_to_json_line(event, full=False) + "\n")
+        lines.append(event_to_json_line(event, full=False))
 
-    return on_event
+    def on_delivered() -> None:
+        if lines:
+            text = "\n".join(lines) + "\n"
+            lines.clear()
+            sink.write(text)
+        sink.flush()
+
+    return on_event, on_delivered
 
 
 def run_once(
@@ -136,12 +145,13 @@ def run_once(
     sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     try:
         transport = NullTransport()
+        on_event, on_delivered = cli_writer(sink)
         intake = intake_cls(
             CentralProcessor(registry, central, store),
             transport,
-            on_event=cli_writer(sink),
+            on_event=on_event,
             receipts=batcher(Signer(Ed25519PrivateKey.generate()), store, interval=0.2),
-            on_delivered=sink.flush,
+            on_delivered=on_delivered,
         )
         intake._commit(*batches[0])  # connect, warm up
         gc.collect()  # each run starts with the same heap

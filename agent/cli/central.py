@@ -153,13 +153,23 @@ def _listen(args: argparse.Namespace) -> int:
     accepted = 0
     done = threading.Event()
 
+    lines: list[str] = []  # the batch's lines (the commit thread's): one write per batch
+
     def on_event(event: AcceptedEvent) -> None:
         nonlocal accepted
-        line = event_to_json_line(event, full=args.full) if args.json else _summary(event)
-        sys.stdout.write(line + "\n")  # flushed once per batch (on_delivered): a write per event cost ~3 %
+        lines.append(event_to_json_line(event, full=args.full) if args.json else _summary(event))
         accepted += 1
         if args.count and accepted >= args.count:
             done.set()
+
+    def on_delivered() -> None:
+        """After each batch's events: its lines in one write (stdout's 8 KB buffer wrote ~8 times
+        a batch, each a system call that hands the GIL to another thread), then a flush."""
+        if lines:
+            text = "\n".join(lines) + "\n"
+            lines.clear()
+            sys.stdout.write(text)
+        sys.stdout.flush()
 
     try:
         registry = Registry(args.registry)
@@ -167,7 +177,7 @@ def _listen(args: argparse.Namespace) -> int:
             log.warning("central_registry_empty", registry=args.registry)
         registry.watch()  # revocations and enrolments reach this process within a second, off its message thread
         on_accepted = central_scale.observed(on_event, metrics)
-        listener = _listener(args, registry, on_accepted, scale=scale, tls=tls, password=password)
+        listener = _listener(args, registry, (on_accepted, on_delivered), scale=scale, tls=tls, password=password)
     except PublishError as exc:  # SealError / RegistryError propagate: exit 8 through the table
         raise ConfigError(str(exc)) from exc
     server = central_scale.start_metrics(args, listener, metrics)
@@ -194,9 +204,10 @@ def _check_listen_arguments(args: argparse.Namespace) -> None:
 
 
 def _listener(
-    args: argparse.Namespace, registry: Any, on_event: Any, *, scale: dict[str, Any], tls: Any, password: Any
+    args: argparse.Namespace, registry: Any, callbacks: Any, *, scale: dict[str, Any], tls: Any, password: Any
 ) -> Any:
-    """The ``CentralListener`` the arguments describe."""
+    """The ``CentralListener`` the arguments describe; ``callbacks``: ``(on_event, on_delivered)``."""
+    on_event, on_delivered = callbacks
     from idstation.mqtt.central.listener import CentralListener
 
     return CentralListener(
@@ -207,7 +218,7 @@ def _listener(
         receipt_interval=args.receipt_interval,
         **({"session_expiry": args.session_expiry} if args.session_expiry is not None else {}),
         on_event=on_event,
-        on_delivered=sys.stdout.flush,
+        on_delivered=on_delivered,
         **scale,
         group=args.group,
         shared=not args.no_shared,
