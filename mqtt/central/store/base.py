@@ -121,27 +121,28 @@ class StreamState:
     loaded: frozenset[tuple[int, int]] = frozenset()  # the gaps as read: only the difference is written
 
 
-def classify(state: StreamState, seq: int) -> Outcome:
+def classify(state: StreamState, seq: int, cursor: int | None = None) -> Outcome:
     """Classify ``seq`` and update ``state`` (pure; docs/wire-format.md states the same machine).
 
     Streams start at 1. ``seq == max+1``: new. ``seq > max+1``: a gap ``[max+1, seq-1]`` opens
     (the first event of a stream may open ``[1, seq-1]``: the live lane can overtake the backlog).
     ``seq`` inside an open gap: filled (the gap splits). Any other ``seq <= max``: replay.
+    ``cursor`` (the inserted row's) goes into an accepted outcome, never into a replay's.
     """
     if seq == state.max_seq + 1:
         state.max_seq, state.dirty = seq, True
-        return Outcome(Verdict.NEW)
+        return Outcome(Verdict.NEW, cursor=cursor)
     if seq > state.max_seq + 1:
         missing = (state.max_seq + 1, seq - 1)
         state.gaps.append(missing)
         state.max_seq, state.dirty = seq, True
-        return Outcome(Verdict.GAP, missing, missing[0])
+        return Outcome(Verdict.GAP, missing, missing[0], cursor)
     for i, (lo, hi) in enumerate(state.gaps):
         if lo <= seq <= hi:
             rest = [(a, b) for a, b in ((lo, seq - 1), (seq + 1, hi)) if a <= b]
             state.gaps[i : i + 1] = rest
             state.dirty = True
-            return Outcome(Verdict.FILLED)
+            return Outcome(Verdict.FILLED, cursor=cursor)
     return Outcome(Verdict.REPLAY, expected=state.max_seq + 1)
 
 

@@ -146,11 +146,10 @@ class SqlStore:
         state = streams.get(key)
         if state is None:
             state = streams[key] = self._load_stream(x, *key)
-        outcome = classify(state, e.seq)
+        outcome = classify(state, e.seq, cursor)
         if outcome.verdict is Verdict.REPLAY:
             x("DELETE FROM events WHERE cursor = ?", (cursor,))
-            return outcome
-        return outcome._replace(cursor=cursor)
+        return outcome
 
     def _load_stream(self, x: Exec, device_id: str, key_id: str) -> StreamState:
         """Lock the stream's row (created at 0 if new) and read its gaps."""

@@ -187,12 +187,10 @@ def _classify(
         if not e.data:
             outcomes.append(telemetry_outcome(e, streams.get((e.device_id, e.key_id)), cursor))
             continue
-        o = classify(streams[(e.device_id, e.key_id)], e.seq)
+        o = classify(streams[(e.device_id, e.key_id)], e.seq, cursor)
         if o.verdict is Verdict.REPLAY:
             replays.append(cursor)
-            outcomes.append(o)
-        else:
-            outcomes.append(Outcome(o.verdict, o.missing, o.expected, cursor))
+        outcomes.append(o)
     return outcomes, replays
 
 
