@@ -134,9 +134,10 @@ def _listen(args: argparse.Namespace) -> int:
     import structlog
     from idstation.agent.errors import ConfigError
     from idstation.mqtt.central.listener import AcceptedEvent, event_to_json_line
-    from idstation.mqtt.central.registry import Registry, valid_name
+    from idstation.mqtt.central.registry import Registry
     from idstation.mqtt.connection import TlsOptions, parse_broker_url
     from idstation.mqtt.errors import PublishError
+    from idstation.mqtt.topics import valid_name
 
     log = structlog.get_logger("idstation.central")
     scale, metrics = central_scale.listener_options(args)
