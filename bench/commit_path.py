@@ -11,8 +11,8 @@ own, waits for the database excluded.
 
 ``--baseline REV`` (default HEAD): the intake, the receipts and the store package as at git revision REV are
 loaded into this process under other names and run against the working tree's, in alternating
-rounds (the order flips each round), so a noisy machine hits both alike; the best round of each
-is reported with the ratio current/baseline and the machine's load.
+rounds (the order flips each round), so a noisy machine hits both alike; reported: the best round
+of each, their ratio current/baseline, the median of the rounds' own ratios, and the machine's load.
 
 usage: python bench/commit_path.py [--devices 200] [--per-device 50] [--batch 200] [--rounds 5]
                                    [--backends postgresql,sqlite] [--baseline REV] [--profile BACKEND]
@@ -28,6 +28,7 @@ import json
 import os
 import pstats
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,32 +194,46 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rounds(args: Any, tmp: Path, impls: dict[str, Any], prepared: tuple[Registry, Any, list[Batch]]) -> Any:
-    batches = prepared[2]
-    best: dict[str, dict[str, float]] = {}
-    servers: dict[str, dict[str, float]] = {}
+    runs: dict[str, dict[str, list[tuple[float, float]]]] = {}  # backend -> impl -> [(thread, server)] by round
     for backend in args.backends.split(","):
         with store_record.backend_of(backend, tmp) as (new_url, server_cpu):
             for rnd in range(args.rounds):
                 order = list(impls) if rnd % 2 == 0 else list(reversed(impls))
                 for name in order:
                     us, server = run_once(impls[name], new_url(f"{name}-{rnd}"), prepared, server_cpu)
-                    mine, theirs = best.setdefault(backend, {}), servers.setdefault(backend, {})
-                    mine[name], theirs[name] = min(us, mine.get(name, us)), min(server, theirs.get(name, server))
+                    runs.setdefault(backend, {}).setdefault(name, []).append((us, server))
                     print(
                         f"{backend:10s} round {rnd} {name:8s} commit thread {us:6.1f} us/event, server {server:6.1f}",
                         file=sys.stderr,
                         flush=True,
                     )
+    return _report(args, prepared[2], runs)
+
+
+def _report(args: Any, batches: list[Batch], runs: dict[str, dict[str, list[tuple[float, float]]]]) -> Any:
+    """Best round of each, the ratio of the bests, and the median of the rounds' own ratios (each
+    round runs both back to back: an outlier round moves it less)."""
+
+    def best(backend: str, name: str, i: int) -> float:
+        return min(r[i] for r in runs[backend][name])
+
+    def paired(backend: str, i: int) -> float:
+        pairs = zip(runs[backend]["current"], runs[backend]["baseline"], strict=True)
+        return statistics.median(c[i] / b[i] for c, b in pairs if b[i])
+
+    backends = list(runs)
     return {
         "events_per_run": sum(len(d) for d, _ in batches[1:]),
         "batch": args.batch,
         "baseline": args.baseline,
         "rounds": args.rounds,
-        "commit_thread_cpu_us_per_event": {b: {k: round(v, 1) for k, v in r.items()} for b, r in best.items()},
-        "ratio_current_to_baseline": {b: round(r["current"] / r["baseline"], 3) for b, r in best.items()},
+        "commit_thread_cpu_us_per_event": {b: {n: round(best(b, n, 0), 1) for n in runs[b]} for b in backends},
+        "ratio_current_to_baseline": {b: round(best(b, "current", 0) / best(b, "baseline", 0), 3) for b in backends},
+        "median_round_ratio": {b: round(paired(b, 0), 3) for b in backends},
         "server_cpu_us_per_event": {
-            b: {k: round(v, 1) for k, v in r.items()} for b, r in servers.items() if r["current"]
+            b: {n: round(best(b, n, 1), 1) for n in runs[b]} for b in backends if best(b, "current", 1)
         },
+        "server_median_round_ratio": {b: round(paired(b, 1), 3) for b in backends if best(b, "current", 1)},
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
