@@ -37,11 +37,10 @@ from idstation.mqtt.enrolment.pairing import NAME_RULE
 from idstation.mqtt.enrolment.pairing import valid_name as valid_device_name
 from idstation.mqtt.errors import RegistryError
 from idstation.mqtt.seal import SealError, ed25519_raw, key_id_for, load_verify_key, loads_bounded
-from idstation.mqtt.topics import valid_name  # the topic rule, for `central listen --group` until it imports it
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["NAME_RULE", "DeviceRecord", "Registry", "valid_device_name", "valid_name"]
+__all__ = ["NAME_RULE", "DeviceRecord", "Registry", "valid_device_name"]
 
 
 @dataclass(frozen=True, slots=True)
