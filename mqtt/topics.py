@@ -38,9 +38,10 @@ __all__ = [
 
 
 def valid_name(value: object) -> bool:
-    """A device id, site, counter or group: 1-128 of ``A-Z a-z 0-9 . _ -``, not starting with ``. _ -``
+    """A topic level or a listener group: 1-128 of ``A-Z a-z 0-9 . _ -``, not starting with ``. _ -``
 
-    (safe as an MQTT topic level and as a file name).
+    (safe as an MQTT topic level and as a file name). Device ids, sites and counters are held to the
+    stricter enrolment rule everywhere they are made or checked (``pairing.valid_name``, 1-64).
     """
     return isinstance(value, str) and bool(_NAME_RE.fullmatch(value))
 
