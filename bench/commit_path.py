@@ -20,12 +20,14 @@ PostgreSQL 55.0 -> 42.6 us/event (best rounds x0.77, median round x0.83), SQLite
 the commit thread (each hands the GIL over; strace, PostgreSQL): ~96 -> ~77 a batch of 200.
 
 usage: python bench/commit_path.py [--devices 200] [--per-device 50] [--batch 200] [--rounds 5]
-                                   [--backends postgresql,sqlite] [--baseline REV] [--profile BACKEND]
+                                   [--backends postgresql,sqlite] [--baseline REV] [--contended]
+                                   [--profile BACKEND]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import io
@@ -33,13 +35,15 @@ import json
 import os
 import pstats
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +144,41 @@ def cli_writer(sink: io.TextIOBase) -> tuple[Callable[[Any], None], Callable[[],
     return on_event, on_delivered
 
 
+@contextlib.contextmanager
+def companion(busy: bool) -> Iterator[None]:
+    """With ``busy``: a second thread of the process doing what the listener's check thread does
+    between its own GIL-free calls (short stretches of Python, a socket round trip), so each time
+    the commit thread lets the GIL go (a system call) the other thread takes it, and handing it
+    back costs the commit thread CPU (``--contended``: the listener's real condition)."""
+    if not busy:
+        yield
+        return
+    stop = threading.Event()
+
+    def work() -> None:  # bounded: stops with the measurement
+        a, b = socket.socketpair()
+        with a, b:
+            while not stop.is_set():
+                a.send(b"x" * 100)
+                b.recv(100)
+                sum(i * i for i in range(200))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 def run_once(
-    impl: tuple[Any, Any, Any], url: str, prepared: tuple[Registry, Any, list[Batch]], server_cpu: Callable[[], float]
+    impl: tuple[Any, Any, Any],
+    url: str,
+    prepared: tuple[Registry, Any, list[Batch]],
+    server_cpu: Callable[[], float],
+    *,
+    contended: bool = False,
 ) -> tuple[float, float]:
     """Microseconds of this thread's CPU per event over every batch but the first (the warm-up),
     and of the database server's (PostgreSQL's processes; 0 for SQLite, which runs in this thread)."""
@@ -161,10 +198,11 @@ def run_once(
         )
         intake._commit(*batches[0])  # connect, warm up
         gc.collect()  # each run starts with the same heap
-        start, server0 = time.thread_time(), server_cpu()
-        for deliveries, items in batches[1:]:
-            intake._commit(deliveries, items)
-        cpu, server = time.thread_time() - start, server_cpu() - server0
+        with companion(contended):
+            start, server0 = time.thread_time(), server_cpu()
+            for deliveries, items in batches[1:]:
+                intake._commit(deliveries, items)
+            cpu, server = time.thread_time() - start, server_cpu() - server0
         events = sum(len(d) for d, _ in batches[1:])
         assert transport.acked == events + len(batches[0][0]), transport.acked
         assert intake.processor.counts["accepted"] == events + len(batches[0][0]), intake.processor.counts
@@ -182,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--backends", default="postgresql,sqlite")
     ap.add_argument("--baseline", default="HEAD", metavar="REV")
+    ap.add_argument("--contended", action="store_true", help="beside a busy companion thread (see companion())")
     ap.add_argument("--profile", metavar="BACKEND", help="cProfile one current run instead (top 30 by own time)")
     args = ap.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))  # warnings and up
@@ -205,7 +244,8 @@ def _rounds(args: Any, tmp: Path, impls: dict[str, Any], prepared: tuple[Registr
             for rnd in range(args.rounds):
                 order = list(impls) if rnd % 2 == 0 else list(reversed(impls))
                 for name in order:
-                    us, server = run_once(impls[name], new_url(f"{name}-{rnd}"), prepared, server_cpu)
+                    url = new_url(f"{name}-{rnd}")
+                    us, server = run_once(impls[name], url, prepared, server_cpu, contended=args.contended)
                     runs.setdefault(backend, {}).setdefault(name, []).append((us, server))
                     print(
                         f"{backend:10s} round {rnd} {name:8s} commit thread {us:6.1f} us/event, server {server:6.1f}",
@@ -232,6 +272,7 @@ def _report(args: Any, batches: list[Batch], runs: dict[str, dict[str, list[tupl
         "batch": args.batch,
         "baseline": args.baseline,
         "rounds": args.rounds,
+        "contended": args.contended,
         "commit_thread_cpu_us_per_event": {b: {n: round(best(b, n, 0), 1) for n in runs[b]} for b in backends},
         "ratio_current_to_baseline": {b: round(best(b, "current", 0) / best(b, "baseline", 0), 3) for b in backends},
         "median_round_ratio": {b: round(paired(b, 0), 3) for b in backends},
