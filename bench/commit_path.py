@@ -18,6 +18,7 @@ Measured (2 cores, load 1.1, 15,800 events a run, 7 rounds) against ee8c4e2, the
 PostgreSQL 55.0 -> 42.6 us/event (best rounds x0.77, median round x0.83), SQLite 67.9 -> 56.8
 (x0.84, x0.85); PostgreSQL's own CPU per event unchanged (x1.04 median, noise). System calls of
 the commit thread (each hands the GIL over; strace, PostgreSQL): ~96 -> ~77 a batch of 200.
+``--contended`` (load 1.2, 7 rounds), PostgreSQL: 55.7 -> 48.6 us/event (x0.87, median round x0.90).
 
 usage: python bench/commit_path.py [--devices 200] [--per-device 50] [--batch 200] [--rounds 5]
                                    [--backends postgresql,sqlite] [--baseline REV] [--contended]
