@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 __all__ = ["AcceptedEvent", "CentralProcessor", "Checked", "event_to_json_line"]
 
 _BULKY = ("face", "data_groups", "ef_sod")
+_Verified = tuple[dict[str, Any], Any, "dict[str, Any] | None", "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,7 @@ class CentralProcessor:
     def check(self, topic: str, payload: bytes, received_at: float | None = None) -> Checked:
         """Every check that needs no store; a failure is :class:`EventRejected` with a reason."""
         try:
-            raw, header, private = self._checked(topic, payload)
+            raw, header, private, text = self._checked(topic, payload)
         except EventRejected as exc:
             self._count(exc.reason)
             raise
@@ -173,6 +174,7 @@ class CentralProcessor:
             received_at or time.time(),
             raw,
             bytes(payload),
+            header_text=text,
         )
         return Checked(topic, raw, private, incoming)
 
@@ -206,7 +208,7 @@ class CentralProcessor:
         [outcome] = self.store.record([checked.incoming])
         return self.accept(checked, outcome)
 
-    def _checked(self, topic: str, payload: bytes) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
+    def _checked(self, topic: str, payload: bytes) -> _Verified:
         """The pure checks; anything unforeseen in them is this message's fault, not the centre's."""
         try:
             return self._verify(topic, payload)
@@ -216,7 +218,9 @@ class CentralProcessor:
             log.error("central_event_check_failed", error=type(exc).__name__)
             raise EventRejected("internal_error", f"the event could not be checked: {type(exc).__name__}") from None
 
-    def _verify(self, topic: str, payload: bytes) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
+    def _verify(self, topic: str, payload: bytes) -> _Verified:
+        """(the header as stored, its schema, the opened identity part, the received header text when
+        the stored header is exactly what was received: the store may keep that text as it is)"""
         site, counter, kind = parse_topic(topic)
         try:
             frame = decode_frame(payload)  # splits bytes only: nothing of the header is parsed yet
@@ -244,7 +248,7 @@ class CentralProcessor:
             header.kind,
         ):
             raise EventRejected("wrong_topic", "published outside the device's own topics")
-        private = None
+        private, text = None, frame.header_bytes.decode("utf-8")  # UTF-8: the header parsed
         if header.kind == "identity":
             try:
                 private = open_private(frame.sealed, self.central_key, header.device_id, header.event_id)
@@ -257,7 +261,8 @@ class CentralProcessor:
             if self.chip_check is not None:
                 verdict = self.chip_check(header.event_id, private)
                 raw = {**raw, "centre_verification": verdict}  # a copy: the signed frame is kept as received
-        return raw, header, private
+                text = None  # the stored header is no longer the received text
+        return raw, header, private, text
 
 
 def _report(obs: Outcome, device_id: str, seq: int) -> None:

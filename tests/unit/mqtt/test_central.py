@@ -176,3 +176,16 @@ def test_an_identity_part_that_is_not_the_model_is_rejected_bad_private(world, c
     assert _reason(central, TOPIC, builder.build("identity", 1, private=private).frame) == "bad_private"
     genuine = builder.build("identity", 2, private=PRIVATE)
     assert central.process(TOPIC, genuine.frame).event_id == genuine.event_id
+
+
+def test_the_received_header_text_goes_to_the_store_only_while_the_stored_header_is_that_text(world, central) -> None:
+    # the PostgreSQL store may keep the received text as the jsonb header (no second serialisation);
+    # once the centre adds its own chip verdict the stored header is a copy, and the text must not stand for it
+    event = world.device().build("identity", 1, private=PRIVATE)
+    plain = central.check(TOPIC, event.frame)
+    assert plain.incoming.header_text == decode_frame(event.frame).header_bytes.decode("utf-8")
+    assert json.loads(plain.incoming.header_text) == plain.incoming.header
+    rechecking = CentralProcessor(world.registry, world.central, central.store, lambda _id, _p: {"passive": "verified"})
+    checked = rechecking.check(TOPIC, event.frame)
+    assert checked.incoming.header["centre_verification"] == {"passive": "verified"}
+    assert checked.incoming.header_text is None
