@@ -34,18 +34,18 @@ import os
 import pickle
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import structlog
+from companion import companion
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.central.processor import CentralProcessor
 from idstation.mqtt.central.registry import Registry
@@ -117,20 +117,8 @@ def run(devices: int, per_device: int, rounds: int) -> dict[str, Any]:
 
 def _contended(processors: dict[str, CentralProcessor], frames: list[Frame], rounds: int) -> dict[str, float]:
     """Best thread CPU per event of each processor's check loop beside a busy companion thread."""
-    stop = threading.Event()
-
-    def companion() -> None:  # bounded: stops with the measurement
-        a, b = socket.socketpair()
-        with a, b:
-            while not stop.is_set():
-                a.send(b"x" * 100)
-                b.recv(100)
-                sum(i * i for i in range(200))
-
-    thread = threading.Thread(target=companion, daemon=True)
-    thread.start()
     best: dict[str, float] = {}
-    try:
+    with companion():
         for _ in range(rounds):
             for name, processor in processors.items():
                 start = time.thread_time()
@@ -138,9 +126,6 @@ def _contended(processors: dict[str, CentralProcessor], frames: list[Frame], rou
                     processor.check(frame.topic, frame.payload)
                 us = (time.thread_time() - start) / len(frames) * 1e6
                 best[name] = min(us, best.get(name, us))
-    finally:
-        stop.set()
-        thread.join(10)
     return best
 
 

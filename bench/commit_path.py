@@ -28,7 +28,6 @@ usage: python bench/commit_path.py [--devices 200] [--per-device 50] [--batch 20
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import gc
 import io
@@ -36,15 +35,13 @@ import json
 import os
 import pstats
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import store_record
 import structlog
+from companion import companion
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.central import intake as intake_module
@@ -143,34 +141,6 @@ def cli_writer(sink: io.TextIOBase) -> tuple[Callable[[Any], None], Callable[[],
         sink.flush()
 
     return on_event, on_delivered
-
-
-@contextlib.contextmanager
-def companion(busy: bool) -> Iterator[None]:
-    """With ``busy``: a second thread of the process doing what the listener's check thread does
-    between its own GIL-free calls (short stretches of Python, a socket round trip), so each time
-    the commit thread lets the GIL go (a system call) the other thread takes it, and handing it
-    back costs the commit thread CPU (``--contended``: the listener's real condition)."""
-    if not busy:
-        yield
-        return
-    stop = threading.Event()
-
-    def work() -> None:  # bounded: stops with the measurement
-        a, b = socket.socketpair()
-        with a, b:
-            while not stop.is_set():
-                a.send(b"x" * 100)
-                b.recv(100)
-                sum(i * i for i in range(200))
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def run_once(

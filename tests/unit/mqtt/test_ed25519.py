@@ -85,18 +85,22 @@ def test_the_centre_verifies_with_libsodium() -> None:
     assert verify_signature is not verify_pynacl
 
 
-def test_where_libsodium_cannot_be_called_directly_pynacls_binding_verifies() -> None:
+def _verifier_in_a_fresh_process(setup: str, expected: str) -> str:
+    """The backend a fresh interpreter picks after ``setup``; it must be the verifier named ``expected``."""
     code = (
-        "import ctypes\n"
-        "def refuse(*args, **kwargs): raise OSError('no such library')\n"
-        "ctypes.PyDLL = refuse\n"
+        f"{setup}\n"
         "from idstation.mqtt import ed25519, seal\n"
-        "assert seal.verify_signature is ed25519.verify_pynacl, seal.ED25519_BACKEND\n"
+        f"assert seal.verify_signature is ed25519.{expected}, seal.ED25519_BACKEND\n"
         "print(seal.ED25519_BACKEND)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "libsodium"
+    return result.stdout.strip()
+
+
+def test_where_libsodium_cannot_be_called_directly_pynacls_binding_verifies() -> None:
+    setup = "import ctypes\ndef refuse(*args, **kwargs): raise OSError('no such library')\nctypes.PyDLL = refuse"
+    assert _verifier_in_a_fresh_process(setup, "verify_pynacl") == "libsodium"
 
 
 def test_a_long_signed_part_with_zero_bytes_is_verified_whole() -> None:
@@ -221,12 +225,4 @@ def test_wrong_lengths_are_rejected_by_both() -> None:
 
 def test_without_pynacl_the_wire_core_verifies_through_openssl() -> None:
     # a box installs no PyNaCl: seal must import and pick the OpenSSL path
-    code = (
-        "import sys; sys.modules['nacl'] = None\n"
-        "from idstation.mqtt import seal\n"
-        "assert seal.verify_signature is seal.verify_openssl, seal.ED25519_BACKEND\n"
-        "print(seal.ED25519_BACKEND)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "openssl"
+    assert _verifier_in_a_fresh_process("import sys; sys.modules['nacl'] = None", "verify_openssl") == "openssl"
