@@ -27,7 +27,7 @@ each time into a fresh database, so every run does the same work. The machine's 
 is recorded at the start and the end (a shared machine: compare ratios, not absolute figures).
 
 usage: python bench/central.py [--broker mosquitto|rabbitmq|both] [--events 20000] [--burst 100000]
-                               [--boxes 200] [--prefetch 500] [--max-batch N]
+                               [--boxes 200] [--prefetch 1000] [--max-batch N]
                                [--registry-devices 50000] [--skip-registry] [--skip-burst]
                                [--profile] [--keep] [--json]
 """
@@ -311,7 +311,7 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--burst", type=int, default=100_000)
     parser.add_argument("--boxes", type=int, default=200)
-    parser.add_argument("--prefetch", type=int, default=500)
+    parser.add_argument("--prefetch", type=int, default=1000)
     parser.add_argument("--max-batch", type=int, default=None, help="passed to central listen when it has it")
     parser.add_argument("--registry-devices", type=int, default=50_000)
     parser.add_argument("--skip-registry", action="store_true", help="no latency test (the devices are still made)")

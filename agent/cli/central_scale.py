@@ -30,9 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prefetch",
         type=int,
-        default=500,
+        default=1000,
         metavar="N",
-        help="with --amqp: messages this listener holds unacknowledged (default 500; bounds its memory)",
+        help="with --amqp: messages this listener holds unacknowledged (default 1000, as mosquitto's Receive "
+        "Maximum; bounds its memory)",
     )
     p.add_argument(
         "--csca",

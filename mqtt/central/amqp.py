@@ -84,7 +84,7 @@ class AmqpTransport:
         urls: str | Sequence[str],
         *,
         queue: str = EVENT_QUEUE,
-        prefetch: int = 500,
+        prefetch: int = 1000,
         delivery_limit: int = DELIVERY_LIMIT,
         heartbeat: int = 20,
         on_idle: Callable[[], None] | None = None,

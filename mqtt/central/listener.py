@@ -98,7 +98,7 @@ class CentralListener:
         max_wait: float = 0.05,
         retention_days: float | None = None,
         amqp: Sequence[str] | None = None,
-        prefetch: int = 500,
+        prefetch: int = 1000,
         on_batch: Callable[[int, float], None] | None = None,
         on_delivered: Callable[[], None] | None = None,
         on_receipt: Callable[[str, str, int, int], None] | None = None,
