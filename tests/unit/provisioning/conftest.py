@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
+from idstation.agent.cli import main
 from idstation.mqtt.central.enroller import Enroller, EnrolPolicy
 from idstation.mqtt.central.fleet_ca import FleetCA
 from idstation.mqtt.central.registry import Registry
 from idstation.provisioning.identity import InitResult, init_device
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+    """``idstation ARGV`` in this process: its exit code and its --json document (else ``{"text": ...}``)."""
+    capsys.readouterr()
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, (json.loads(out) if out.lstrip().startswith("{") else {"text": out})
+
+
+@pytest.fixture
+def central_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A centre directory made by ``central init-ca`` (fleet CA, registry, keys)."""
+    d = tmp_path / "central"
+    code, doc = run_cli(
+        capsys, "central", "init-ca", "--dir", str(d), "--broker-url", "mqtts://broker.example:8883", "--json"
+    )
+    assert code == 0 and doc["ok"]
+    return d
 
 
 @pytest.fixture

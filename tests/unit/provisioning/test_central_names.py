@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from idstation.agent.cli import main
 from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.service.clients import ClientsFile
 from idstation.mqtt.central.service.errors import ClientsError
 from idstation.mqtt.enrolment.pairing import NAME_RULE, valid_name
 from idstation.mqtt.errors import RegistryError
+
+from .conftest import run_cli as _run
 
 LONG = "s" * 65
 MAX = "s" * 64
@@ -31,21 +32,6 @@ NAMES = ["a", "hn-bd-001", MAX, LONG, "x" * 128, ".a", "-a", "_a", "a/b", "a b",
 def _idstation(*argv: str) -> subprocess.CompletedProcess[str]:
     argv_ = [sys.executable, "-m", "idstation.agent.cli", *argv]
     return subprocess.run(argv_, check=False, capture_output=True, text=True, timeout=120)
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out = capsys.readouterr().out
-    return code, (json.loads(out) if out.lstrip().startswith("{") else {"text": out})
-
-
-@pytest.fixture
-def central_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    d = tmp_path / "central"
-    code, _ = _run(capsys, "central", "init-ca", "--dir", str(d), "--broker-url", "mqtts://b.example:8883", "--json")
-    assert code == 0
-    return d
 
 
 @pytest.fixture

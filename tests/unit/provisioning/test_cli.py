@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from idstation.agent.cli import main
 
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out = capsys.readouterr().out
-    return code, (json.loads(out) if out.lstrip().startswith("{") else {"text": out})
-
-
-@pytest.fixture
-def central_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    d = tmp_path / "central"
-    code, doc = run(
-        capsys, "central", "init-ca", "--dir", str(d), "--broker-url", "mqtts://broker.example:8883", "--json"
-    )
-    assert code == 0 and doc["ok"]
-    return d
+from .conftest import run_cli as run
 
 
 def _init(capsys: pytest.CaptureFixture[str], box: Path, *extra: str) -> dict:
