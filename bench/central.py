@@ -14,8 +14,9 @@ with ``idstation central listen``.
    before the listeners start (mosquitto: the listeners' persistent sessions subscribed, went
    offline, the boxes filled them); the rate runs from the first commit to the last. Each run
    reports the CPU seconds of the broker, PostgreSQL and the listeners (per thread) over that
-   window, the CPU per event of each, the broker's CPU per event while the queue was filled, and
-   PostgreSQL's WAL bytes per event;
+   window, the CPU per event of each, the broker's CPU per event while the queue was filled,
+   PostgreSQL's WAL bytes per event, and from the listeners' own metrics their transactions and
+   where their pipelines waited (bench/central_pipeline.py);
 4. a burst (default 100,000 events) drained by 2 listeners; their peak memory (VmHWM) with the
    prefetch (RabbitMQ) or the intake queue (mosquitto) bounding what each holds;
 5. ``--profile``: one more 1-listener PostgreSQL drain per broker with py-spy on the listener
@@ -56,6 +57,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from bench.central_brokers import MosquittoBench, RabbitBench
+from bench.central_pipeline import PipelineScrape, free_port
 from bench.central_profile import CpuMeter, Spy, named_thread_split, thread_cpu, thread_names, tree_cpu_s
 from bench.central_registry import registry_latency
 from tests.fixtures.postgres import PostgresServer
@@ -118,9 +120,12 @@ def listeners(run: str, n: int, store: str, ctx: dict[str, Any]) -> list[tuple[s
         argv += ["--registry", str(ctx["registry"]), "--key", str(ctx["key"]), "--retention-days", "0"]
         if ctx["max_batch"]:
             argv += ["--max-batch", str(ctx["max_batch"])]
+        port = free_port()
+        argv += ["--metrics", f"127.0.0.1:{port}"]
         log = ctx["logs"] / f"{ctx['broker'].name}-{run}-{i}.log"
         out = open(log, "ab")  # noqa: SIM115 - the child's
         started.append((subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=out, start_new_session=True), log))
+        ctx.setdefault("metrics_ports", {})[started[-1][0].pid] = port
         out.close()
     return started
 
@@ -175,6 +180,7 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
     first: float | None = None
     first_count, wal0 = 0, None
     progress = Progress(store)
+    pipeline = PipelineScrape([ctx["metrics_ports"][p.pid] for p in procs])
     try:
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
@@ -183,6 +189,7 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
             if have and first is None:
                 first, first_count, wal0 = now, have, progress.wal()
                 window.open()
+                pipeline.open()
             for i, p in enumerate(procs):
                 peak[i] = max(peak[i], _peak_rss_kb(p.pid))
             if have >= count and progress.exact() >= count:
@@ -196,6 +203,7 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
         if first is None:
             raise RuntimeError(f"nothing was stored; see {ctx['logs']}")
         usage = window.close(count - first_count)
+        usage["pipeline"] = pipeline.close()
         wal1 = progress.wal()
         if wal0 is not None and wal1 is not None:
             usage["wal_bytes_per_event"] = round((wal1 - wal0) / max(count - first_count, 1))
@@ -301,7 +309,7 @@ def summary(results: dict[str, Any]) -> str:
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("listeners", "events_s", "ratio_to_raw", "cores_busy", "cpu_us_per_event", "listener_threads_cpu_s")
     keys += ("listener_cpu_s", "peak_rss_mb")
-    keys += ("broker_fill_cpu_us_per_event",)
+    keys += ("broker_fill_cpu_us_per_event", "pipeline")
     return {k: run[k] for k in keys if k in run}
 
 

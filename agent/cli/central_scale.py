@@ -126,5 +126,6 @@ def start_metrics(
     backlog = getattr(listener.transport, "backlog", None)
     if backlog is not None:
         metrics.track_backlog(backlog)
+    metrics.track_waits(listener.intake.waited)
     checks = {"store": store_ok, "broker": lambda: bool(listener.transport.connected)}
     return MetricsServer(metrics, parse_listen_address(args.metrics), checks).start()

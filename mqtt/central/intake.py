@@ -55,7 +55,10 @@ from idstation.mqtt.topics import is_provisioning_topic
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["Intake"]
+__all__ = ["WAITS", "Intake"]
+
+# (thread, what it waits for): the keys of Intake.waited
+WAITS = (("check", "deliveries"), ("check", "commit"), ("commit", "check"))
 
 _Item = tuple[Delivery, Any]  # (delivery, Checked | EventRejected | None for a non-event topic)
 
@@ -104,6 +107,10 @@ class Intake:
         self._threads: list[threading.Thread] = []
         self.store_down = threading.Event()  # set while the store is unavailable (readiness)
         self.commits = 0
+        # seconds each thread spent waiting, by what it waited for (each key written by one thread):
+        # where a listener's pipeline stalls — the broker (deliveries), the store (commit), or the
+        # checks (the commit thread idle) — for the metrics (idstation_pipeline_wait_seconds_total)
+        self.waited = dict.fromkeys(WAITS, 0.0)
         self._fault = _fault_after()
 
     # --- the transport's side ------------------------------------------------------------------
@@ -141,8 +148,11 @@ class Intake:
         self._threads = []
 
     def _run_checks(self) -> None:
+        waited, clock = self.waited, time.monotonic
         while not self._stop.is_set():
+            started = clock()
             batch = self._take()
+            waited["check", "deliveries"] += clock() - started
             if not batch:
                 continue
             try:
@@ -151,19 +161,25 @@ class Intake:
                 log.error("central_batch_failed", error=type(exc).__name__, size=len(batch))
                 self.transport.requeue(batch)
                 continue
+            started = clock()
             while not self._stop.is_set():  # bounded turns, stop-aware
                 try:
                     self._checked.put((batch, items), timeout=0.2)
                     break
                 except queue.Full:
                     continue
+            waited["check", "commit"] += clock() - started
 
     def _run_commits(self) -> None:
+        waited, clock = self.waited, time.monotonic
         while not self._stop.is_set():
+            started = clock()
             try:
                 batch, items = self._checked.get(timeout=0.2)
             except queue.Empty:
                 continue
+            finally:
+                waited["commit", "check"] += clock() - started
             try:
                 self._commit(batch, items)
             except Exception as exc:  # the commit thread's supervisor: the batch is not acked, never die

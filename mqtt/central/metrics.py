@@ -21,6 +21,9 @@ device's citizen data, never an event id (unbounded), never a topic.
   unverified, failed), ``data_match`` (match, mismatch, not_checked) or ``presence`` (proven,
   not_proven, not_checked); fed by :class:`.chip_check.ChipCheck`'s ``on_verdict``)
 - ``idstation_listener_ready`` (1 when the store answers and the broker is connected)
+- ``idstation_pipeline_wait_seconds_total{thread,waiting_for}``: where the listener's pipeline
+  waits — ``check``/``deliveries`` (the broker is not delivering fast enough), ``check``/``commit``
+  (the store is the bottleneck), ``commit``/``check`` (checking is)
 
 :class:`MetricsServer` serves ``/metrics`` and ``/ready`` (200 ``ready`` / 503 with the failing
 checks' names) on a loopback address by default.
@@ -31,13 +34,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
 from idstation.mqtt.errors import EventRejected
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 log = structlog.get_logger(__name__)
 
@@ -140,6 +145,12 @@ class ListenerMetrics:
     def track_backlog(self, backlog: Callable[[], int | None]) -> None:
         self.backlog.set_function(lambda: float(backlog() or 0))
 
+    def track_waits(self, waited: Mapping[tuple[str, str], float]) -> None:
+        """``idstation_pipeline_wait_seconds_total{thread,waiting_for}`` from the Intake's
+        ``waited`` (read at scrape time): the check thread waiting for deliveries (the broker) or
+        for the commit thread (the store), the commit thread waiting for checked batches."""
+        self.registry.register(_WaitCollector(waited))
+
     def _open_gaps(self) -> float:
         with self._lock:
             now = time.monotonic()
@@ -153,6 +164,21 @@ class ListenerMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _WaitCollector(Collector):
+    def __init__(self, waited: Mapping[tuple[str, str], float]) -> None:
+        self.waited = waited
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "idstation_pipeline_wait_seconds",
+            "Seconds a listener thread waited, by what it waited for",
+            labels=["thread", "waiting_for"],
+        )
+        for (thread, waiting_for), seconds in list(self.waited.items()):
+            family.add_metric([thread, waiting_for], seconds)
+        yield family
 
 
 def _age(created_at: object) -> float | None:

@@ -137,6 +137,11 @@ def test_max_batch_bounds_the_events_of_each_store_transaction(
     assert sum('"read_failed"' in line for line in out.splitlines()) == 6
     count, total = _metric(body, "idstation_batch_events_count"), _metric(body, "idstation_batch_events_sum")
     assert count == total >= 6  # every transaction held one event
+    # where the pipeline waited: before the box's events came, the check thread waited for deliveries
+    waits = {line.split("{")[1].split("}")[0]: float(line.split()[-1]) for line in body.splitlines()
+             if line.startswith("idstation_pipeline_wait_seconds_total{")}  # fmt: skip
+    assert waits['thread="check",waiting_for="deliveries"'] > 0
+    assert set(waits) >= {'thread="check",waiting_for="commit"', 'thread="commit",waiting_for="check"'}
 
 
 @pytest.mark.parametrize("option", [("--max-batch", "0"), ("--max-batch", "10001"), ("--max-wait", "-1")])

@@ -137,3 +137,47 @@ def test_a_read_burst_larger_than_a_batch_is_recorded_in_batches_whole_and_in_or
     assert [d.payload for d in transport.acked] == [d.payload for d in deliveries]
     assert [seq for seq in accepted if seq != "flush"] == list(range(1, 26)) and max(sizes) <= 4
     assert accepted[-1] == "flush" and accepted.count("flush") == len(sizes)  # after each batch's events
+
+
+class _SlowStore:
+    """The real store, each transaction made to last ``delay`` seconds more (a loaded database)."""
+
+    def __init__(self, store, delay: float) -> None:
+        self._store, self.delay = store, delay
+
+    def record(self, incoming):
+        time.sleep(self.delay)
+        return self._store.record(incoming)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+def test_the_pipeline_says_whether_it_waits_for_the_broker_or_for_the_store(tmp_path, store_url) -> None:
+    """``Intake.waited`` (idstation_pipeline_wait_seconds_total): with deliveries queued and a slow
+    store the check thread waits for the commit thread; with nothing delivered it waits for
+    deliveries; the commit thread waits for checked batches while the listener is idle."""
+    central, key = X25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    registry = Registry(tmp_path / "registry", create=True)
+    registry.add_device("box-1", "hn-01", "c01", key.public_key())
+    box = EventBuilder("box-1", "hn-01", "c01", Signer(key), central.public_key(), boot_id="b")
+    topic = topic_for("hn-01", "c01", "read_failed")
+    deliveries = [
+        Delivery(topic, box.build("read_failed", seq, reason="timeout").frame, time.time()) for seq in range(1, 13)
+    ]
+    store = open_store(store_url, migrate=True)
+    transport = QueueTransport()
+    intake = Intake(CentralProcessor(registry, central, _SlowStore(store, 0.25)), transport, max_batch=2, on_event=id)
+    intake.start()
+    try:
+        time.sleep(0.5)  # idle: nothing delivered yet
+        idle = dict(intake.waited)
+        intake.on_messages(deliveries)  # 6 batches of 2 behind a store taking 0.25 s a transaction
+        assert wait_for(lambda: len(transport.acked) == 12, 30)
+    finally:
+        intake.stop()
+    store.close()
+    assert idle["check", "deliveries"] >= 0.3 and idle["check", "commit"] == 0.0
+    assert idle["commit", "check"] >= 0.3
+    behind_store = intake.waited["check", "commit"]
+    assert behind_store >= 0.5  # batches 3-6 each waited for a 0.25 s transaction to end

@@ -1,0 +1,69 @@
+"""Where a listener's pipeline waited during a drain, from its own ``/metrics`` (bench/central.py).
+
+Each ``central listen`` of a bench run serves its metrics on a loopback port; the drain scrapes
+them when its window opens (the first commit) and when it closes (the last), and reports the
+difference summed over the listeners: transactions, events per transaction, commit time, and
+the seconds each pipeline thread waited, by what it waited for
+(``idstation_pipeline_wait_seconds_total``: the check thread for deliveries — the broker — or
+for the commit thread — the store —, the commit thread for checked batches)."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from typing import Any
+
+__all__ = ["PipelineScrape", "free_port"]
+
+_SCALARS = ("idstation_batch_events_sum", "idstation_batch_events_count", "idstation_store_commit_seconds_sum")
+_WAITS = "idstation_pipeline_wait_seconds_total{"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The figures above from one listener (empty when it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    figures: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in _SCALARS:
+            figures[name] = float(value)
+        elif name.startswith(_WAITS):
+            labels = dict(part.split("=", 1) for part in name[len(_WAITS) : -1].split(","))
+            figures[f"{labels['thread'].strip(chr(34))}/{labels['waiting_for'].strip(chr(34))}"] = float(value)
+    return figures
+
+
+class PipelineScrape:
+    """Scrape ``ports`` at :meth:`open` and :meth:`close`; :meth:`close` returns the difference."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.before: list[dict[str, float]] = []
+
+    def open(self) -> None:
+        self.before = [scrape(port) for port in self.ports]
+
+    def close(self) -> dict[str, Any]:
+        total: dict[str, float] = {}
+        for port, before in zip(self.ports, self.before, strict=True):
+            for name, value in scrape(port).items():
+                total[name] = total.get(name, 0.0) + value - before.get(name, 0.0)
+        commits = total.pop("idstation_batch_events_count", 0.0)
+        events = total.pop("idstation_batch_events_sum", 0.0)
+        commit_s = total.pop("idstation_store_commit_seconds_sum", 0.0)
+        return {
+            "commits": round(commits),
+            "events_per_commit": round(events / commits, 1) if commits else None,
+            "commit_ms_mean": round(commit_s / commits * 1000, 2) if commits else None,
+            "wait_s": {name: round(value, 2) for name, value in sorted(total.items())},
+        }
