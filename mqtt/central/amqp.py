@@ -19,7 +19,8 @@ its persistent session; otherwise it resends the event after its receipt timeout
 answers the duplicate with a fresh receipt.
 
 pika's BlockingConnection is not thread-safe: it lives on this adapter's thread, and other
-threads hand it work with ``add_callback_threadsafe``.
+threads hand it work with ``add_callback_threadsafe``. The consumer's common deliveries are read
+from the socket's bytes by :mod:`.amqp_fast` (pika does the rest; ``fast=False``: pika alone).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 import pika
 import pika.exceptions
 import structlog
+from idstation.mqtt.central.amqp_fast import FastConsumer, Pending, install
 from idstation.mqtt.central.transport import (
     Delivery,
     OnMessage,
@@ -88,12 +90,15 @@ class AmqpTransport:
         delivery_limit: int = DELIVERY_LIMIT,
         heartbeat: int = 20,
         on_idle: Callable[[], None] | None = None,
+        fast: bool = True,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise ValueError("no AMQP URL")
         self.queue, self.prefetch, self.delivery_limit, self.heartbeat = queue, prefetch, delivery_limit, heartbeat
         self._on_idle = on_idle  # runs on the adapter's thread between reads (receipts: publish what is due)
+        self.fast = fast  # read the common deliveries with amqp_fast (False: pika alone, for comparison)
+        self._fast: FastConsumer | None = None
         self._on_message: OnMessage | None = None
         self._on_messages: OnMessages | None = None
         self._burst: list[Delivery] = []  # one process_data_events call's deliveries, for on_messages
@@ -184,6 +189,7 @@ class AmqpTransport:
         self._channel = self._conn.channel()
         declare_topology(self._channel, queue=self.queue, delivery_limit=self.delivery_limit)
         self._channel.basic_qos(prefetch_count=self.prefetch)
+        self._fast = install(self._conn, self._channel, self._take) if self.fast else None
         self._generation += 1
         self._unsettled = set()  # delivery tags of this channel handed out, not yet settled
         self._burst = []  # a lost channel's deliveries: not acknowledged, the broker sends them again
@@ -214,24 +220,36 @@ class AmqpTransport:
 
     def _consume(self) -> None:
         if self._consumer is None and self._channel is not None and not self._paused:
-            self._consumer = self._channel.basic_consume(self.queue, self._deliver, auto_ack=False)
+            tag = self._channel._impl._generate_consumer_tag()  # pika's own, known before the first delivery
+            if self._fast is not None:
+                self._fast.consume(tag)
+            self._consumer = self._channel.basic_consume(self.queue, self._deliver, auto_ack=False, consumer_tag=tag)
 
     def _cancel(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None and self._channel is not None:
+            if self._fast is not None:
+                self._fast.cancel()  # its undispatched deliveries go back, as pika's own do
             self._channel.basic_cancel(consumer)
 
     def _deliver(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
-        headers, tag = props.headers, method.delivery_tag
+        """pika's consumer callback (the deliveries amqp_fast leaves to pika)."""
+        headers = props.headers
         count = int(headers.get("x-delivery-count", 0) or 0) if headers else 0
-        topic = routing_key_to_topic(method.routing_key)
-        delivery = Delivery(topic, body, time.time(), bool(method.redelivered), count, (self._generation, tag))
-        self._unsettled.add(tag)
-        if self._on_messages is not None:
-            self._burst.append(delivery)  # handed over when this process_data_events call returns
-        else:
-            assert self._on_message is not None
-            self._on_message(delivery)
+        self._take([(method.routing_key, body, bool(method.redelivered), count, method.delivery_tag)])
+
+    def _take(self, pending: list[Pending]) -> None:
+        """Deliveries, in arrival order, when pika would dispatch them (this adapter's thread)."""
+        generation, unsettled, on_message = self._generation, self._unsettled, self._on_message
+        burst = self._burst if self._on_messages is not None else None
+        for key, body, redelivered, count, tag in pending:
+            delivery = Delivery(routing_key_to_topic(key), body, time.time(), redelivered, count, (generation, tag))
+            unsettled.add(tag)
+            if burst is not None:
+                burst.append(delivery)  # handed over when this process_data_events call returns
+            else:
+                assert on_message is not None
+                on_message(delivery)
 
     def _hand_over(self) -> None:
         assert self._on_messages is not None
@@ -275,7 +293,7 @@ class AmqpTransport:
             conn.add_callback_threadsafe(run)
 
     def _close(self) -> None:
-        conn, self._conn, self._channel, self._consumer = self._conn, None, None, None
+        conn, self._conn, self._channel, self._consumer, self._fast = self._conn, None, None, None, None
         if conn is not None and conn.is_open:
             with contextlib.suppress(*_FAILURES):
                 conn.close()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import struct
 
-__all__ = ["DELIVERY_COUNT", "FRAME_END", "parse_delivery"]
+__all__ = ["DELIVERY_COUNT", "FRAME_END", "incomplete_delivery", "parse_delivery"]
 
 FRAME_END = 0xCE
 DELIVERY_COUNT = b"x-delivery-count"
@@ -183,3 +183,31 @@ def _body(buf: bytes, pos: int, channel: int, size: int) -> tuple[bytes, int, in
         remaining -= length
         pos, frames = end + 1, frames + 1
     return b"".join(parts), pos, frames
+
+
+def incomplete_delivery(buf: bytes, pos: int, channel: int) -> bool:
+    """True when ``buf[pos:]`` is a frame cut by the end of the buffer, or a Basic.Deliver on
+    ``channel`` whose content (header, then body frames up to the header's body size) the buffer
+    ends inside: more bytes are needed before anyone can read it. False when what is there is
+    complete, or is something else."""
+    at, frame, remaining = pos, 0, 0
+    while True:
+        if len(buf) - at < 7:
+            return True
+        kind, number, length = _FRAME_HEAD(buf, at)
+        end = at + 8 + length
+        if end > len(buf):
+            return True
+        if number != channel or kind != min(frame + 1, 3):
+            return False
+        if frame == 0 and (length < 4 or _U32(buf, at + 7)[0] != _DELIVER):
+            return False
+        if frame == 1:
+            if length < 12:
+                return False
+            remaining = _U64(buf, at + 11)[0]
+        elif frame > 1:
+            remaining -= length
+        if frame > 0 and remaining <= 0:
+            return False
+        at, frame = end, frame + 1

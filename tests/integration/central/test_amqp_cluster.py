@@ -180,3 +180,71 @@ def test_with_on_messages_deliveries_are_handed_over_in_lists_and_acknowledged_i
     assert {d.topic for burst in bursts for d in burst} == {"idstation/v1/s1/c1/status"}
     assert len(bursts) < 100
     assert wait_for(lambda: queue_depth(cluster.amqp_urls[0], EVENT_QUEUE) == 0, 10)
+
+
+def _mixed_messages(count: int) -> list[tuple[bytes, pika.BasicProperties]]:
+    """What the consumer's fast path reads (plain, every property) and what it leaves to pika (an
+    array header, a body over frame_max in several frames, a body over one read, an empty body)."""
+    everything = pika.BasicProperties(
+        content_type="application/octet-stream", content_encoding="identity", headers={"x-box": "b1", "n": 7},
+        delivery_mode=2, priority=1, correlation_id="c", reply_to="r", expiration="600000", message_id="m",
+        timestamp=1_700_000_000, type="t", app_id="a",
+    )  # fmt: skip
+    shapes = [
+        (b"p" * 700, pika.BasicProperties(delivery_mode=2)),
+        (b"a" * 700, pika.BasicProperties(headers={"x-extra": [1, 2]})),
+        (b"B" * 300_000, pika.BasicProperties(delivery_mode=2)),
+        (b"", pika.BasicProperties()),
+        (b"e" * 700, everything),
+        (b"m" * 100_000, pika.BasicProperties()),
+    ]
+    return [(b"%04d:" % i + shapes[i % len(shapes)][0], shapes[i % len(shapes)][1]) for i in range(count)]
+
+
+def _drain_twice(url: str, messages: list[tuple[bytes, pika.BasicProperties]], *, fast: bool) -> tuple[list, int]:
+    """Publish ``messages``, consume each twice (requeued the first time, acknowledged the second)
+    with an AmqpTransport; every delivery in order, and how many the fast path read."""
+    from idstation.mqtt.central.amqp import AmqpTransport, declare_topology
+
+    publish = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = publish.channel()
+        declare_topology(channel)
+        for body, props in messages:
+            channel.basic_publish("amq.topic", "idstation.v1.s1.c1.status", body, props)
+    finally:
+        publish.close()
+    assert wait_for(lambda: queue_depth(url, EVENT_QUEUE) == len(messages), 20)
+    seen: list = []
+    transport = AmqpTransport(url, prefetch=20, fast=fast)
+
+    def on_message(delivery) -> None:
+        seen.append(delivery)
+        (transport.ack if delivery.redelivered else transport.requeue)([delivery])
+
+    transport.start(on_message)
+    try:
+        assert transport.wait_ready(30)
+        consumer = transport._fast
+        assert wait_for(lambda: len(seen) == 2 * len(messages), 60)
+    finally:
+        transport.stop()
+    assert wait_for(lambda: queue_depth(url, EVENT_QUEUE) == 0, 10)
+    return seen, consumer.taken if consumer is not None else 0
+
+
+def test_a_mix_of_fast_and_pika_deliveries_arrives_whole_in_order_and_counted_as_with_pika_alone(cluster) -> None:
+    url = cluster.amqp_urls[0]
+    messages = _mixed_messages(36)
+    outcomes = {}
+    for fast in (True, False):
+        seen, taken = _drain_twice(url, messages, fast=fast)
+        first = [d.payload for d in seen if not d.redelivered]
+        assert first == [body for body, _props in messages]  # every message, in queue order
+        for body, _props in messages:
+            mine = [(d.topic, d.redelivered, d.delivery_count) for d in seen if d.payload == body]
+            assert mine == [("idstation/v1/s1/c1/status", False, 0), ("idstation/v1/s1/c1/status", True, 1)]
+        outcomes[fast] = sorted((d.payload, d.redelivered, d.delivery_count) for d in seen)
+        assert (taken > 0) == fast
+        assert taken < len(seen)  # the array header, the big and the empty bodies went through pika
+    assert outcomes[True] == outcomes[False]

@@ -15,7 +15,7 @@ import pika.spec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from idstation.mqtt.central.amqp_frames import parse_delivery
+from idstation.mqtt.central.amqp_frames import incomplete_delivery, parse_delivery
 from pika.channel import ContentFrameAssembler
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -324,3 +324,29 @@ def _drain(stream: bytes, *, fast: bool) -> list[Any]:
             count = int((header.properties.headers or {}).get("x-delivery-count", 0) or 0)
             out.append((method.delivery_tag, method.redelivered, method.exchange, method.routing_key, count, body))
     return out
+
+
+@pytest.mark.parametrize("options", [{}, {"body": b""}, {"body": b"a" * 1000, "chunks": [100, 0, 400, 500]}])
+def test_a_delivery_cut_by_the_end_of_the_buffer_is_incomplete_and_a_whole_one_is_not(options: dict[str, Any]) -> None:
+    buf = marshal(**options)
+    for end in range(len(buf)):
+        assert incomplete_delivery(buf[:end], 0, CHANNEL), end
+    assert not incomplete_delivery(buf, 0, CHANNEL)
+    assert not incomplete_delivery(buf + buf[:30], 0, CHANNEL)
+    assert incomplete_delivery(b"zz" + buf[:-1], 2, CHANNEL)
+
+
+def test_whole_frames_that_are_no_delivery_of_the_channel_are_not_incomplete() -> None:
+    buf = marshal(body=b"b" * 20)
+    assert not incomplete_delivery(pika.frame.Heartbeat().marshal() + buf[:10], 0, CHANNEL)
+    assert not incomplete_delivery(marshal(channel=2)[:-5], 0, CHANNEL)
+    assert not incomplete_delivery(pika.frame.Method(CHANNEL, pika.spec.Basic.Ack(1)).marshal() + buf[:9], 0, CHANNEL)
+    header_end = len(buf) - 28
+    assert not incomplete_delivery(buf[:header_end] + pika.frame.Heartbeat().marshal(), 0, CHANNEL)
+
+
+@SETTINGS
+@given(delivery(ALL_KINDS), st.binary(max_size=40))
+def test_the_incompleteness_check_never_raises(buf: bytes, tail: bytes) -> None:
+    for end in range(0, len(buf), 7):
+        assert incomplete_delivery(buf[:end] + tail, 0, CHANNEL) in (True, False)
