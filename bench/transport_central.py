@@ -15,7 +15,11 @@ across runs: the machine is shared).
   no-op store waits ``--commit-ms`` per batch (a database commit). The cluster runs twice:
   Erlang's default scheduler busy-wait, then ``+sbwt none +sbwtdcpu none +sbwtdio none`` (the
   fixture's and the shipped recipe's), with the 3 nodes' CPU when idle and at steady rates
-  (``--trickle``: published at that rate while a transport consumes).
+  (``--trickle``: published at that rate while a transport consumes). ``*_pika`` rows: the same
+  transport with ``fast=False`` (pika decodes every delivery; mqtt/central/amqp_fast.py off);
+  ``--ab N``: N alternating drains of ``transport`` and ``transport_pika`` in the same run, their
+  CPU us per delivery (median) and the ratio (fast / pika). ``--rows`` picks rows, ``--nodes 1``
+  a 1-node broker, ``--mqtt-headers`` fills with the headers RabbitMQ's MQTT plugin adds.
 - **mosquitto** (bench/transport_central_mqtt.py): a persistent session filled while offline,
   then drained by a bare paho consumer, by :class:`MqttTransport` + sink and + intake, for
   the broker's in-flight window and the listener's Receive Maximum; memory per queued message.
@@ -25,7 +29,8 @@ delivery, the broker's CPU us per delivery.
 
 usage: python bench/transport_central.py [--broker rabbitmq|mosquitto|both] [--messages 20000]
            [--prefetch 500] [--work-us 150] [--commit-ms 5] [--trickle 500 2000] [--idle 10]
-           [--no-busy-wait-baseline] [--json]
+           [--no-busy-wait-baseline] [--rows transport,transport_pika] [--ab 3] [--nodes 3]
+           [--mqtt-headers] [--json]
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import collections
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -196,10 +202,16 @@ def drive_transport(
 # --- RabbitMQ -------------------------------------------------------------------------------------
 
 
+# what RabbitMQ 3.10's MQTT plugin puts on a QoS 1 message from a box
+MQTT_HEADERS = {"x-mqtt-dup": False, "x-mqtt-publish-qos": 1}
+
+
 class Rabbit:
-    def __init__(self, root: Path, *, busy_wait: bool, prefetch: int) -> None:
-        self.prefetch = prefetch
-        self.cluster = RabbitCluster(root, busy_wait=busy_wait)
+    def __init__(
+        self, root: Path, *, busy_wait: bool, prefetch: int, nodes: int = 3, mqtt_headers: bool = False
+    ) -> None:
+        self.prefetch, self.headers = prefetch, MQTT_HEADERS if mqtt_headers else None
+        self.cluster = RabbitCluster(root, size=nodes, busy_wait=busy_wait)
         self.cluster.start_all()
         self.url = self.cluster.amqp_urls[0]
         conn = pika.BlockingConnection(pika.URLParameters(self.url))
@@ -218,7 +230,7 @@ class Rabbit:
     def fill(self, count: int) -> None:
         conn = pika.BlockingConnection(pika.URLParameters(self.url))
         channel = conn.channel()
-        payload, props = os.urandom(PAYLOAD_SIZE), pika.BasicProperties(delivery_mode=2)
+        payload, props = os.urandom(PAYLOAD_SIZE), pika.BasicProperties(delivery_mode=2, headers=self.headers)
         for key in routing_keys(count):
             channel.basic_publish("amq.topic", key, payload, props)
         deadline = time.monotonic() + 120
@@ -250,8 +262,9 @@ class Rabbit:
         conn.close()
         return state["got"], state["first"]
 
-    def transport(self, count: int, *, intake: bool, **options: Any) -> tuple[int, float | None]:
-        return drive_transport(AmqpTransport(self.url, prefetch=self.prefetch), count, intake=intake, **options)
+    def transport(self, count: int, *, intake: bool, fast: bool = True, **options: Any) -> tuple[int, float | None]:
+        transport = AmqpTransport(self.url, prefetch=self.prefetch, fast=fast)
+        return drive_transport(transport, count, intake=intake, **options)
 
     def trickle(self, rate: int, seconds: float) -> dict[str, float]:
         """Events published at ``rate``/s for ``seconds`` while a transport consumes them: the 3
@@ -303,24 +316,59 @@ def run_rows(
     return rows
 
 
+def rabbit_consumers(rabbit: Rabbit, args: argparse.Namespace) -> dict[str, Callable[[int], Any]]:
+    consumers = {
+        "raw": rabbit.raw,
+        "raw_batch_200": partial(rabbit.raw, batch=200),
+        "transport": partial(rabbit.transport, intake=False),
+        "transport_pika": partial(rabbit.transport, intake=False, fast=False),
+        "intake": partial(rabbit.transport, intake=True),
+        "transport_bursts": partial(rabbit.transport, intake=False, bursts=True),
+        "intake_bursts": partial(rabbit.transport, intake=True, bursts=True),
+        "intake_bursts_pika": partial(rabbit.transport, intake=True, bursts=True, fast=False),
+        f"intake_commit_{args.commit_ms}ms": partial(rabbit.transport, intake=True, commit_ms=args.commit_ms),
+        f"paced_{args.work_us}us": partial(rabbit.transport, intake=False, work_us=args.work_us),
+    }
+    if args.rows:
+        wanted = args.rows.split(",")
+        consumers = {label: consumers[label] for label in wanted if label in consumers}
+    return consumers
+
+
+def ab_rounds(rabbit: Rabbit, args: argparse.Namespace) -> dict[str, Any]:
+    """``transport`` (amqp_fast) against ``transport_pika`` (pika alone), alternating, same run."""
+    pairs = {
+        "transport": partial(rabbit.transport, intake=False),
+        "transport_pika": partial(rabbit.transport, intake=False, fast=False),
+    }
+    cpu: dict[str, list[float]] = {label: [] for label in pairs}
+    for round_no in range(args.ab):
+        order = list(pairs) if round_no % 2 == 0 else list(reversed(pairs))
+        rows = run_rows(
+            {label: pairs[label] for label in order}, rabbit.fill, rabbit.cpu, args.messages, f"ab {round_no}"
+        )
+        for label, row in rows.items():
+            if row.get("deliveries"):
+                cpu[label].append(row["cpu_us"])
+    medians = {label: round(statistics.median(values), 1) for label, values in cpu.items() if values}
+    ratio = medians["transport"] / medians["transport_pika"] if len(medians) == 2 else None
+    return {"cpu_us": cpu, "median_cpu_us": medians, "ratio_fast_to_pika": round(ratio, 3) if ratio else None}
+
+
 def bench_rabbit(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     variants = ([("busy_wait", True)] if args.busy_wait_baseline else []) + [("sbwt_none", False)]
     for name, busy in variants:
-        rabbit = Rabbit(root / name, busy_wait=busy, prefetch=args.prefetch)
+        rabbit = Rabbit(
+            root / name, busy_wait=busy, prefetch=args.prefetch, nodes=args.nodes, mqtt_headers=args.mqtt_headers
+        )
         try:
             result: dict[str, Any] = {"idle_cpu_pct_3_nodes": rabbit.idle_cpu(args.idle)}
-            consumers = {
-                "raw": rabbit.raw,
-                "raw_batch_200": partial(rabbit.raw, batch=200),
-                "transport": partial(rabbit.transport, intake=False),
-                "intake": partial(rabbit.transport, intake=True),
-                "transport_bursts": partial(rabbit.transport, intake=False, bursts=True),
-                "intake_bursts": partial(rabbit.transport, intake=True, bursts=True),
-                f"intake_commit_{args.commit_ms}ms": partial(rabbit.transport, intake=True, commit_ms=args.commit_ms),
-                f"paced_{args.work_us}us": partial(rabbit.transport, intake=False, work_us=args.work_us),
-            }
+            consumers = rabbit_consumers(rabbit, args)
             result.update(run_rows(consumers, rabbit.fill, rabbit.cpu, args.messages, f"rabbitmq {name}"))
+            if args.ab:
+                result["ab"] = ab_rounds(rabbit, args)
+                print(f"rabbitmq {name} ab: {result['ab']}", file=sys.stderr, flush=True)
             for rate in args.trickle:
                 result[f"trickle_{rate}"] = rabbit.trickle(rate, args.idle)
                 print(f"rabbitmq {name} trickle: {result[f'trickle_{rate}']}", file=sys.stderr, flush=True)
@@ -341,6 +389,10 @@ def main() -> int:
     parser.add_argument("--trickle", type=int, nargs="*", default=[500, 2000], help="steady rates (events/s)")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle-CPU measurement")
     parser.add_argument("--no-busy-wait-baseline", dest="busy_wait_baseline", action="store_false")
+    parser.add_argument("--rows", default="", help="comma-separated row labels (default: all)")
+    parser.add_argument("--ab", type=int, default=0, help="alternating transport / transport_pika drains")
+    parser.add_argument("--nodes", type=int, default=3, help="RabbitMQ nodes")
+    parser.add_argument("--mqtt-headers", action="store_true", help="fill with the MQTT plugin's headers")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="idstation-transport-", dir="/tmp"))
