@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg
 import structlog
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from bench.central_brokers import MosquittoBench, RabbitBench
@@ -331,11 +332,12 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _central_key(path: Path) -> X25519PrivateKey:
+    """The centre's key, and receipt_key.pem beside it (as init-ca leaves them): receipts on, as in
+    production — each listener signs and publishes at most one per stream per receipt interval."""
     central = X25519PrivateKey.generate()
-    pem = central.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    path.write_bytes(pem)
+    pem = (serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.write_bytes(central.private_bytes(*pem))
+    (path.parent / "receipt_key.pem").write_bytes(Ed25519PrivateKey.generate().private_bytes(*pem))
     return central
 
 

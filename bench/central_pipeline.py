@@ -2,8 +2,8 @@
 
 Each ``central listen`` of a bench run serves its metrics on a loopback port; the drain scrapes
 them when its window opens (the first commit) and when it closes (the last), and reports the
-difference summed over the listeners: transactions, events per transaction, commit time, and
-the seconds each pipeline thread waited, by what it waited for
+difference summed over the listeners: transactions, events per transaction, commit time, receipts
+published, and the seconds each pipeline thread waited, by what it waited for
 (``idstation_pipeline_wait_seconds_total``: the check thread for deliveries — the broker — or
 for the commit thread — the store —, the commit thread for checked batches)."""
 
@@ -15,7 +15,12 @@ from typing import Any
 
 __all__ = ["PipelineScrape", "free_port"]
 
-_SCALARS = ("idstation_batch_events_sum", "idstation_batch_events_count", "idstation_store_commit_seconds_sum")
+_SCALARS = (
+    "idstation_batch_events_sum",
+    "idstation_batch_events_count",
+    "idstation_store_commit_seconds_sum",
+    "idstation_receipts_published_total",
+)
 _WAITS = "idstation_pipeline_wait_seconds_total{"
 
 
@@ -61,9 +66,11 @@ class PipelineScrape:
         commits = total.pop("idstation_batch_events_count", 0.0)
         events = total.pop("idstation_batch_events_sum", 0.0)
         commit_s = total.pop("idstation_store_commit_seconds_sum", 0.0)
+        receipts = total.pop("idstation_receipts_published_total", 0.0)
         return {
             "commits": round(commits),
             "events_per_commit": round(events / commits, 1) if commits else None,
             "commit_ms_mean": round(commit_s / commits * 1000, 2) if commits else None,
+            "receipts": round(receipts),
             "wait_s": {name: round(value, 2) for name, value in sorted(total.items())},
         }
