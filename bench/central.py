@@ -41,7 +41,6 @@ import logging
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -51,14 +50,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from bench.central_brokers import MosquittoBench, RabbitBench
-from bench.central_pipeline import PipelineScrape, free_port
+from bench.central_pipeline import PipelineScrape, Progress, free_port, peak_rss_kb
 from bench.central_profile import CpuMeter, Spy, named_thread_split, thread_cpu, thread_names, tree_cpu_s
 from bench.central_registry import registry_latency
 from tests.fixtures.postgres import PostgresServer
@@ -70,46 +68,6 @@ RUNS = (  # name, listener processes, store
     ("postgresql_2_listeners", 2, "postgresql"),
     ("sqlite_1_listener", 1, "sqlite"),
 )
-
-
-class Progress:
-    """How many events the store holds, polled 20 times a second during a drain on one connection:
-    ``max(cursor)`` (the primary key index's last entry; a ``count(*)`` would scan every row each
-    time, on the CPU being measured), then an exact ``count(*)`` to confirm the end (a cursor can
-    skip values, e.g. a rolled-back batch)."""
-
-    def __init__(self, url: str) -> None:
-        self.sqlite = url.startswith("sqlite:///")
-        if self.sqlite:
-            self.db: Any = sqlite3.connect(url.removeprefix("sqlite://"), isolation_level=None)
-        else:
-            self.db = psycopg.connect(url, autocommit=True)
-
-    def _one(self, sql: str) -> int:
-        return int(self.db.execute(sql).fetchone()[0] or 0)
-
-    def approx(self) -> int:
-        return self._one("SELECT max(cursor) FROM events")
-
-    def exact(self) -> int:
-        return self._one("SELECT count(*) FROM events")
-
-    def wal(self) -> int | None:
-        """PostgreSQL's WAL position in bytes (None for SQLite)."""
-        return None if self.sqlite else self._one("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
-
-    def close(self) -> None:
-        self.db.close()
-
-
-def _peak_rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def listeners(run: str, n: int, store: str, ctx: dict[str, Any]) -> list[tuple[subprocess.Popen[bytes], Path]]:
@@ -192,7 +150,7 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
                 window.open()
                 pipeline.open()
             for i, p in enumerate(procs):
-                peak[i] = max(peak[i], _peak_rss_kb(p.pid))
+                peak[i] = max(peak[i], peak_rss_kb(p.pid))
             if have >= count and progress.exact() >= count:
                 break
             if any(p.poll() is not None for p in procs):

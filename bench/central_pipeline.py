@@ -1,4 +1,5 @@
-"""Where a listener's pipeline waited during a drain, from its own ``/metrics`` (bench/central.py).
+"""What bench/central.py watches during a drain: the store's count, the listeners' memory, and
+where their pipelines waited, from their own ``/metrics``.
 
 Each ``central listen`` of a bench run serves its metrics on a loopback port; the drain scrapes
 them when its window opens (the first commit) and when it closes (the last), and reports the
@@ -10,10 +11,14 @@ for the commit thread — the store —, the commit thread for checked batches).
 from __future__ import annotations
 
 import socket
+import sqlite3
 import urllib.request
+from pathlib import Path
 from typing import Any
 
-__all__ = ["PipelineScrape", "free_port"]
+import psycopg
+
+__all__ = ["PipelineScrape", "Progress", "free_port", "peak_rss_kb"]
 
 _SCALARS = (
     "idstation_batch_events_sum",
@@ -22,6 +27,46 @@ _SCALARS = (
     "idstation_receipts_published_total",
 )
 _WAITS = "idstation_pipeline_wait_seconds_total{"
+
+
+class Progress:
+    """How many events the store holds, polled 20 times a second during a drain on one connection:
+    ``max(cursor)`` (the primary key index's last entry; a ``count(*)`` would scan every row each
+    time, on the CPU being measured), then an exact ``count(*)`` to confirm the end (a cursor can
+    skip values, e.g. a rolled-back batch)."""
+
+    def __init__(self, url: str) -> None:
+        self.sqlite = url.startswith("sqlite:///")
+        if self.sqlite:
+            self.db: Any = sqlite3.connect(url.removeprefix("sqlite://"), isolation_level=None)
+        else:
+            self.db = psycopg.connect(url, autocommit=True)
+
+    def _one(self, sql: str) -> int:
+        return int(self.db.execute(sql).fetchone()[0] or 0)
+
+    def approx(self) -> int:
+        return self._one("SELECT max(cursor) FROM events")
+
+    def exact(self) -> int:
+        return self._one("SELECT count(*) FROM events")
+
+    def wal(self) -> int | None:
+        """PostgreSQL's WAL position in bytes (None for SQLite)."""
+        return None if self.sqlite else self._one("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def peak_rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def free_port() -> int:
