@@ -223,3 +223,51 @@ def test_a_note_without_a_state_is_answered_from_the_store() -> None:
     batcher.note("hn-01", "c01", "box-1", STREAM, 7)  # a caller with no state: the store is the truth
     batcher.publish_due(wire)
     assert (wire.receipts()[0].upto, state.reads) == (7, 1)
+
+
+class PortTransport:
+    """The transport port as the receipt pump sees it: connected or not, with or without
+    ``publish_many`` (the AMQP adapter's), recording each hand-over."""
+
+    def __init__(self, *, many: bool) -> None:
+        self.connected = True
+        self.handovers: list[list[tuple[str, bytes, bool]]] = []
+        if many:
+            self.publish_many = self._many
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.handovers.append([(topic, payload, retain)])
+
+    def _many(self, items, *, retain: bool = False) -> None:
+        self.handovers.append([(topic, payload, retain) for topic, payload in items])
+
+
+def _pump_with_streams(transport: PortTransport, streams: int):
+    from idstation.mqtt.central.transport import ReceiptPump
+
+    batcher, state, _clock, _wire = _batcher()
+    state.upto = 3
+    for i in range(streams):
+        batcher.note("hn-01", f"c{i:02d}", f"box-{i}", STREAM)
+    return ReceiptPump(batcher, transport), batcher
+
+
+def test_the_pump_hands_the_due_receipts_to_an_amqp_transport_together() -> None:
+    transport = PortTransport(many=True)
+    pump, _ = _pump_with_streams(transport, 5)
+    assert pump.publish_due() == 5
+    (handover,) = transport.handovers  # one hand-over for the five
+    assert sorted(topic for topic, _p, _r in handover) == [f"idstation/v1/hn-01/c{i:02d}/receipt" for i in range(5)]
+    assert all(retain for _t, _p, retain in handover)
+    assert [parse_receipt(p, [KEY.public_key()]).upto for _t, p, _r in handover] == [3] * 5
+
+
+def test_the_pump_publishes_one_by_one_without_publish_many_and_keeps_receipts_while_disconnected() -> None:
+    transport = PortTransport(many=False)
+    pump, batcher = _pump_with_streams(transport, 3)
+    transport.connected = False
+    assert pump.publish_due() == 0 and transport.handovers == []
+    assert batcher.pending()  # still owed: they go out after the reconnect
+    transport.connected = True
+    assert pump.publish_due() == 3
+    assert len(transport.handovers) == 3
