@@ -34,6 +34,7 @@ import hashlib
 import json
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,14 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from idstation.mqtt.ed25519 import ED25519_BACKEND, SIGNATURE_LEN, Verify, verify_openssl, verify_signature
+from idstation.mqtt.ed25519 import (
+    ED25519_BACKEND,
+    SIGNATURE_LEN,
+    Verify,
+    sodium_signer,
+    verify_openssl,
+    verify_signature,
+)
 from idstation.mqtt.errors import SealError
 
 MAGIC = b"IDS1"
@@ -190,12 +198,24 @@ class Signer:
         self.key_id = key_id or key_id_for(key.public_key())
         if not self.key_id.isascii() or not 0 < len(self.key_id) < 256:
             raise SealError("a key id is 1-255 ASCII characters")
-
-    def sign(self, data: bytes) -> bytes:
-        return self.key.sign(data)
+        self.sign: Callable[[bytes], bytes] = _fastest_sign(key)
+        """``sign(data) -> signature``: libsodium where PyNaCl is installed (the centre), else OpenSSL."""
 
     def __repr__(self) -> str:
         return f"Signer(key_id={self.key_id!r})"
+
+
+def _fastest_sign(key: Ed25519PrivateKey) -> Callable[[bytes], bytes]:
+    """libsodium's signer for ``key`` when it signs a probe exactly as OpenSSL does, else OpenSSL's."""
+    try:
+        seed = key.private_bytes_raw()
+    except (AttributeError, ValueError):  # a key held where its bytes cannot be read (an HSM's)
+        return key.sign
+    sign = sodium_signer(seed)
+    probe = b"idstation signer probe"
+    if sign is None or sign(probe) != key.sign(probe):
+        return key.sign
+    return sign
 
 
 @dataclass(frozen=True, slots=True)

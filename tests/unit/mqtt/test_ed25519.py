@@ -226,3 +226,48 @@ def test_wrong_lengths_are_rejected_by_both() -> None:
 def test_without_pynacl_the_wire_core_verifies_through_openssl() -> None:
     # a box installs no PyNaCl: seal must import and pick the OpenSSL path
     assert _verifier_in_a_fresh_process("import sys; sys.modules['nacl'] = None", "verify_openssl") == "openssl"
+
+
+# --- signing (a centre's receipts) -------------------------------------------------------------
+
+_RFC_SEED = bytes.fromhex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")  # RFC 8032 7.1 TEST 2
+
+
+def test_libsodium_signs_the_rfc_8032_vector() -> None:
+    sign = ed25519.sodium_signer(_RFC_SEED)
+    assert sign is not None
+    assert sign(ed25519._RFC_MSG) == ed25519._RFC_SIG
+
+
+@pytest.mark.parametrize("size", [0, 1, 64, 300, 65_537])
+def test_libsodium_signs_exactly_what_openssl_signs(size: int) -> None:
+    for _ in range(8):
+        key = Ed25519PrivateKey.generate()
+        sign = ed25519.sodium_signer(key.private_bytes_raw())
+        assert sign is not None
+        message = os.urandom(size) + b"\x00" * (size > 0)  # a zero byte inside: signed whole
+        assert sign(message) == key.sign(message)
+        assert verify_openssl(key.public_key().public_bytes_raw(), sign(message), message)
+
+
+def test_a_seed_of_the_wrong_length_is_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        ed25519.sodium_signer(b"\x01" * 31)
+
+
+def test_the_centres_signer_uses_libsodium_and_a_box_signs_through_openssl() -> None:
+    from idstation.mqtt.seal import Signer
+
+    key = Ed25519PrivateKey.generate()
+    assert Signer(key).sign.__name__ == "sign_sodium"
+    code = (
+        "import sys; sys.modules['nacl'] = None\n"
+        "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey\n"
+        "from idstation.mqtt.seal import Signer\n"
+        "key = Ed25519PrivateKey.generate(); signer = Signer(key)\n"
+        "assert signer.sign(b'receipt') == key.sign(b'receipt')\n"
+        "print(getattr(signer.sign, '__name__', 'openssl'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sign"  # cryptography's own method
