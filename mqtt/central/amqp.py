@@ -25,6 +25,7 @@ from the socket's bytes by :mod:`.amqp_fast` (pika does the rest; ``fast=False``
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -236,13 +237,16 @@ class AmqpTransport:
         """pika's consumer callback (the deliveries amqp_fast leaves to pika)."""
         headers = props.headers
         count = int(headers.get("x-delivery-count", 0) or 0) if headers else 0
-        self._take([(method.routing_key, body, bool(method.redelivered), count, method.delivery_tag)])
+        tag, redelivered = method.delivery_tag, bool(method.redelivered)
+        self._take(collections.deque(((b"", tag, redelivered, "", method.routing_key, count, body, 0, 0),)))
 
-    def _take(self, pending: list[Pending]) -> None:
-        """Deliveries, in arrival order, when pika would dispatch them (this adapter's thread)."""
+    def _take(self, pending: collections.deque[Pending]) -> None:
+        """Deliveries, in arrival order, when pika would dispatch them (this adapter's thread);
+        taken from the left one by one (what an ``on_message`` that cancels leaves is rejected)."""
         generation, unsettled, on_message = self._generation, self._unsettled, self._on_message
         burst = self._burst if self._on_messages is not None else None
-        for key, body, redelivered, count, tag in pending:
+        while pending:
+            _consumer, tag, redelivered, _exchange, key, count, body, _end, _frames = pending.popleft()
             delivery = Delivery(routing_key_to_topic(key), body, time.time(), redelivered, count, (generation, tag))
             unsettled.add(tag)
             if burst is not None:

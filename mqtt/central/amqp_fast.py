@@ -38,20 +38,21 @@ adapter runs on plain pika) when one is missing.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from idstation.mqtt.central.amqp_frames import incomplete_delivery, parse_delivery
+from idstation.mqtt.central.amqp_frames import Delivered, incomplete_delivery, parse_delivery
 
 __all__ = ["HOLD_MAX", "READ_CHUNK", "FastConsumer", "Pending", "install"]
 
 READ_CHUNK = 64 * 1024
 HOLD_MAX = 64 * 1024
 _SIZE = struct.Struct(">I").unpack_from
-Pending = tuple[str, bytes, bool, int, int]  # routing key, body, redelivered, delivery count, delivery tag
+Pending = Delivered  # consumer tag, delivery tag, redelivered, exchange, routing key, count, body, end, frames
 
 
-def install(connection: Any, channel: Any, sink: Callable[[list[Pending]], None]) -> FastConsumer | None:
+def install(connection: Any, channel: Any, sink: Callable[[deque[Pending]], None]) -> FastConsumer | None:
     """A :class:`FastConsumer` on ``channel`` of ``connection`` (pika BlockingConnection and
     BlockingChannel), or None when this pika lacks a hook it needs."""
     impl = getattr(connection, "_impl", None)
@@ -69,13 +70,14 @@ def install(connection: Any, channel: Any, sink: Callable[[list[Pending]], None]
 class FastConsumer:
     """See the module docstring. Lives on the connection's thread, like pika."""
 
-    def __init__(self, connection: Any, channel: Any, sink: Callable[[list[Pending]], None]) -> None:
+    def __init__(self, connection: Any, channel: Any, sink: Callable[[deque[Pending]], None]) -> None:
         self._impl, self._channel, self._chan = connection._impl, channel, channel._impl
         self._number = channel.channel_number
         self._request_dispatch = connection._request_channel_dispatch
         self._pika_dispatch = channel._dispatch_events
-        self._sink = sink
-        self._pending: list[Pending] = []
+        self._sink = sink  # takes deliveries from the left of the deque it is given, in order
+        self._pending: deque[Pending] = deque()
+        self._handing: deque[Pending] | None = None  # what the sink is taking from
         self._tag: bytes | None = None
         self._tag_name: str | None = None
         self._in_pika_dispatch = False
@@ -92,12 +94,15 @@ class FastConsumer:
         self._tag, self._tag_name = tag.encode(), tag
 
     def cancel(self) -> None:
-        """Call before ``BlockingChannel.basic_cancel``: reject (requeue) the undispatched
-        deliveries read here, as pika's basic_cancel does with its own, and stop reading."""
-        pending, self._pending = self._pending, []
-        if self._tag_name is not None and self._tag_name in self._channel._consumer_infos:
-            for item in pending:
-                self._chan.basic_reject(item[4], requeue=True)
+        """Call before ``BlockingChannel.basic_cancel``: reject (requeue) the deliveries read
+        here and not yet handed over (also the rest of one being handed over, when a callback
+        cancels), as pika's basic_cancel does with its own, in arrival order; stop reading."""
+        known = self._tag_name is not None and self._tag_name in self._channel._consumer_infos
+        for queue in (self._handing, self._pending):
+            while queue:
+                item = queue.popleft()
+                if known:
+                    self._chan.basic_reject(item[1], requeue=True)
         self._tag = self._tag_name = None
 
     # --- pika's hooks -------------------------------------------------------------------------------
@@ -121,28 +126,35 @@ class FastConsumer:
         impl = self._impl
         buf = impl._frame_buffer + data if impl._frame_buffer else data
         impl._frame_buffer = b""
-        pos, size, number, tag, taken = 0, len(buf), self._number, self._tag, 0
+        pos, size, number, tag, pending = 0, len(buf), self._number, self._tag, self._pending
+        start = taken = frames = 0  # the current run of deliveries read here: from, how many, frames
         ready = self._ready()
         while pos < size:
             if ready:
                 got = parse_delivery(buf, pos, number)
                 if got is not None and got[0] == tag:
-                    self._pending.append((got[4], got[6], got[2], got[5], got[1]))
-                    impl.bytes_received += got[7] - pos
-                    impl.frames_received += got[8]
-                    pos, taken = got[7], taken + 1
+                    pending.append(got)
+                    pos, taken, frames = got[7], taken + 1, frames + got[8]
                     continue
                 if got is None and size - pos < HOLD_MAX and incomplete_delivery(buf, pos, number):
                     impl._frame_buffer = buf[pos:]  # the rest of it is on its way
                     break
+            self._count(taken, frames, pos - start)
             step = self._through_pika(buf, pos)
             if step is None:
-                break
+                return
             buf, pos = step
-            size, ready = len(buf), self._ready()
+            size, ready, pending, start, taken, frames = len(buf), self._ready(), self._pending, pos, 0, 0
+        self._count(taken, frames, pos - start)
+
+    def _count(self, taken: int, frames: int, size: int) -> None:
+        """A run of deliveries read here: into pika's counters (the heartbeat checker's) before
+        pika sees another frame, and a dispatch request."""
         if taken:
+            self._impl.bytes_received += size
+            self._impl.frames_received += frames
             self.taken += taken
-            self._request_dispatch(number)
+            self._request_dispatch(self._number)
 
     def _through_pika(self, buf: bytes, pos: int) -> tuple[bytes, int] | None:
         """One turn of pika's own loop on the frame at ``pos``, given to it alone (pika copies its
@@ -170,8 +182,11 @@ class FastConsumer:
         after them), then pika's events (nested I/O meanwhile goes to pika: its loop dispatches
         what arrives while it runs)."""
         while self._pending:
-            pending, self._pending = self._pending, []
-            self._sink(pending)
+            self._handing, self._pending = self._pending, deque()
+            try:
+                self._sink(self._handing)
+            finally:
+                self._handing = None
         self._in_pika_dispatch = True
         try:
             self._pika_dispatch()

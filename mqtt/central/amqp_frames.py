@@ -33,6 +33,12 @@ _CONTENT_HEAD = struct.Struct(">BHIHHQH").unpack_from  # type, channel, size, cl
 _FRAME_HEAD = struct.Struct(">BHI").unpack_from
 _U64 = struct.Struct(">Q").unpack_from
 _U32 = struct.Struct(">I").unpack_from
+_U16 = struct.Struct(">H").unpack_from
+# the delivery count of the property bytes seen last (a box's events carry the same few): exact,
+# since it is a function of those bytes alone; bounded
+_COUNTS: dict[bytes, int | None] = {}
+_COUNTS_MAX = 256
+_UNSEEN = object()
 # header field value types pika decodes without failing, and their sizes (S, x: 4-byte length + data)
 _FIXED = {ord(k): n for k, n in (("t", 1), ("b", 1), ("B", 1), ("U", 2), ("u", 2), ("s", 2))}
 _FIXED.update({ord(k): n for k, n in (("I", 4), ("i", 4), ("L", 8), ("l", 8), ("D", 5), ("V", 0))})
@@ -46,37 +52,16 @@ _PROPERTIES = tuple(zip(range(15, 1, -1), "sshoossssqssss", strict=True))
 Delivered = tuple[bytes, int, bool, str, str, int, bytes, int, int]
 
 
-def parse_delivery(buf: bytes, pos: int, channel: int) -> Delivered | None:
+def parse_delivery(buf: bytes, pos: int, channel: int) -> Delivered | None:  # noqa: PLR0911, PLR0912 - inline: a call is ~5 % of it
     """(consumer tag, delivery tag, redelivered, exchange, routing key, x-delivery-count (0 when
     absent), body, end offset, frame count) of the delivery at ``buf[pos:]``; None when it is not
     complete there or not in the shape this reads (pika then decodes it)."""
-    method = _method(buf, pos, channel)
-    if method is None:
+    size = len(buf)
+    if pos < 0 or size < pos + 12:
         return None
-    tag, delivery_tag, redelivered, exchange, routing_key, at = method
-    header = _header(buf, at, channel)
-    if header is None:
-        return None
-    body_size, count, at = header
-    if body_size == 0:
-        return tag, delivery_tag, redelivered, exchange, routing_key, count, b"", at, 2
-    if len(buf) >= at + 7:  # the usual case: one body frame
-        kind, number, length = _FRAME_HEAD(buf, at)
-        end = at + 7 + length
-        if length == body_size and kind == 3 and number == channel and end < len(buf) and buf[end] == FRAME_END:
-            return tag, delivery_tag, redelivered, exchange, routing_key, count, buf[at + 7 : end], end + 1, 3
-    body = _body(buf, at, channel, body_size)
-    if body is None:
-        return None
-    return tag, delivery_tag, redelivered, exchange, routing_key, count, body[0], body[1], body[2] + 2
-
-
-def _method(buf: bytes, pos: int, channel: int) -> tuple[bytes, int, bool, str, str, int] | None:
-    if pos < 0 or len(buf) < pos + 12:
-        return None
-    kind, number, size, method_id = _METHOD_HEAD(buf, pos)
-    end = pos + 7 + size  # the frame-end octet
-    if kind != 1 or number != channel or method_id != _DELIVER or end >= len(buf) or buf[end] != FRAME_END:
+    kind, number, length, method_id = _METHOD_HEAD(buf, pos)
+    end = pos + 7 + length  # the frame-end octet
+    if kind != 1 or number != channel or method_id != _DELIVER or end >= size or buf[end] != FRAME_END:
         return None
     tag_end = pos + 12 + buf[pos + 11]
     if tag_end + 10 > end:  # the consumer tag, delivery tag (8), redelivered (1), the exchange's length (1)
@@ -90,7 +75,35 @@ def _method(buf: bytes, pos: int, channel: int) -> tuple[bytes, int, bool, str, 
         routing_key = buf[exchange_end + 1 : end].decode()
     except UnicodeDecodeError:
         return None
-    return buf[pos + 12 : tag_end], _U64(buf, tag_end)[0], bool(buf[tag_end + 8] & 1), exchange, routing_key, end + 1
+    at = end + 1  # the content header frame
+    if size < at + 21:
+        return None
+    kind, number, length, class_id, _weight, body_size, _flags = _CONTENT_HEAD(buf, at)
+    end = at + 7 + length
+    if kind != 2 or number != channel or class_id != 60 or length < 14 or end >= size or buf[end] != FRAME_END:
+        return None
+    properties = buf[at + 19 : end]  # property flags, then the properties
+    count = _COUNTS.get(properties, _UNSEEN)
+    if count is _UNSEEN:
+        count = _delivery_count_of(properties)
+        if len(_COUNTS) >= _COUNTS_MAX:
+            _COUNTS.clear()
+        _COUNTS[properties] = count
+    if count is None:
+        return None
+    tag, delivery_tag, redelivered = buf[pos + 12 : tag_end], _U64(buf, tag_end)[0], bool(buf[tag_end + 8] & 1)
+    at = end + 1
+    if body_size == 0:
+        return tag, delivery_tag, redelivered, exchange, routing_key, count, b"", at, 2
+    if size >= at + 7:  # the usual case: one body frame
+        kind, number, length = _FRAME_HEAD(buf, at)
+        end = at + 7 + length
+        if length == body_size and kind == 3 and number == channel and end < size and buf[end] == FRAME_END:
+            return tag, delivery_tag, redelivered, exchange, routing_key, count, buf[at + 7 : end], end + 1, 3
+    body = _body(buf, at, channel, body_size)
+    if body is None:
+        return None
+    return tag, delivery_tag, redelivered, exchange, routing_key, count, body[0], body[1], body[2] + 2
 
 
 @functools.lru_cache(maxsize=256)
@@ -99,25 +112,21 @@ def _shapes(flags: int) -> str:
     return "".join(shape for bit, shape in _PROPERTIES if flags & (1 << bit))
 
 
-def _header(buf: bytes, pos: int, channel: int) -> tuple[int, int, int] | None:
-    """(body size, delivery count, offset after the frame) of a Basic content header frame."""
-    if len(buf) < pos + 21:
+def _delivery_count_of(properties: bytes) -> int | None:
+    """The delivery count in a content header's property flags and properties (``int(value or
+    0)`` of x-delivery-count, 0 without it); None when they are not all read or not exactly used."""
+    (flags,) = _U16(properties, 0)
+    if flags & 1:  # a flags continuation
         return None
-    kind, number, size, class_id, _weight, body_size, flags = _CONTENT_HEAD(buf, pos)
-    end = pos + 7 + size
-    if kind != 2 or number != channel or class_id != 60 or end >= len(buf) or buf[end] != FRAME_END:
-        return None
-    if size < 14 or flags & 1:  # too short for the fixed fields, or a flags continuation
-        return None
-    at, count = pos + 21, 0
+    at, end, count = 2, len(properties), 0
     for shape in _shapes(flags):
         if shape == "h":
-            count, at = _delivery_count(buf, at, end) or (0, -1)
+            count, at = _delivery_count(properties, at, end) or (0, -1)
         elif shape == "s":
-            at = at + 1 + buf[at] if 0 <= at < end else -1
+            at = at + 1 + properties[at] if 0 <= at < end else -1
         elif at >= 0:
             at += 1 if shape == "o" else 8
-    return (body_size, count, end + 1) if at == end else None
+    return count if at == end else None
 
 
 def _delivery_count(buf: bytes, pos: int, limit: int) -> tuple[int, int] | None:

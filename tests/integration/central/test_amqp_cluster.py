@@ -201,44 +201,52 @@ def _mixed_messages(count: int) -> list[tuple[bytes, pika.BasicProperties]]:
     return [(b"%04d:" % i + shapes[i % len(shapes)][0], shapes[i % len(shapes)][1]) for i in range(count)]
 
 
-def _drain_twice(url: str, messages: list[tuple[bytes, pika.BasicProperties]], *, fast: bool) -> tuple[list, int]:
-    """Publish ``messages``, consume each twice (requeued the first time, acknowledged the second)
-    with an AmqpTransport; every delivery in order, and how many the fast path read."""
+def _drain_twice(cluster, messages: list[tuple[bytes, pika.BasicProperties]], *, fast: bool) -> tuple[list, int]:
+    """Publish ``messages`` into a queue of this run's own, consume each twice (requeued the
+    first time, acknowledged the second) with an AmqpTransport; every delivery in order, and how
+    many the fast path read."""
     from idstation.mqtt.central.amqp import AmqpTransport, declare_topology
 
+    url, queue = cluster.amqp_urls[0], f"idstation.events.mix-{'fast' if fast else 'pika'}"
     publish = pika.BlockingConnection(pika.URLParameters(url))
     try:
         channel = publish.channel()
-        declare_topology(channel)
+        declare_topology(channel, queue=queue)
+        channel.confirm_delivery()
         for body, props in messages:
             channel.basic_publish("amq.topic", "idstation.v1.s1.c1.status", body, props)
     finally:
         publish.close()
-    assert wait_for(lambda: queue_depth(url, EVENT_QUEUE) == len(messages), 20)
+    assert wait_for(lambda: queue_depth(url, queue) == len(messages), 20), cluster.ctl(0, "list_consumers")
     seen: list = []
-    transport = AmqpTransport(url, prefetch=20, fast=fast)
+    transport = AmqpTransport(url, queue=queue, prefetch=20, fast=fast)
 
-    def on_message(delivery) -> None:
-        seen.append(delivery)
-        (transport.ack if delivery.redelivered else transport.requeue)([delivery])
+    def on_messages(deliveries: list) -> None:  # the listener's mode: bursts, settled by the owner
+        for delivery in deliveries:
+            seen.append(delivery)
+            (transport.ack if delivery.redelivered else transport.requeue)([delivery])
 
-    transport.start(on_message)
+    transport.start(lambda _d: pytest.fail("on_messages is given"), on_messages)
     try:
         assert transport.wait_ready(30)
         consumer = transport._fast
         assert wait_for(lambda: len(seen) == 2 * len(messages), 60)
     finally:
         transport.stop()
-    assert wait_for(lambda: queue_depth(url, EVENT_QUEUE) == 0, 10)
+    assert wait_for(lambda: queue_depth(url, queue) == 0, 10)
+    cleanup = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        cleanup.channel().queue_delete(queue)  # bound to amq.topic: it would take copies in later tests
+    finally:
+        cleanup.close()
     return seen, consumer.taken if consumer is not None else 0
 
 
 def test_a_mix_of_fast_and_pika_deliveries_arrives_whole_in_order_and_counted_as_with_pika_alone(cluster) -> None:
-    url = cluster.amqp_urls[0]
     messages = _mixed_messages(36)
     outcomes = {}
     for fast in (True, False):
-        seen, taken = _drain_twice(url, messages, fast=fast)
+        seen, taken = _drain_twice(cluster, messages, fast=fast)
         first = [d.payload for d in seen if not d.redelivered]
         assert first == [body for body, _props in messages]  # every message, in queue order
         for body, _props in messages:
