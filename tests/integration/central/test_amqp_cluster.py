@@ -5,6 +5,7 @@ dead-lettered after a bounded number of deliveries and the queue goes on."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pika
 import pytest
@@ -256,3 +257,47 @@ def test_a_mix_of_fast_and_pika_deliveries_arrives_whole_in_order_and_counted_as
         assert (taken > 0) == fast
         assert taken < len(seen)  # the array header, the big and the empty bodies went through pika
     assert outcomes[True] == outcomes[False]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_pause_mid_drain_returns_what_was_not_handed_over_and_resume_delivers_every_message(cluster, fast) -> None:
+    from idstation.mqtt.central.amqp import AmqpTransport, declare_topology
+
+    url, queue, count = cluster.amqp_urls[0], f"idstation.events.pause-{fast}", 300
+    publish = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = publish.channel()
+        declare_topology(channel, queue=queue)
+        channel.confirm_delivery()
+        for i in range(count):
+            channel.basic_publish("amq.topic", "idstation.v1.s1.c1.status", b"%04d" % i + b"x" * 700)
+    finally:
+        publish.close()
+    seen: list = []
+    transport = AmqpTransport(url, queue=queue, prefetch=100, fast=fast)
+
+    def on_message(delivery) -> None:  # pauses inside a callback, with deliveries still undispatched
+        seen.append(delivery)
+        transport.ack([delivery])
+        if len(seen) == 10:
+            transport.pause()
+
+    transport.start(on_message)
+    try:
+        assert transport.wait_ready(30)
+        assert wait_for(lambda: len(seen) >= 10, 20)
+        time.sleep(1.0)
+        paused_at = len(seen)
+        assert paused_at == 10  # nothing handed over after the pause
+        transport.resume()
+        assert wait_for(lambda: len({d.payload for d in seen}) == count, 30)
+    finally:
+        transport.stop()
+    payloads = [d.payload for d in seen]
+    assert len(payloads) == len(set(payloads)) == count  # each once: the ones pause returned came back once
+    assert wait_for(lambda: queue_depth(url, queue) == 0, 10)
+    cleanup = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        cleanup.channel().queue_delete(queue)
+    finally:
+        cleanup.close()
