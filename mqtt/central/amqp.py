@@ -37,7 +37,7 @@ from typing import Any
 import pika
 import pika.exceptions
 import structlog
-from idstation.mqtt.central.amqp_fast import FastConsumer, Pending, install
+from idstation.mqtt.central.amqp_fast import FastConsumer, Pending, coalesce_writes, install
 from idstation.mqtt.central.transport import (
     Delivery,
     OnMessage,
@@ -153,6 +153,14 @@ class AmqpTransport:
         props = pika.BasicProperties(delivery_mode=2)
         self._call(lambda ch: ch.basic_publish("amq.topic", key, payload, props))
 
+    def publish_many(self, items: Sequence[tuple[str, bytes]], *, retain: bool = False) -> None:
+        """Several messages as :meth:`publish` sends each, in order, in one hand-over to the
+        adapter's thread (the receipts due at one tick: one wake-up, not one per receipt), and
+        written to the socket together."""
+        batch = [(topic_to_routing_key(topic), payload) for topic, payload in items]
+        if batch:
+            self._call(lambda ch: _publish_all(ch, batch))
+
     def backlog(self) -> int | None:
         """Messages ready in the queue, as last seen (refreshed every 2 s; None before the first look)."""
         return self._backlog
@@ -191,6 +199,8 @@ class AmqpTransport:
         declare_topology(self._channel, queue=self.queue, delivery_limit=self.delivery_limit)
         self._channel.basic_qos(prefetch_count=self.prefetch)
         self._fast = install(self._conn, self._channel, self._take) if self.fast else None
+        if self.fast:
+            coalesce_writes(self._conn)
         self._generation += 1
         self._unsettled = set()  # delivery tags of this channel handed out, not yet settled
         self._burst = []  # a lost channel's deliveries: not acknowledged, the broker sends them again
@@ -221,8 +231,9 @@ class AmqpTransport:
 
     def _consume(self) -> None:
         if self._consumer is None and self._channel is not None and not self._paused:
-            tag = self._channel._impl._generate_consumer_tag()  # pika's own, known before the first delivery
-            if self._fast is not None:
+            tag = None
+            if self._fast is not None:  # pika's own tag, known before the first delivery (it may come with Consume-Ok)
+                tag = self._channel._impl._generate_consumer_tag()
                 self._fast.consume(tag)
             self._consumer = self._channel.basic_consume(self.queue, self._deliver, auto_ack=False, consumer_tag=tag)
 
@@ -301,6 +312,20 @@ class AmqpTransport:
         if conn is not None and conn.is_open:
             with contextlib.suppress(*_FAILURES):
                 conn.close()
+
+
+def _publish_all(channel: Any, batch: list[tuple[str, bytes]]) -> None:
+    """Persistent messages to ``amq.topic`` in order, flushed once: BlockingChannel's
+    ``basic_publish`` flushes after each; its underlying channel's queues the frames."""
+    props = pika.BasicProperties(delivery_mode=2)
+    impl, flush = getattr(channel, "_impl", None), getattr(channel, "_flush_output", None)
+    if impl is None or flush is None:  # a pika without them: one flush each
+        for key, payload in batch:
+            channel.basic_publish("amq.topic", key, payload, props)
+        return
+    for key, payload in batch:
+        impl.basic_publish("amq.topic", key, payload, props)
+    flush()
 
 
 def _safe(url: str) -> str:
