@@ -154,6 +154,7 @@ def test_with_on_messages_deliveries_are_handed_over_in_lists_and_acknowledged_i
     try:
         channel = publish.channel()
         declare_topology(channel)
+        channel.confirm_delivery()  # each publish waits for the queue to take it (a loaded broker drops none)
         for i in range(500):
             channel.basic_publish("amq.topic", "idstation.v1.s1.c1.status", f"m{i:03d}".encode())
     finally:
