@@ -29,7 +29,7 @@ is recorded at the start and the end (a shared machine: compare ratios, not abso
 
 usage: python bench/central.py [--broker mosquitto|rabbitmq|both] [--events 20000] [--burst 100000]
                                [--boxes 200] [--prefetch 1000] [--max-batch N]
-                               [--registry-devices 50000] [--skip-registry] [--skip-burst]
+                               [--registry-devices 50000] [--skip-registry] [--skip-burst] [--no-receipts]
                                [--profile] [--keep] [--json]
 """
 
@@ -283,19 +283,22 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--registry-devices", type=int, default=50_000)
     parser.add_argument("--skip-registry", action="store_true", help="no latency test (the devices are still made)")
     parser.add_argument("--skip-burst", action="store_true")
+    parser.add_argument("--no-receipts", dest="receipts", action="store_false", help="listeners without a receipt key")
     parser.add_argument("--profile", action="store_true", help="one more drain per broker with py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (logs, py-spy stacks)")
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
 
-def _central_key(path: Path) -> X25519PrivateKey:
+def _central_key(path: Path, *, receipts: bool = True) -> X25519PrivateKey:
     """The centre's key, and receipt_key.pem beside it (as init-ca leaves them): receipts on, as in
-    production — each listener signs and publishes at most one per stream per receipt interval."""
+    production — each listener signs and publishes at most one per stream per receipt interval
+    (``--no-receipts``: no receipt key, the listeners run with receipts off, as runs before 460b3f3)."""
     central = X25519PrivateKey.generate()
     pem = (serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.write_bytes(central.private_bytes(*pem))
-    (path.parent / "receipt_key.pem").write_bytes(Ed25519PrivateKey.generate().private_bytes(*pem))
+    if receipts:
+        (path.parent / "receipt_key.pem").write_bytes(Ed25519PrivateKey.generate().private_bytes(*pem))
     return central
 
 
@@ -344,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             results["registry"] = registry_latency(ctx["registry"], ctx["devices"], spare=opts.boxes)
             print(json.dumps({"registry": results["registry"]}), flush=True)
         ctx["key"] = root / "central_key.pem"
-        ctx["central"] = _central_key(ctx["key"])
+        ctx["central"] = _central_key(ctx["key"], receipts=opts.receipts)
         ctx["pg"] = _postgres(root)
         for make in _brokers(opts, root):
             ctx["broker"] = make()

@@ -18,7 +18,7 @@ from idstation.agent.cli import central_scale
 from idstation.agent.cli.exitcodes import Exit, UsageError
 
 # batching (docs/cli/central.md, "The store"; bench/intake_batch.py and bench/store_record.py measure it)
-DEFAULT_MAX_BATCH = 200
+DEFAULT_MAX_BATCH = 400  # the listener's (mqtt/central/listener.py), for the help text
 DEFAULT_MAX_WAIT = 0.05
 MAX_BATCH_LIMIT = 10_000
 
@@ -104,10 +104,10 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-batch",
         type=int,
-        default=DEFAULT_MAX_BATCH,
+        default=None,
         metavar="N",
-        help=f"at most N messages per store transaction (default {DEFAULT_MAX_BATCH}; 1-{MAX_BATCH_LIMIT}; "
-        "with --amqp keep it at most half of --prefetch, so checking the next batch overlaps this one's commit)",
+        help=f"at most N messages per store transaction (default {DEFAULT_MAX_BATCH}, with --amqp at most half of "
+        f"--prefetch, so checking the next batch overlaps this one's commit; 1-{MAX_BATCH_LIMIT})",
     )
     p.add_argument(
         "--max-wait",
@@ -198,7 +198,7 @@ def _check_listen_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--session-expiry is 0-4294967295 seconds")
     if not 0 <= args.receipt_interval <= 60:
         raise UsageError("--receipt-interval is 0-60 seconds")
-    if not 1 <= args.max_batch <= MAX_BATCH_LIMIT:
+    if args.max_batch is not None and not 1 <= args.max_batch <= MAX_BATCH_LIMIT:
         raise UsageError(f"--max-batch is 1-{MAX_BATCH_LIMIT}")
     if not 0 <= args.max_wait <= 10:
         raise UsageError("--max-wait is 0-10 seconds")

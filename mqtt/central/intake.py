@@ -82,7 +82,7 @@ class Intake:
         on_event: Callable[[Any], None],
         on_reject: Callable[[str, EventRejected], None] | None = None,
         receipts: Any = None,
-        max_batch: int = 200,
+        max_batch: int = 400,
         max_wait: float = 0.05,
         idle_gap: float = 0.005,
         retry_s: float = 1.0,
