@@ -9,14 +9,18 @@ with ``idstation central listen``.
    200 as a listener's batch, and beside it one ack per message; mosquitto: a paho consumer of its
    persistent session with the listener's Receive Maximum), with the broker's and the consumer's
    CPU per message: the transport's ceiling;
-3. per broker, end to end: broker -> verify -> decrypt -> PostgreSQL commit -> ack -> receipt,
-   with 1 and 2 listener processes, and the SQLite store with 1 (ratio to raw). The queue is full
+3. per broker, end to end: broker -> verify -> decrypt -> PostgreSQL commit -> ack -> receipt
+   (signed and published, as in production: ``--no-receipts`` leaves them off), with 1 and 2
+   listener processes, and the SQLite store with 1 (ratio to raw). ``--boxes`` sets how many
+   streams the events come from: with 200 boxes a batch holds ~2 events per stream and a stream
+   gets a receipt every few events; with 2,000 nearly every event gets its own receipt. The queue is full
    before the listeners start (mosquitto: the listeners' persistent sessions subscribed, went
    offline, the boxes filled them); the rate runs from the first commit to the last. Each run
    reports the CPU seconds of the broker, PostgreSQL and the listeners (per thread) over that
    window, the CPU per event of each, the broker's CPU per event while the queue was filled,
-   PostgreSQL's WAL bytes per event, and from the listeners' own metrics their transactions and
-   where their pipelines waited (bench/central_pipeline.py);
+   PostgreSQL's WAL bytes per event, from the listeners' own metrics their transactions and
+   where their pipelines waited (bench/central_pipeline.py), and how much CPU the hypervisor gave
+   other guests meanwhile (``cores_stolen``: on a shared host, the noise behind a slow run);
 4. a burst (default 100,000 events) drained by 2 listeners; their peak memory (VmHWM) with the
    prefetch (RabbitMQ) or the intake queue (mosquitto) bounding what each holds;
 5. ``--profile``: one more 1-listener PostgreSQL drain per broker with py-spy on the listener
@@ -56,7 +60,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from bench.central_brokers import MosquittoBench, RabbitBench
-from bench.central_pipeline import PipelineScrape, Progress, free_port, peak_rss_kb
+from bench.central_pipeline import PipelineScrape, Progress, free_port, peak_rss_kb, stolen_s
 from bench.central_profile import CpuMeter, Spy, named_thread_split, thread_cpu, thread_names, tree_cpu_s
 from bench.central_registry import registry_latency
 from tests.fixtures.postgres import PostgresServer
@@ -137,7 +141,7 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
     peak = [0] * n
     window = Window(procs, ctx, ctx["logs"] / f"{ctx['broker'].name}-{run}.pyspy" if profile else None)
     first: float | None = None
-    first_count, wal0 = 0, None
+    first_count, wal0, stolen0 = 0, None, 0.0
     progress = Progress(store)
     pipeline = PipelineScrape([ctx["metrics_ports"][p.pid] for p in procs])
     try:
@@ -149,6 +153,7 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
                 first, first_count, wal0 = now, have, progress.wal()
                 window.open()
                 pipeline.open()
+                stolen0 = stolen_s()
             for i, p in enumerate(procs):
                 peak[i] = max(peak[i], peak_rss_kb(p.pid))
             if have >= count and progress.exact() >= count:
@@ -163,6 +168,7 @@ def drain(run: str, n: int, store: str, count: int, ctx: dict[str, Any], *, prof
             raise RuntimeError(f"nothing was stored; see {ctx['logs']}")
         usage = window.close(count - first_count)
         usage["pipeline"] = pipeline.close()
+        usage["cores_stolen"] = round((stolen_s() - stolen0) / max(done - first, 1e-6), 2)  # by the host
         wal1 = progress.wal()
         if wal0 is not None and wal1 is not None:
             usage["wal_bytes_per_event"] = round((wal1 - wal0) / max(count - first_count, 1))
@@ -259,6 +265,7 @@ def summary(results: dict[str, Any]) -> str:
             if run:
                 cpu = " ".join(f"{k} {v}" for k, v in run["cpu_us_per_event"].items())
                 other = run.get("cores_busy", {}).get("other", 0.0)
+                other = f"{other}; stolen by the host {run.get('cores_stolen', '-')}"
                 ratio = run.get("ratio_to_raw", "-")
                 rate = f"{run['events_s']} events/s (x{ratio} raw; CPU ceiling {run.get('cpu_ceiling_events_s')})"
                 lines.append(f"  {name}: {rate}; us/event {cpu}; other cores {other}")
@@ -268,7 +275,7 @@ def summary(results: dict[str, Any]) -> str:
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("listeners", "events_s", "ratio_to_raw", "cores_busy", "cpu_us_per_event", "listener_threads_cpu_s")
     keys += ("listener_cpu_s", "peak_rss_mb")
-    keys += ("broker_fill_cpu_us_per_event", "pipeline")
+    keys += ("broker_fill_cpu_us_per_event", "pipeline", "cores_stolen")
     return {k: run[k] for k in keys if k in run}
 
 

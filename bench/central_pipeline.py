@@ -10,6 +10,7 @@ for the commit thread — the store —, the commit thread for checked batches).
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import urllib.request
@@ -18,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["PipelineScrape", "Progress", "free_port", "peak_rss_kb"]
+__all__ = ["PipelineScrape", "Progress", "free_port", "peak_rss_kb", "stolen_s"]
 
 _SCALARS = (
     "idstation_batch_events_sum",
@@ -67,6 +68,17 @@ def peak_rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def stolen_s() -> float:
+    """CPU seconds the hypervisor gave other guests while this VM's processes were ready to run
+    (``steal`` in /proc/stat, all cores): a shared host's noise, reported beside every drain."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def free_port() -> int:

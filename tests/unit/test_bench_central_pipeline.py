@@ -46,3 +46,10 @@ def test_a_listener_that_does_not_answer_adds_nothing() -> None:
     assert scrape.close() == {
         "commits": 0, "events_per_commit": None, "commit_ms_mean": None, "receipts": 0, "wait_s": {}
     }  # fmt: skip
+
+
+def test_the_hosts_stolen_time_only_grows() -> None:
+    from bench.central_pipeline import stolen_s
+
+    first = stolen_s()
+    assert first >= 0.0 and stolen_s() >= first
