@@ -104,17 +104,21 @@ def test_receipts_say_the_committed_state_without_a_store_of_their_own(tmp_path,
     store.close()
 
 
-def test_a_read_burst_larger_than_a_batch_is_recorded_in_batches_whole_and_in_order(tmp_path, store_url) -> None:
-    """The transport hands over read bursts (on_messages); a burst over max_batch is split, none
-    of it lost, every event acknowledged once, in delivery order."""
+def _box_events(tmp_path, count: int) -> tuple[X25519PrivateKey, Registry, list[Delivery]]:
+    """The centre's key, a registry with box-1, and box-1's read_failed events 1..count as deliveries."""
     central, key = X25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     registry = Registry(tmp_path / "registry", create=True)
     registry.add_device("box-1", "hn-01", "c01", key.public_key())
     box = EventBuilder("box-1", "hn-01", "c01", Signer(key), central.public_key(), boot_id="b")
     topic = topic_for("hn-01", "c01", "read_failed")
-    deliveries = [
-        Delivery(topic, box.build("read_failed", seq, reason="timeout").frame, time.time()) for seq in range(1, 26)
-    ]
+    frames = [box.build("read_failed", seq, reason="timeout").frame for seq in range(1, count + 1)]
+    return central, registry, [Delivery(topic, frame, time.time()) for frame in frames]
+
+
+def test_a_read_burst_larger_than_a_batch_is_recorded_in_batches_whole_and_in_order(tmp_path, store_url) -> None:
+    """The transport hands over read bursts (on_messages); a burst over max_batch is split, none
+    of it lost, every event acknowledged once, in delivery order."""
+    central, registry, deliveries = _box_events(tmp_path, 25)
     store = open_store(store_url, migrate=True)
     transport = QueueTransport()
     accepted, sizes = [], []
@@ -157,14 +161,7 @@ def test_the_pipeline_says_whether_it_waits_for_the_broker_or_for_the_store(tmp_
     """``Intake.waited`` (idstation_pipeline_wait_seconds_total): with deliveries queued and a slow
     store the check thread waits for the commit thread; with nothing delivered it waits for
     deliveries; the commit thread waits for checked batches while the listener is idle."""
-    central, key = X25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    registry = Registry(tmp_path / "registry", create=True)
-    registry.add_device("box-1", "hn-01", "c01", key.public_key())
-    box = EventBuilder("box-1", "hn-01", "c01", Signer(key), central.public_key(), boot_id="b")
-    topic = topic_for("hn-01", "c01", "read_failed")
-    deliveries = [
-        Delivery(topic, box.build("read_failed", seq, reason="timeout").frame, time.time()) for seq in range(1, 13)
-    ]
+    central, registry, deliveries = _box_events(tmp_path, 12)
     store = open_store(store_url, migrate=True)
     transport = QueueTransport()
     intake = Intake(CentralProcessor(registry, central, _SlowStore(store, 0.25)), transport, max_batch=2, on_event=id)
