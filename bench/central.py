@@ -34,6 +34,7 @@ is recorded at the start and the end (a shared machine: compare ratios, not abso
 usage: python bench/central.py [--broker mosquitto|rabbitmq|both] [--events 20000] [--burst 100000]
                                [--boxes 200] [--prefetch 1000] [--max-batch N]
                                [--registry-devices 50000] [--skip-registry] [--skip-burst] [--no-receipts]
+                               [--receipt-max-interval S]
                                [--profile] [--keep] [--json]
 """
 
@@ -83,6 +84,8 @@ def listeners(run: str, n: int, store: str, ctx: dict[str, Any]) -> list[tuple[s
         argv += ["--registry", str(ctx["registry"]), "--key", str(ctx["key"]), "--retention-days", "0"]
         if ctx["max_batch"]:
             argv += ["--max-batch", str(ctx["max_batch"])]
+        if ctx.get("receipt_max_interval") is not None:
+            argv += ["--receipt-max-interval", str(ctx["receipt_max_interval"])]
         port = free_port()
         argv += ["--metrics", f"127.0.0.1:{port}"]
         log = ctx["logs"] / f"{ctx['broker'].name}-{run}-{i}.log"
@@ -291,6 +294,7 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-registry", action="store_true", help="no latency test (the devices are still made)")
     parser.add_argument("--skip-burst", action="store_true")
     parser.add_argument("--no-receipts", dest="receipts", action="store_false", help="listeners without a receipt key")
+    parser.add_argument("--receipt-max-interval", type=float, default=None, help="passed to central listen")
     parser.add_argument("--profile", action="store_true", help="one more drain per broker with py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (logs, py-spy stacks)")
     parser.add_argument("--json", action="store_true")
@@ -347,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine_cores": os.cpu_count(), "load_avg_start": load}
     ctx: dict[str, Any] = {"root": root, "logs": root / "logs", "registry": root / "registry"}
     ctx["max_batch"] = opts.max_batch if opts.max_batch and _has_max_batch() else None
+    ctx["receipt_max_interval"] = opts.receipt_max_interval
     ctx["logs"].mkdir()
     try:
         ctx["devices"] = write_devices(ctx["registry"], opts.registry_devices)

@@ -19,6 +19,7 @@ from idstation.agent.cli.exitcodes import Exit, UsageError
 
 # batching (docs/cli/central.md, "The store"; bench/intake_batch.py and bench/store_record.py measure it)
 DEFAULT_MAX_BATCH = 400  # the listener's (mqtt/central/listener.py), for the help text
+RECEIPT_MAX_INTERVAL = 0.5  # the receipts' MAX_INTERVAL (mqtt/central/receipts.py), for the help text
 DEFAULT_MAX_WAIT = 0.05
 MAX_BATCH_LIMIT = 10_000
 
@@ -67,6 +68,14 @@ def _receipt_arguments(p: argparse.ArgumentParser) -> None:
         default=0.2,
         metavar="S",
         help="at most one receipt per device stream per S seconds (default 0.2)",
+    )
+    p.add_argument(
+        "--receipt-max-interval",
+        type=float,
+        default=RECEIPT_MAX_INTERVAL,
+        metavar="S",
+        help="under load (many streams owing a receipt at once) the interval grows, up to S seconds "
+        f"(default {RECEIPT_MAX_INTERVAL:g}; 0-60): receipts stay a small share of the centre's work",
     )
     p.add_argument(
         "--session-expiry",
@@ -198,6 +207,8 @@ def _check_listen_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--session-expiry is 0-4294967295 seconds")
     if not 0 <= args.receipt_interval <= 60:
         raise UsageError("--receipt-interval is 0-60 seconds")
+    if not 0 <= args.receipt_max_interval <= 60:
+        raise UsageError("--receipt-max-interval is 0-60 seconds")
     if args.max_batch is not None and not 1 <= args.max_batch <= MAX_BATCH_LIMIT:
         raise UsageError(f"--max-batch is 1-{MAX_BATCH_LIMIT}")
     if not 0 <= args.max_wait <= 10:
@@ -217,6 +228,7 @@ def _listener(
         args.key,
         receipt_signer=_receipt_signer(args),
         receipt_interval=args.receipt_interval,
+        receipt_max_interval=args.receipt_max_interval,
         **({"session_expiry": args.session_expiry} if args.session_expiry is not None else {}),
         on_event=on_event,
         on_delivered=on_delivered,

@@ -36,7 +36,7 @@ from idstation.mqtt.central.dedupe import DedupeStore, default_state_path
 from idstation.mqtt.central.intake import Intake
 from idstation.mqtt.central.mqtt_transport import SESSION_EXPIRY_MAX, MqttTransport
 from idstation.mqtt.central.processor import AcceptedEvent, CentralProcessor, Checked, event_to_json_line
-from idstation.mqtt.central.receipts import DEFAULT_INTERVAL, ReceiptBatcher, paho_publisher
+from idstation.mqtt.central.receipts import DEFAULT_INTERVAL, MAX_INTERVAL, ReceiptBatcher, paho_publisher
 from idstation.mqtt.central.registry import Registry
 from idstation.mqtt.central.retention import RetentionLoop
 from idstation.mqtt.central.store import Store, open_store
@@ -101,6 +101,7 @@ class CentralListener:
         session_expiry: int = SESSION_EXPIRY_MAX,
         receipt_signer: Signer | None = None,
         receipt_interval: float = DEFAULT_INTERVAL,
+        receipt_max_interval: float = MAX_INTERVAL,
         max_batch: int | None = None,
         max_wait: float = 0.05,
         retention_days: float | None = None,
@@ -125,7 +126,13 @@ class CentralListener:
         self.processor = CentralProcessor(self.registry, key, self.store, chip_check)
         # receipts (issue 12): signed after the commit, at most one per stream per receipt_interval
         self.receipts = (
-            ReceiptBatcher(receipt_signer, self.store, interval=receipt_interval, on_sent=on_receipt)
+            ReceiptBatcher(
+                receipt_signer,
+                self.store,
+                interval=receipt_interval,
+                max_interval=receipt_max_interval,
+                on_sent=on_receipt,
+            )
             if receipt_signer
             else None
         )

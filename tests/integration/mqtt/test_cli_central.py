@@ -144,7 +144,17 @@ def test_max_batch_bounds_the_events_of_each_store_transaction(
     assert set(waits) >= {'thread="check",waiting_for="commit"', 'thread="commit",waiting_for="check"'}
 
 
-@pytest.mark.parametrize("option", [("--max-batch", "0"), ("--max-batch", "10001"), ("--max-wait", "-1")])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--max-batch", "0"),
+        ("--max-batch", "10001"),
+        ("--max-wait", "-1"),
+        ("--receipt-interval", "61"),
+        ("--receipt-max-interval", "-0.5"),
+        ("--receipt-max-interval", "61"),
+    ],
+)
 def test_a_batch_option_out_of_range_is_a_usage_error(registry, central_key, option) -> None:
     result = _listen(
         "--broker", "mqtt://127.0.0.1:1", "--registry", str(registry.path), "--key", str(central_key.path), *option

@@ -56,3 +56,29 @@ def test_a_listener_batches_by_the_default_unless_told(tmp_path, options, expect
         assert listener.intake.max_batch == expected
     finally:
         listener.store.close()
+
+
+def test_a_listener_grows_its_receipt_interval_up_to_what_it_is_told(tmp_path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from idstation.mqtt.central.listener import CentralListener
+    from idstation.mqtt.central.receipts import MAX_INTERVAL
+    from idstation.mqtt.central.registry import Registry
+    from idstation.mqtt.seal import Signer
+
+    registry = Registry(tmp_path / "registry", create=True)
+    made = []
+    for extra in ({}, {"receipt_max_interval": 3.0}):
+        listener = CentralListener(
+            "mqtt://127.0.0.1:1",
+            registry,
+            X25519PrivateKey.generate(),
+            on_event=id,
+            store=f"sqlite:///{tmp_path}/central-{len(made)}.db",
+            receipt_signer=Signer(Ed25519PrivateKey.generate()),
+            **extra,
+        )  # built, never started: nothing connects
+        made.append(listener.receipts.current_interval(10_000))  # far beyond the busy threshold
+        listener.store.close()
+    assert made == [MAX_INTERVAL, 3.0]
+    assert cli.RECEIPT_MAX_INTERVAL == MAX_INTERVAL  # the command's help states the library's default
