@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from idstation.mqtt.central.receipts import ReceiptBatcher, default_receipt_key
 from idstation.mqtt.receipt import parse_receipt
@@ -271,3 +272,43 @@ def test_the_pump_publishes_one_by_one_without_publish_many_and_keeps_receipts_w
     transport.connected = True
     assert pump.publish_due() == 3
     assert len(transport.handovers) == 3
+
+
+def test_the_load_is_every_stream_owing_a_receipt_not_only_those_due_at_the_same_tick() -> None:
+    """Streams whose receipt is owed but not yet due count too: with 60 owing (40 waiting out
+    their interval, 20 due) the interval grows to 0.24 s although only 20 are due at this tick."""
+    state, clock, wire = State(), Clock(), Wire()
+    batcher = ReceiptBatcher(Signer(KEY), state, interval=0.2, max_interval=2.0, busy_streams=50, clock=clock)
+    for i in range(40):
+        batcher.note("hn-01", "c01", f"a-{i}", STREAM, 1)
+    assert batcher.publish_due(wire) == 40
+    clock.now += 0.01
+    for i in range(40):  # owed again, due only after their interval
+        batcher.note("hn-01", "c01", f"a-{i}", STREAM, 2)
+    for i in range(20):
+        batcher.note("hn-01", "c01", f"b-{i}", STREAM, 1)
+    assert batcher.publish_due(wire) == 20
+    assert batcher.current_interval(60) == pytest.approx(0.24)
+    batcher.note("hn-01", "c01", "b-0", STREAM, 2)
+    clock.now += 0.22
+    published = batcher.publish_due(wire)
+    assert published == 40  # the a-streams (due 0.2 s after their receipt); b-0 waits 0.24 s
+    clock.now += 0.03
+    assert batcher.publish_due(wire) == 1
+    assert wire.receipts()[-1].device_id == "b-0"
+
+
+def test_a_long_maximum_bounds_the_receipts_of_many_busy_streams() -> None:
+    """2,000 streams, each with an event every 0.1 s for 10 s: with the interval allowed to grow
+    to 2 s they get a few receipts each, not one per event (receipts/s stay near busy_streams /
+    interval until the maximum binds)."""
+    state, clock, wire = State(), Clock(), Wire()
+    batcher = ReceiptBatcher(Signer(KEY), state, interval=0.2, max_interval=2.0, busy_streams=50, clock=clock)
+    state.upto = 1
+    for tick in range(500):  # the pump's 20 ms ticks; each box's events come 0.1 s apart, staggered
+        for i in range(tick % 5, 2000, 5):
+            batcher.note("hn-01", "c01", f"box-{i}", STREAM, tick // 5 + 1)
+        batcher.publish_due(wire)
+        clock.now += 0.02
+    per_stream = len(wire.sent) / 2000
+    assert 5 <= per_stream <= 8  # the first at once, then about one per 2 s: not one per event (100)
