@@ -18,7 +18,7 @@ from idstation.agent.cli import central_scale
 from idstation.agent.cli.exitcodes import Exit, UsageError
 
 # batching (docs/cli/central.md, "The store"; bench/intake_batch.py and bench/store_record.py measure it)
-DEFAULT_MAX_BATCH = 400  # the listener's (mqtt/central/listener.py), for the help text
+DEFAULT_MAX_BATCH = 400  # the listener's (mqtt/central/intake.py), for the help text
 RECEIPT_MAX_INTERVAL = 2.0  # the receipts' MAX_INTERVAL (mqtt/central/receipts.py), for the help text
 DEFAULT_MAX_WAIT = 0.05
 MAX_BATCH_LIMIT = 10_000

@@ -55,12 +55,23 @@ from idstation.mqtt.topics import is_provisioning_topic
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["WAITS", "Intake"]
+__all__ = ["DEFAULT_MAX_BATCH", "WAITS", "Intake", "default_max_batch"]
+
+# Events per store transaction by default. A transaction's round trips and commit cost about the
+# same at 200 or 400 events; bench/central.py drained ~1.1-1.6x faster with 400 than with 200
+# (docs/ops/scale.md).
+DEFAULT_MAX_BATCH = 400
 
 # (thread, what it waits for): the keys of Intake.waited
 WAITS = (("check", "deliveries"), ("check", "commit"), ("commit", "check"))
 
 _Item = tuple[Delivery, Any]  # (delivery, Checked | EventRejected | None for a non-event topic)
+
+
+def default_max_batch(prefetch: int | None) -> int:
+    """Events per store transaction when not given: :data:`DEFAULT_MAX_BATCH`, and on AMQP at most
+    half of ``prefetch`` (a listener must hold the next batch while one commits)."""
+    return DEFAULT_MAX_BATCH if prefetch is None else max(1, min(DEFAULT_MAX_BATCH, prefetch // 2))
 
 
 def _fault_after() -> int | None:
@@ -82,7 +93,7 @@ class Intake:
         on_event: Callable[[Any], None],
         on_reject: Callable[[str, EventRejected], None] | None = None,
         receipts: Any = None,
-        max_batch: int = 400,
+        max_batch: int = DEFAULT_MAX_BATCH,
         max_wait: float = 0.05,
         idle_gap: float = 0.005,
         retry_s: float = 1.0,

@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from idstation.mqtt.central.dedupe import DedupeStore, default_state_path
-from idstation.mqtt.central.intake import Intake
+from idstation.mqtt.central.intake import DEFAULT_MAX_BATCH, Intake, default_max_batch
 from idstation.mqtt.central.mqtt_transport import SESSION_EXPIRY_MAX, MqttTransport
 from idstation.mqtt.central.processor import AcceptedEvent, CentralProcessor, Checked, event_to_json_line
 from idstation.mqtt.central.receipts import DEFAULT_INTERVAL, MAX_INTERVAL, ReceiptBatcher, paho_publisher
@@ -65,11 +65,6 @@ __all__ = [
 # The largest PUBLISH the listener accepts (MQTT 5 Maximum Packet Size): a frame plus topic and
 # properties. Over MQTT 3.1.1 the broker's max_packet_size must say the same (docs/mqtt.md).
 MAX_PACKET = MAX_FRAME + 64 * 1024
-
-# Events per store transaction by default. A transaction's round trips and commit cost about the
-# same at 200 or 400 events; bench/central.py drained ~1.1-1.6x faster with 400 than with 200
-# (docs/ops/scale.md).
-DEFAULT_MAX_BATCH = 400
 
 
 class CentralListener:
@@ -215,12 +210,6 @@ class CentralListener:
     def _publish_receipts(self, client: Any) -> None:
         if self.receipts is not None and self.receipts.pending():
             self.receipts.publish_due(paho_publisher(client))
-
-
-def default_max_batch(prefetch: int | None) -> int:
-    """Events per store transaction when not given: :data:`DEFAULT_MAX_BATCH`, and on AMQP at most
-    half of ``prefetch`` (a listener must hold the next batch while one commits)."""
-    return DEFAULT_MAX_BATCH if prefetch is None else max(1, min(DEFAULT_MAX_BATCH, prefetch // 2))
 
 
 def _open(store: Store | str | None, state_path: str | Path | None, group: str) -> Store:

@@ -124,4 +124,4 @@ class ReceiptPump:
             else:
                 for topic, payload in batch:
                     self.transport.publish(topic, payload, retain=True)
-        return int(sent)
+        return sent
